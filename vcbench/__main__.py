@@ -1,0 +1,5 @@
+import sys
+
+from vcbench.cli import main
+
+sys.exit(main())

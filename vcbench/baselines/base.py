@@ -1,0 +1,54 @@
+"""The colorization model interface that `vcbench evaluate` drives.
+
+A model colorizes one clip at a time, frame by frame in order, and may keep state between frames
+(DEVC feeds back its previous output). It receives the GT's L channel (float32, 0..100, sRGB/D65 Lab)
+at the GT's resolution and one or more RGB uint8 reference images, and returns RGB uint8 at the same
+resolution. The scorer scores exactly what the model returned.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar, Sequence
+
+import numpy as np
+import torch
+
+
+class Colorizer(ABC):
+    """Base class for every registered model (baselines, DEVC, image colorizers, plug-ins)."""
+
+    #: Registry name, e.g. "reinhard"; used by `vcbench evaluate --model NAME`.
+    name: ClassVar[str]
+    #: One-line description shown by `vcbench models list`.
+    description: ClassVar[str] = ""
+    #: Names of weight files (keys of `vcbench.weights.REGISTRY`) the model needs; empty = none.
+    weights: ClassVar[tuple[str, ...]] = ()
+    #: Whether the model uses the reference image(s) (False for automatic image colorizers).
+    uses_reference: ClassVar[bool] = True
+    #: Preferred number of frames per `colorize` call (the harness batches up to this).
+    batch_size: ClassVar[int] = 8
+
+    def __init__(self, device: str | torch.device = "cpu", **options) -> None:
+        self.device = torch.device(device)
+        self.options = options
+
+    @abstractmethod
+    def start_clip(self, references: Sequence[np.ndarray]) -> None:
+        """Begin a new clip; `references` are RGB uint8 (H, W, 3) images. Resets recurrent state."""
+
+    @abstractmethod
+    def colorize(self, luminance: torch.Tensor) -> torch.Tensor:
+        """Colorize the next consecutive frames of the clip.
+
+        `luminance`: (N, 1, H, W) float32 L in 0..100 on `self.device`.
+        Returns (N, 3, H, W) uint8 RGB on any device.
+        """
+
+    def weights_used(self) -> dict[str, str]:
+        """{file name: sha256} of every weight file loaded, recorded with each run."""
+        return {}
+
+    def config(self) -> dict:
+        """Options that change the output; recorded with each run and part of its identity."""
+        return dict(self.options)

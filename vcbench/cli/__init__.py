@@ -1,0 +1,53 @@
+"""The `vcbench` command line: one sub-module per command, each with `add_parser` and `run`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from vcbench import __version__
+from vcbench.errors import VcbenchError
+
+# Each entry is a module in vcbench.cli exposing `register(subparsers)`; the module sets
+# `func=` on its parser(s) via set_defaults so `main` can dispatch.
+COMMAND_MODULES: tuple[str, ...] = (
+    "metrics_cmd",
+    "weights_cmd",
+    "score",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vcbench",
+        description="Build DEVC-style training sets and rank video colorization models.",
+    )
+    parser.add_argument("--version", action="version", version=f"vcbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"vcbench.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="vcbench: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except VcbenchError as exc:
+        print(f"vcbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("vcbench: interrupted; nothing half-written was kept, rerun to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The streaming metric interface shared by `vcbench score`, `vcbench evaluate` and training loops.
+
+Modelled on torchmetrics: each metric is one class holding its own state; `update` takes frames of
+the current clip, `end_clip` closes a clip, `compute` gives the dataset value. Frames are uint8
+tensors (N, 3, H, W), RGB, consecutive frames of one clip, on the metric's device. The scorer feeds
+every metric from the same decoded frames (decode once) and passes shared GT-side work, such as flow
+and occlusion, through `FrameContext` so it is computed once for all metrics that need it.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+
+@dataclass
+class FlowPairs:
+    """GT flow for the consecutive pairs (t, t+1) whose second frame lies in the current batch.
+
+    `fw` is the forward flow t -> t+1 computed on the GT video (P, 2, H, W), float32, pixels (u, v);
+    `noc` is Lai's non-occlusion mask (P, 1, H, W), float32, 1 = valid.
+    """
+
+    fw: torch.Tensor
+    noc: torch.Tensor
+
+
+@dataclass
+class FrameContext:
+    """What the scorer shares with metrics for one batch of one clip.
+
+    `prev_pred` / `prev_gt` hold the clip's frame just before this batch (None at the clip's start),
+    so temporal metrics see every pair once even when a clip is split over several batches.
+    `pairs` holds the flow for those pairs: the pair (prev, batch[0]) first when `prev_*` is given,
+    then (batch[i], batch[i+1]). `gt_cache` carries per-frame GT-side results (classifier labels,
+    Inception features) that the scorer already has from its on-disk cache.
+    """
+
+    clip: str
+    start: int = 0
+    prev_pred: torch.Tensor | None = None
+    prev_gt: torch.Tensor | None = None
+    pairs: FlowPairs | None = None
+    gt_cache: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Metric(ABC):
+    """One metric family member; subclasses set `name`, `higher_is_better` and implement the hooks."""
+
+    name: ClassVar[str]
+    #: True/False for the ranking direction; None where ranking is by closeness to the GT's value.
+    higher_is_better: ClassVar[bool | None] = True
+    #: Shared inputs the scorer must prepare: "flow" (GT flow + occlusion).
+    needs: ClassVar[frozenset[str]] = frozenset()
+    #: True for FID/KID: the dataset value pools all frames instead of averaging clip means.
+    pooled: ClassVar[bool] = False
+    #: Minimum frames per clip for a defined per-clip value (CDC needs 5).
+    min_frames: ClassVar[int] = 1
+
+    def __init__(self) -> None:
+        self.per_clip: dict[str, float | None] = {}
+        self.per_frame: dict[str, list[float]] = {}
+        self._current: list[float] = []
+        self._clip_name: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.per_clip.clear()
+        self.per_frame.clear()
+        self._current = []
+        self._clip_name = None
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        """Clear metric-specific accumulators (override where there are any)."""
+
+    @abstractmethod
+    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+        """Add a batch of consecutive frames of the current clip."""
+
+    def end_clip(self, clip: str | None = None) -> float | None:
+        """Close the current clip; returns and records its value (None where undefined)."""
+        name = clip or self._clip_name or f"clip{len(self.per_clip):05d}"
+        values = self._clip_values()
+        self.per_frame[name] = values
+        value = self._clip_value(values)
+        self.per_clip[name] = value
+        self._current = []
+        self._clip_name = None
+        self._end_clip_state()
+        return value
+
+    def _clip_values(self) -> list[float]:
+        return list(self._current)
+
+    def _clip_value(self, values: list[float]) -> float | None:
+        return float(sum(values) / len(values)) if values else None
+
+    def _end_clip_state(self) -> None:
+        """Hook for metrics that carry per-clip state (previous frames, histograms)."""
+
+    def compute(self) -> float | None:
+        """Dataset value: mean over clips of the per-clip means (pooled metrics override)."""
+        if self._current:
+            self.end_clip()
+        vals = [v for v in self.per_clip.values() if v is not None and not math.isnan(v)]
+        return float(sum(vals) / len(vals)) if vals else None
