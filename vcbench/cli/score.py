@@ -1,0 +1,107 @@
+"""`vcbench score`: rank any model's frames against the GT on every metric of protocol vcbench-v1.
+
+A thin wrapper over `vcbench.metrics.scorer.Scorer`: parse options, check the inputs, run the
+streaming pass, print a table and (optionally) write the JSON atomically. Every user mistake is a
+`VcbenchError`, printed as one line by `vcbench.cli.main`; the JSON is written only after the whole
+run succeeded, so a failed run leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+FLOW_HELP = (
+    "GT optical flow for warp_error and flicker: dis (OpenCV DIS, no weights, offline; the default here), "
+    "farneback, raft, flownet2 (the field's standard, used for published leaderboard numbers: pass it "
+    "explicitly), or a folder of precomputed flow in Lai's layout (PATH/fw_flow/<clip>/%%05d.flo ...). "
+    "The protocol name records the estimator (vcbench-v1/dis, vcbench-v1/flownet2, ...): warp error and "
+    "flicker compare only under the same one."
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score predicted frames against GT frames on every metric",
+        description="Score a folder of predicted clips against the GT clips (one sub-folder of frames or "
+                    "one video file per clip, paired by name and frame order) on psnr, ssim, lpips, fid, kid, "
+                    "colorfulness, top1, top5, warp_error, flicker and cdc.",
+    )
+    p.add_argument("--pred", required=True, type=Path, metavar="DIR", help="predicted clips")
+    p.add_argument("--gt", required=True, type=Path, metavar="DIR", help="ground-truth clips")
+    p.add_argument("--metrics", default=None, metavar="LIST",
+                   help="comma-separated metric names (default: all; see `vcbench metrics list`)")
+    p.add_argument("--flow", default="dis", metavar="dis|farneback|raft|flownet2|PATH", help=FLOW_HELP)
+    p.add_argument("--json", default=None, metavar="OUT",
+                   help="write the results as JSON to OUT (atomically; '-' for stdout)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="frames per batch (default 8)")
+    p.add_argument("--resize", action="store_true",
+                   help="resample predictions whose size differs from the GT to the GT size (bicubic, "
+                        "antialiased; recorded in the protocol). Without it a size mismatch is an error")
+    p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                   help="where GT-side results (flow, Inception features, classifier labels) are cached "
+                        "(default: the user cache folder, or $VCBENCH_CACHE_DIR)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the GT-side cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--allow-unverified-weights", action="store_true",
+                   help="accept weight files whose sha256 differs from the registry's (the run is marked)")
+    p.set_defaults(func=run)
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{v:.{digits}f}"
+
+
+def format_table(result: Any) -> str:
+    """A plain-text table: metric, value, direction, GT value (colourfulness/flicker)."""
+    arrows = {True: "higher better", False: "lower better", None: "closer to GT"}
+    rows = [("metric", "value", "direction", "GT")]
+    for name, value in result.metrics.items():
+        if name in result.unavailable:
+            continue
+        gt = result.gt_metrics.get(name)
+        gt_s = _fmt(gt) if name in result.gt_metrics else ""
+        if name == "colorfulness" and gt and value is not None:
+            gt_s += f" (ratio {value / gt:.3f})"
+        rows.append((name, _fmt(value), arrows.get(result.directions.get(name), ""), gt_s))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    proto = result.protocol
+    lines.append("")
+    lines.append(f"{result.n_clips} clips, {result.n_frames} frames; protocol {proto.get('name')}")
+    for note in proto.get("notes", []):
+        lines.append(f"note: {note}")
+    for name, reason in result.unavailable.items():
+        lines.append(f"unavailable: {name}: {reason}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vcbench.atomic import atomic_write_text
+    from vcbench.errors import InputError
+    from vcbench.metrics.scorer import Scorer
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if args.metrics is not None and not metrics:
+        raise InputError("--metrics is empty", hint="pass names such as psnr,ssim or leave it out for all")
+    if args.json and args.json != "-" and Path(args.json).is_dir():
+        raise InputError("--json points at a folder", path=args.json, hint="give a file name such as results.json")
+    scorer = Scorer(metrics, device=args.device, flow=args.flow, batch_size=args.batch_size,
+                    cache_dir=args.cache_dir, use_cache=not args.no_cache, resize=args.resize,
+                    allow_unverified_weights=args.allow_unverified_weights, progress=not args.quiet)
+    result = scorer.score_dirs(args.pred, args.gt)
+    table_out: TextIO = sys.stderr if args.json == "-" else sys.stdout
+    if args.json == "-":
+        sys.stdout.write(result.dumps() + "\n")
+    elif args.json:
+        atomic_write_text(args.json, result.dumps() + "\n")
+    print(format_table(result), file=table_out)
+    return 0

@@ -1,0 +1,168 @@
+"""On-disk cache of GT-side work (flow + occlusion, Inception features, classifier labels).
+
+Scoring a second model on the same benchmark set should pay only for its own frames: everything
+computed from the GT alone is stored once, keyed by the GT clip's content (hashes of its files) and
+by every protocol piece that changes the result (estimator and its parameters, the sha256 of the
+weights, the resize policy, the protocol version). A changed frame or a different estimator gives a
+different key, so a stale entry can never be read back.
+
+Entries are plain `.npy` arrays written in order through a temporary name and renamed when complete
+(`vcbench.atomic`), so an interrupted run leaves no partial entry; reads use `mmap_mode="r"`, so a long
+clip's flow is paged in batch by batch and memory stays flat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from vcbench import PROTOCOL_VERSION
+from vcbench.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+
+
+def default_cache_dir() -> Path:
+    """`$VCBENCH_CACHE_DIR`, else the platform's user cache folder for vcbench."""
+    env = os.environ.get("VCBENCH_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("vcbench"))
+
+
+def _hash_file(path: Path, h: "hashlib._Hash") -> None:
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(_CHUNK)
+            if not block:
+                break
+            h.update(block)
+
+
+def clip_digest(clip: Any) -> str:
+    """sha256 of a clip's content: the video file's bytes, or its frame files' bytes in frame order.
+
+    File names do not enter the digest (renaming frames keeps the entry); their order does.
+    """
+    h = hashlib.sha256()
+    if clip.kind == "video":
+        h.update(b"video\0")
+        _hash_file(Path(clip.path), h)
+    else:
+        h.update(b"frames\0")
+        for p in clip.frame_paths():
+            fh = hashlib.sha256()
+            _hash_file(p, fh)
+            h.update(fh.digest())
+    return h.hexdigest()
+
+
+def entry_key(kind: str, digest: str, parts: dict[str, Any]) -> str:
+    """Key of one cache entry: the GT content digest plus the protocol pieces that affect `kind`."""
+    payload = json.dumps({"kind": kind, "gt": digest, "protocol": PROTOCOL_VERSION, "parts": parts},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:40]
+
+
+class ArrayWriter:
+    """Stream an array to `.npy` along axis 0 (shape known up front), committed by rename on success.
+
+    Plain file writes rather than a memory map: a full disk then raises ENOSPC (turned into a clear
+    error by `vcbench.atomic`) instead of killing the process with SIGBUS.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype | str):
+        self.path = Path(path)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self._rows = 0
+        self._stack = contextlib.ExitStack()
+        tmp = self._stack.enter_context(atomic_path(self.path, suffix=".npy.part"))
+        self._fh: BinaryIO = self._stack.enter_context(open(tmp, "wb"))
+        np.lib.format.write_array_header_1_0(
+            self._fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape})
+
+    def write(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.shape[1:] or self._rows + rows.shape[0] > self.shape[0]:
+            raise ValueError(f"rows {rows.shape} do not fit the cache entry {self.shape} at row {self._rows}")
+        try:
+            self._fh.write(rows.tobytes())
+        except OSError as exc:
+            # Let atomic_path remove the partial file and turn ENOSPC into a clear error.
+            if not self._stack.__exit__(type(exc), exc, exc.__traceback__):
+                raise
+        self._rows += rows.shape[0]
+
+    def commit(self) -> None:
+        if self._rows != self.shape[0]:
+            self.abort()
+            raise ValueError(f"cache entry got {self._rows} of {self.shape[0]} rows")
+        self._fh.flush()
+        self._stack.close()  # closes the file, then renames it onto the target
+
+    def abort(self) -> None:
+        """Drop the partial entry (the temporary file is removed)."""
+        with contextlib.suppress(_Abort):
+            self._stack.__exit__(_Abort, _Abort(), None)
+
+
+class _Abort(Exception):
+    pass
+
+
+class GTCache:
+    """GT-side results on disk under `root/<kind>/<key>.npy`; `enabled=False` makes every lookup miss."""
+
+    def __init__(self, root: str | Path | None = None, *, enabled: bool = True):
+        self.enabled = enabled
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, kind: str, key: str) -> Path:
+        return self.root / kind / f"{key}.npy"
+
+    def load(self, kind: str, key: str, shape0: int | None = None) -> np.ndarray | None:
+        """The cached array (memory-mapped, read-only) or None; a damaged entry counts as a miss."""
+        if not self.enabled:
+            return None
+        p = self.path(kind, key)
+        if not p.is_file():
+            self.misses += 1
+            return None
+        try:
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring damaged cache entry %s (%s)", p, exc)
+            self.misses += 1
+            return None
+        if shape0 is not None and arr.shape[0] != shape0:
+            log.warning("ignoring cache entry %s with %d rows (expected %d)", p, arr.shape[0], shape0)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return arr
+
+    def writer(self, kind: str, key: str, shape: tuple[int, ...], dtype: np.dtype | str) -> ArrayWriter | None:
+        """A streaming writer for a new entry, or None when caching is off or the folder is unusable."""
+        if not self.enabled:
+            return None
+        try:
+            (self.root / kind).mkdir(parents=True, exist_ok=True)
+            return ArrayWriter(self.path(kind, key), shape, dtype)
+        except OSError as exc:
+            log.warning("GT cache disabled: cannot write under %s (%s)", self.root, exc)
+            self.enabled = False
+            return None

@@ -1,0 +1,416 @@
+"""The whole metric suite as one object, for training loops and for the streaming scorer.
+
+`MetricSuite` owns the metric instances (from the registry), the GT flow estimator and the per-clip
+carry-over (previous frames), so that `vcbench score`, `vcbench evaluate` and a researcher's
+validation loop compute the leaderboard's numbers with the same code: the scorer is a thin layer
+over this class that adds decoding, input checks and the GT-side disk cache.
+
+    suite = MetricSuite(["psnr", "ssim", "warp_error"], device="cuda")
+    for clip in val_clips:
+        for pred, gt in batches(clip):          # uint8 (N, 3, H, W) or (N, H, W, 3)
+            suite.update(pred, gt)
+        suite.end_clip(clip.name)
+    print(suite.compute())                      # {"psnr": ..., "ssim": ..., "warp_error": ...}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from vcbench import PROTOCOL_VERSION, __version__
+from vcbench.errors import InputError, VcbenchError, WeightsError
+from vcbench.metrics.base import FlowPairs, FrameContext, Metric
+
+#: Metrics whose GT value is reported beside the prediction's (`gt_metrics` in the JSON).
+GT_REFERENCE_METRICS: tuple[str, ...] = ("colorfulness", "flicker")
+#: Resampling used when a prediction's size differs from its GT and resizing was asked for.
+RESIZE_FILTER = "bicubic, antialiased (torch.nn.functional.interpolate, align_corners=False), rounded to uint8"
+
+
+def _finite(v: Any) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class ScoreResult:
+    """Everything a scoring run produced; `to_json()` is DESIGN.md's `vcbench score --json` schema."""
+
+    metrics: dict[str, float | None]
+    unavailable: dict[str, str]
+    gt_metrics: dict[str, float | None]
+    per_clip: dict[str, dict[str, float | None]]
+    per_frame: dict[str, dict[str, list[float | None]]]
+    protocol: dict[str, Any]
+    n_clips: int
+    n_frames: int
+    #: Not part of the JSON: ranking direction per metric (True up, False down, None closeness to GT).
+    directions: dict[str, bool | None] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN and infinities become null; JSON has neither)."""
+        return {
+            "metrics": {k: _finite(v) for k, v in self.metrics.items()},
+            "unavailable": dict(self.unavailable),
+            "gt_metrics": {k: _finite(v) for k, v in self.gt_metrics.items()},
+            "per_clip": {c: {k: _finite(v) for k, v in d.items()} for c, d in self.per_clip.items()},
+            "per_frame": {c: {k: [_finite(x) for x in vs] for k, vs in d.items()} for c, d in self.per_frame.items()},
+            "protocol": self.protocol,
+            "n_clips": int(self.n_clips),
+            "n_frames": int(self.n_frames),
+        }
+
+    def dumps(self, indent: int | None = 2) -> str:
+        import json
+
+        return json.dumps(self.to_json(), indent=indent, allow_nan=False)
+
+
+# ------------------------------------------------------------------------------------ frames
+def to_frames_tensor(x: Any, device: torch.device | str) -> torch.Tensor:
+    """uint8 (N, 3, H, W) on `device` from a tensor/array shaped (N,3,H,W), (N,H,W,3), (3,H,W) or (H,W,3)."""
+    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor or numpy array of frames, got {type(x).__name__}")
+    if t.dtype != torch.uint8:
+        raise InputError(f"frames must be uint8 RGB (0..255), got {t.dtype}",
+                         hint="convert with (x.clamp(0, 1) * 255).round().to(torch.uint8) or pass uint8 frames")
+    if t.ndim == 3:
+        t = t.unsqueeze(0)
+    if t.ndim != 4:
+        raise InputError(f"frames must be 4-D (N, 3, H, W), got shape {tuple(t.shape)}")
+    if t.shape[1] != 3 and t.shape[-1] == 3:
+        t = t.permute(0, 3, 1, 2)
+    if t.shape[1] != 3:
+        raise InputError(f"frames must have 3 RGB channels, got shape {tuple(t.shape)}",
+                         hint="grayscale or RGBA frames must be converted to RGB first")
+    return t.to(device).contiguous()
+
+
+def resize_to(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize uint8 (N,3,H,W) frames to (H, W) with RESIZE_FILTER (used only when asked for)."""
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    out = torch.nn.functional.interpolate(frames.float(), size=tuple(size), mode="bicubic", align_corners=False,
+                                          antialias=True)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _weights_of(obj: Any) -> dict[str, str]:
+    """{file name: sha256} from an object's `weights_used()` (dict, or items with .path/.sha256)."""
+    fn = getattr(obj, "weights_used", None)
+    if fn is None:
+        return {}
+    used = fn() or {}
+    out: dict[str, str] = {}
+    items = used.items() if isinstance(used, dict) else ((None, u) for u in used)
+    for k, v in items:
+        if isinstance(v, str):
+            out[str(k)] = v
+        else:
+            path = getattr(v, "path", None) or k
+            name = getattr(path, "name", None) or str(path).rsplit("/", 1)[-1]
+            out[str(name)] = str(getattr(v, "sha256", v))
+    return out
+
+
+def _unverified_of(obj: Any) -> list[str]:
+    fn = getattr(obj, "weights_used", None)
+    if fn is None:
+        return []
+    used = fn() or {}
+    vals = used.values() if isinstance(used, dict) else used
+    return [str(getattr(getattr(v, "path", None), "name", getattr(v, "path", "")))
+            for v in vals if getattr(v, "verified", True) is False]
+
+
+def _create(name: str, device: torch.device, allow_unverified: bool) -> Metric:
+    from vcbench.metrics.registry import create_metric
+
+    kw = {"allow_unverified": True} if allow_unverified else {}
+    return create_metric(name, device, **kw)
+
+
+def _needs_flow(cls_or_obj: Any) -> bool:
+    return "flow" in getattr(cls_or_obj, "needs", frozenset())
+
+
+def check_request(metrics: Sequence[str] | None, device: str | torch.device) -> tuple[torch.device, list[str]]:
+    """Validate metric names and the device cheaply (before weights load or frames decode)."""
+    from vcbench.metrics.registry import metric_names
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"unknown device {device!r}", hint="use cpu or cuda") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VcbenchError("--device cuda was asked for but no CUDA device is available",
+                           hint="use --device cpu, or a CUDA build of torch on a machine with a GPU")
+    known = list(metric_names())
+    names = list(dict.fromkeys(metrics)) if metrics else known
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise InputError(f"unknown metric(s): {', '.join(bad)}", hint=f"choose from {', '.join(known)}")
+    return dev, names
+
+
+class MetricSuite:
+    """All requested metrics fed from one stream of (pred, gt) batches; numbers equal `vcbench score`'s.
+
+    `metrics`: names from `vcbench metrics list` (default: all). Metrics whose weights are missing go to
+    `unavailable` with the error (which names the fetch command) unless `strict=True`, which raises.
+    `flow`: GT flow estimator for warp_error/flicker (`dis`, `farneback`, `raft`, `flownet2`, or a folder
+    of precomputed flow in Lai's layout). Frames are uint8 RGB, consecutive frames of one clip per call.
+    """
+
+    def __init__(self, metrics: Sequence[str] | None = None, *, device: str | torch.device = "cpu",
+                 flow: str = "dis", allow_unverified_weights: bool = False, strict: bool = False,
+                 resize: bool = False):
+        self.device, names = check_request(metrics, device)
+        self.names = names
+        self.flow_name = str(flow)
+        self.resize = resize
+        self.allow_unverified = allow_unverified_weights
+        self.strict = strict
+        self.metrics: dict[str, Metric] = {}
+        self.unavailable: dict[str, str] = {}
+        for n in names:
+            try:
+                self.metrics[n] = _create(n, self.device, allow_unverified_weights)
+            except WeightsError as exc:
+                if strict:
+                    raise
+                self.unavailable[n] = str(exc)
+        self.estimator = None
+        if any(_needs_flow(m) for m in self.metrics.values()):
+            try:
+                from vcbench.flow.estimators import get_estimator
+
+                self.estimator = get_estimator(self.flow_name, self.device)
+            except WeightsError as exc:
+                if strict:
+                    raise
+                for n in [n for n, m in self.metrics.items() if _needs_flow(m)]:
+                    del self.metrics[n]
+                    self.unavailable[n] = f"flow estimator {self.flow_name!r} unavailable: {exc}"
+        # GT's own value of the reference metrics, computed by a second instance fed the GT as prediction.
+        self.gt_twins: dict[str, Metric] = {n: _create(n, self.device, allow_unverified_weights)
+                                            for n in GT_REFERENCE_METRICS if n in self.metrics}
+        self.clip_frames: dict[str, int] = {}
+        self._begin_clip()
+
+    # ------------------------------------------------------------------------------- state
+    def _begin_clip(self) -> None:
+        self._clip: str | None = None
+        self._t = 0
+        self._prev_pred: torch.Tensor | None = None
+        self._prev_gt: torch.Tensor | None = None
+
+    @property
+    def needs_flow(self) -> bool:
+        return self.estimator is not None
+
+    def gt_side_providers(self) -> dict[str, Metric]:
+        """Metrics that compute a per-frame GT-side quantity other metrics may share (first wins).
+
+        A metric opts in with a `gt_side_key` attribute and a `gt_side(gt) -> Tensor` method giving one
+        row per frame; it reads the value back from `ctx.gt_cache[key]` in `update`.
+        """
+        out: dict[str, Metric] = {}
+        for m in self.metrics.values():
+            key = getattr(m, "gt_side_key", None)
+            if key and hasattr(m, "gt_side") and key not in out:
+                out[key] = m
+        return out
+
+    def flow_pairs(self, gt: torch.Tensor, prev_gt: torch.Tensor | None, clip: str | None = None,
+                   start: int = 0) -> FlowPairs:
+        """GT flow + Lai's non-occlusion mask for the pairs ending in this batch (see FrameContext)."""
+        from vcbench.flow.occlusion import occlusion_mask
+
+        seq = gt if prev_gt is None else torch.cat([prev_gt, gt])
+        h, w = gt.shape[-2:]
+        if seq.shape[0] < 2:
+            z = torch.zeros((0, 1, h, w), dtype=torch.float32, device=self.device)
+            return FlowPairs(fw=z.expand(0, 2, h, w).contiguous(), noc=z)
+        a, b = seq[:-1], seq[1:]
+        pair_fn = getattr(self.estimator, "pairs", None)
+        if pair_fn is not None:  # precomputed flow: read by clip and frame index
+            first = start - 1 if prev_gt is not None else start
+            return pair_fn(clip, first, a.shape[0], (h, w))
+        fw = self.estimator(a, b).float()
+        bw = self.estimator(b, a).float()
+        noc = 1.0 - occlusion_mask(fw, bw).float()
+        return FlowPairs(fw=fw, noc=noc)
+
+    # ------------------------------------------------------------------------------ feeding
+    def update(self, pred: Any, gt: Any, *, pairs: FlowPairs | None = None,
+               gt_cache: dict[str, torch.Tensor] | None = None, clip: str | None = None) -> FrameContext:
+        """Feed a batch of consecutive frames of the current clip; returns the context it built
+        (the scorer stores its GT flow and GT-side features in the on-disk cache)."""
+        pred = to_frames_tensor(pred, self.device)
+        gt = to_frames_tensor(gt, self.device)
+        if clip is not None and self._clip is None:
+            self._clip = clip
+        if pred.shape[0] != gt.shape[0]:
+            raise InputError(f"clip {self._clip or '?'}: a batch has {pred.shape[0]} predicted and {gt.shape[0]} GT frames")
+        if pred.shape[-2:] != gt.shape[-2:]:
+            if not self.resize:
+                raise InputError(f"clip {self._clip or '?'}: predicted frames are {pred.shape[-1]}x{pred.shape[-2]}, "
+                                 f"GT frames {gt.shape[-1]}x{gt.shape[-2]}",
+                                 hint="produce frames at the GT size, or pass --resize (resize=True) to resample them")
+            pred = resize_to(pred, tuple(gt.shape[-2:]))
+        if self._prev_gt is not None and self._prev_gt.shape[-2:] != gt.shape[-2:]:
+            raise InputError(f"clip {self._clip or '?'}: frame size changes inside the clip",
+                             hint="call end_clip() between clips")
+        name = self._clip or f"clip{len(self.clip_frames):05d}"
+        if self.needs_flow and pairs is None:
+            pairs = self.flow_pairs(gt, self._prev_gt, name, self._t)
+        ctx = FrameContext(clip=name, start=self._t, prev_pred=self._prev_pred, prev_gt=self._prev_gt,
+                           pairs=pairs, gt_cache=dict(gt_cache or {}))
+        for key, provider in self.gt_side_providers().items():
+            if key not in ctx.gt_cache:
+                ctx.gt_cache[key] = provider.gt_side(gt)
+        for n in list(self.metrics):
+            self.metrics[n].update(pred, gt, ctx)
+        if self.gt_twins:
+            gt_ctx = FrameContext(clip=name, start=self._t, prev_pred=self._prev_gt, prev_gt=self._prev_gt,
+                                  pairs=pairs, gt_cache=ctx.gt_cache)
+            for twin in self.gt_twins.values():
+                twin.update(gt, gt, gt_ctx)
+        self._prev_pred, self._prev_gt = pred[-1:], gt[-1:]
+        self._t += int(gt.shape[0])
+        return ctx
+
+    def next_clip(self, name: str | None = None) -> None:
+        """Close the current clip (if it has frames) and start a new one, optionally named."""
+        if self._t:
+            self.end_clip()
+        self._begin_clip()
+        self._clip = name
+
+    def end_clip(self, name: str | None = None) -> dict[str, float | None]:
+        """Close the current clip; returns its per-clip values."""
+        name = name or self._clip or f"clip{len(self.clip_frames):05d}"
+        if name in self.clip_frames:
+            raise InputError(f"clip {name!r} was scored twice", hint="give each clip a unique name")
+        values = {n: m.end_clip(name) for n, m in self.metrics.items()}
+        for twin in self.gt_twins.values():
+            twin.end_clip(name)
+        self.clip_frames[name] = self._t
+        self._begin_clip()
+        return values
+
+    def reset(self) -> None:
+        for m in list(self.metrics.values()) + list(self.gt_twins.values()):
+            m.reset()
+        self.clip_frames.clear()
+        self._begin_clip()
+
+    # ----------------------------------------------------------------------------- results
+    def compute(self) -> dict[str, float | None]:
+        """Dataset values {metric: value} (None where undefined); closes an open clip first."""
+        if self._t:
+            self.end_clip()
+        return {n: _finite(m.compute()) for n, m in self.metrics.items()}
+
+    def gt_values(self) -> dict[str, float | None]:
+        return {n: _finite(t.compute()) for n, t in self.gt_twins.items()}
+
+    def protocol(self, *, decoder: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The run's protocol record: what makes two runs' numbers comparable."""
+        flow: dict[str, Any] | None = None
+        weights: dict[str, str] = {}
+        unverified: list[str] = []
+        if self.estimator is not None:
+            flow = {"name": getattr(self.estimator, "name", self.flow_name),
+                    "params": dict(getattr(self.estimator, "params", {}) or {})}
+            weights.update(_weights_of(self.estimator))
+            unverified += _unverified_of(self.estimator)
+        for m in self.metrics.values():
+            weights.update(_weights_of(m))
+            unverified += _unverified_of(m)
+        flow_label = flow["name"] if flow else self.flow_name
+        n_frames = sum(self.clip_frames.values())
+        pooled = {n: n_frames for n, m in self.metrics.items() if getattr(m, "pooled", False)}
+        notes = [f"{n} pools all {k} frames; below 2048 frames the FID covariance is rank-deficient, compare kid"
+                 for n, k in pooled.items() if n == "fid" and k < 2048]
+        proto: dict[str, Any] = {
+            "name": f"{PROTOCOL_VERSION}/{flow_label}",
+            "version": PROTOCOL_VERSION,
+            "vcbench": __version__,
+            "flow": flow,
+            "decoder": decoder,
+            "resize": f"pred resized to GT size: {RESIZE_FILTER}" if self.resize else "none (sizes must match)",
+            "device": str(self.device),
+            "weights": dict(sorted(weights.items())),
+            "unverified_weights": sorted(set(unverified)),
+            "pooled_frames": pooled,
+            "notes": notes,
+        }
+        if extra:
+            proto.update(extra)
+        return proto
+
+    def result(self, *, decoder: str | None = None, protocol_extra: dict[str, Any] | None = None) -> ScoreResult:
+        """A `ScoreResult` of everything fed so far (closes an open clip)."""
+        from vcbench.metrics.registry import METRICS
+
+        values = self.compute()
+        per_clip: dict[str, dict[str, float | None]] = {c: {} for c in self.clip_frames}
+        per_frame: dict[str, dict[str, list[float | None]]] = {c: {} for c in self.clip_frames}
+        for n, m in self.metrics.items():
+            if getattr(m, "pooled", False):
+                continue
+            for c, v in m.per_clip.items():
+                per_clip.setdefault(c, {})[n] = _finite(v)
+            for c, vs in m.per_frame.items():
+                if vs:
+                    per_frame.setdefault(c, {})[n] = [_finite(x) for x in vs]
+        directions = {n: getattr(METRICS.get(n), "higher_is_better", None) for n in self.names}
+        return ScoreResult(
+            metrics={n: values.get(n) for n in self.names},
+            unavailable=dict(self.unavailable),
+            gt_metrics=self.gt_values(),
+            per_clip=per_clip,
+            per_frame=per_frame,
+            protocol=self.protocol(decoder=decoder, extra=protocol_extra),
+            n_clips=len(self.clip_frames),
+            n_frames=sum(self.clip_frames.values()),
+            directions=directions,
+        )
+
+
+def iter_chunks(batches: Iterable[Any], n: int) -> Iterable[np.ndarray | torch.Tensor]:
+    """Re-cut a stream of frame batches (any sizes) into batches of exactly `n` (the last may be short)."""
+    buf: list[Any] = []
+    have = 0
+    for b in batches:
+        if isinstance(b, torch.Tensor) or isinstance(b, np.ndarray):
+            if b.ndim == 3:
+                b = b[None]
+        buf.append(b)
+        have += int(b.shape[0])
+        while have >= n:
+            cat = _cat(buf)
+            yield cat[:n]
+            rest = cat[n:]
+            buf = [rest] if rest.shape[0] else []
+            have -= n
+    if have:
+        yield _cat(buf)
+
+
+def _cat(parts: list[Any]) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    return torch.cat([torch.as_tensor(p) for p in parts])
