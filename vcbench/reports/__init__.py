@@ -1,0 +1,1 @@
+"""Results database, statistics, leaderboard tables, plots and the HTML report."""
