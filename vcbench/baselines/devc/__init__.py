@@ -1,0 +1,81 @@
+"""DEVC (Zhang et al., "Deep Exemplar-based Video Colorization", CVPR 2019): a port that loads the
+official checkpoint files strictly and reproduces the official `test.py` (see `inference`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from vcbench.baselines.base import Colorizer
+from vcbench.baselines.devc.inference import DEVCEngine, DEVCNet, DEVCOptions, official_colorize
+from vcbench.baselines.devc.weights import (COLORNET_FILE, VGG_FILE, WARPNET_FILE, DEVCWeights, load_devc_weights,
+                                            load_strict)
+from vcbench.errors import InputError
+
+__all__ = ["DEVC", "DEVCNet", "DEVCOptions", "DEVCEngine", "build_devc_net", "official_colorize"]
+
+_OPTION_KEYS = {f for f in DEVCOptions.__dataclass_fields__ if f != "smoother"}
+_LOADER_KEYS = {"weights", "allow_unverified_weights", "download", "quiet"}
+
+
+def build_devc_net(weights: DEVCWeights, device: str | torch.device = "cpu") -> DEVCNet:
+    """The three networks with the official state dicts loaded strictly, in eval mode."""
+    net = DEVCNet()
+    load_strict(net.warpnet, weights.warpnet, WARPNET_FILE, weights.source)
+    load_strict(net.colornet, weights.colornet, COLORNET_FILE, weights.source)
+    load_strict(net.vgg, weights.vgg, VGG_FILE, weights.source)
+    return net.eval().requires_grad_(False).to(device)
+
+
+class DEVC(Colorizer):
+    """Deep Exemplar-based Video Colorization (CVPR 2019) with the official weights."""
+
+    name = "devc"
+    description = "Deep Exemplar-based Video Colorization (Zhang et al. CVPR 2019), official checkpoints"
+    weights = ("devc",)
+    uses_reference = True
+    batch_size = 8
+
+    def __init__(self, device: str | torch.device = "cpu", **options) -> None:
+        super().__init__(device, **options)
+        unknown = set(options) - _OPTION_KEYS - _LOADER_KEYS
+        if unknown:
+            raise InputError(f"unknown DEVC option(s): {', '.join(sorted(unknown))}",
+                             hint=f"valid: {', '.join(sorted(_OPTION_KEYS | _LOADER_KEYS))}")
+        self.devc_options = DEVCOptions(**{k: v for k, v in options.items() if k in _OPTION_KEYS}).check()
+        if self.devc_options.precision != "fp32" and self.device.type != "cuda":
+            raise InputError(f"precision {self.devc_options.precision} needs a CUDA device",
+                             hint="use --device cuda, or precision fp32 on the CPU")
+        w = load_devc_weights(options.get("weights"), download=options.get("download", True),
+                              allow_unverified=bool(options.get("allow_unverified_weights", False)),
+                              quiet=bool(options.get("quiet", False)))
+        self._sha256 = dict(w.sha256)
+        self._verified = w.verified
+        self.net = build_devc_net(w, self.device)
+        del w
+        self.engine = DEVCEngine(self.net, self.devc_options)
+
+    def start_clip(self, references: Sequence[np.ndarray]) -> None:
+        if not references:
+            raise InputError("DEVC needs a reference image but none was given",
+                             hint="evaluate with --reference first-frame or --reference exemplar")
+        ref = np.asarray(references[0])
+        if ref.dtype != np.uint8 or ref.ndim != 3 or ref.shape[2] != 3:
+            raise InputError(f"reference must be an RGB uint8 (H, W, 3) image, got {ref.shape} {ref.dtype}")
+        self.engine.start([ref])
+
+    def colorize(self, luminance: torch.Tensor) -> torch.Tensor:
+        if luminance.dim() != 4 or luminance.shape[1] != 1:
+            raise InputError(f"expected (N, 1, H, W) luminance, got {tuple(luminance.shape)}")
+        return self.engine.colorize(luminance.unsqueeze(0))[0]
+
+    def weights_used(self) -> dict[str, str]:
+        return dict(self._sha256)
+
+    def config(self) -> dict:
+        cfg = asdict(self.devc_options)
+        return cfg
