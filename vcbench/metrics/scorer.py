@@ -157,7 +157,7 @@ class Scorer:
     """
 
     def __init__(self, metrics: Sequence[str] | None = None, *, device: str | torch.device = "cpu",
-                 flow: str = "dis", batch_size: int = 8, cache_dir: str | Path | None = None,
+                 flow: Any = "dis", batch_size: int = 8, cache_dir: str | Path | None = None,
                  use_cache: bool = True, resize: bool = False, allow_unverified_weights: bool = False,
                  progress: bool = True, strict: bool = False):
         if batch_size < 1:

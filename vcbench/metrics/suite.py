@@ -131,10 +131,22 @@ def _unverified_of(obj: Any) -> list[str]:
             for v in vals if getattr(v, "verified", True) is False]
 
 
-def _create(name: str, device: torch.device, allow_unverified: bool) -> Metric:
+#: Metrics that can share one network instance (and its per-batch memo) through a constructor argument.
+_SHARED_NETWORKS = {"fid": "extractor", "kid": "extractor", "top1": "classifier", "top5": "classifier"}
+
+
+def _create(name: str, device: torch.device, allow_unverified: bool,
+            shared: dict[str, Metric] | None = None) -> Metric:
+    """A registry metric; FID/KID (and top1/top5) reuse the network already loaded for their sibling,
+    so weights load once and each predicted batch goes through the network once."""
     from vcbench.metrics.registry import create_metric
 
-    kw = {"allow_unverified": True} if allow_unverified else {}
+    kw: dict[str, Any] = {"allow_unverified": True} if allow_unverified else {}
+    attr = _SHARED_NETWORKS.get(name)
+    for other_name, other in (shared or {}).items():
+        if attr and _SHARED_NETWORKS.get(other_name) == attr and getattr(other, attr, None) is not None:
+            kw[attr] = getattr(other, attr)
+            break
     return create_metric(name, device, **kw)
 
 
@@ -171,11 +183,13 @@ class MetricSuite:
     """
 
     def __init__(self, metrics: Sequence[str] | None = None, *, device: str | torch.device = "cpu",
-                 flow: str = "dis", allow_unverified_weights: bool = False, strict: bool = False,
+                 flow: Any = "dis", allow_unverified_weights: bool = False, strict: bool = False,
                  resize: bool = False):
         self.device, names = check_request(metrics, device)
         self.names = names
-        self.flow_name = str(flow)
+        # `flow` is a name/path for get_estimator, or an estimator object (e.g. a user's own wrapper).
+        self.flow_name = flow if isinstance(flow, str) else str(getattr(flow, "name", type(flow).__name__))
+        self._flow_arg = flow
         self.resize = resize
         self.allow_unverified = allow_unverified_weights
         self.strict = strict
@@ -183,7 +197,7 @@ class MetricSuite:
         self.unavailable: dict[str, str] = {}
         for n in names:
             try:
-                self.metrics[n] = _create(n, self.device, allow_unverified_weights)
+                self.metrics[n] = _create(n, self.device, allow_unverified_weights, shared=self.metrics)
             except WeightsError as exc:
                 if strict:
                     raise
@@ -191,18 +205,23 @@ class MetricSuite:
         self.estimator = None
         if any(_needs_flow(m) for m in self.metrics.values()):
             try:
-                from vcbench.flow.estimators import get_estimator
+                if isinstance(flow, str):
+                    from vcbench.flow.estimators import get_estimator
 
-                self.estimator = get_estimator(self.flow_name, self.device)
+                    self.estimator = get_estimator(flow, self.device)
+                else:
+                    self.estimator = flow
             except WeightsError as exc:
                 if strict:
                     raise
                 for n in [n for n, m in self.metrics.items() if _needs_flow(m)]:
                     del self.metrics[n]
                     self.unavailable[n] = f"flow estimator {self.flow_name!r} unavailable: {exc}"
-        # GT's own value of the reference metrics, computed by a second instance fed the GT as prediction.
+        # GT's own value of the reference metrics: from the metric itself where it tracks it (`gt_compute`),
+        # else from a second instance fed the GT as prediction.
         self.gt_twins: dict[str, Metric] = {n: _create(n, self.device, allow_unverified_weights)
-                                            for n in GT_REFERENCE_METRICS if n in self.metrics}
+                                            for n in GT_REFERENCE_METRICS
+                                            if n in self.metrics and not hasattr(self.metrics[n], "gt_compute")}
         self.clip_frames: dict[str, int] = {}
         self._begin_clip()
 
@@ -322,7 +341,14 @@ class MetricSuite:
         return {n: _finite(m.compute()) for n, m in self.metrics.items()}
 
     def gt_values(self) -> dict[str, float | None]:
-        return {n: _finite(t.compute()) for n, t in self.gt_twins.items()}
+        """The GT's own dataset value of each reference metric requested (colourfulness, flicker)."""
+        out: dict[str, float | None] = {}
+        for n in GT_REFERENCE_METRICS:
+            if n in self.gt_twins:
+                out[n] = _finite(self.gt_twins[n].compute())
+            elif n in self.metrics:
+                out[n] = _finite(self.metrics[n].gt_compute())
+        return out
 
     def protocol(self, *, decoder: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """The run's protocol record: what makes two runs' numbers comparable."""

