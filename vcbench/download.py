@@ -1,0 +1,259 @@
+"""Checked, resumable downloads and safe archive extraction.
+
+Large files (weights of hundreds of MB, dataset archives of GBs) come over links that drop, so a
+download continues from its `.part` file with an HTTP Range request, retries with exponential
+backoff, checks its sha256 and only then renames onto the target: a target file is always complete
+and verified. Archives are extracted only after every member has been checked to stay inside the
+destination (no absolute paths, no `..`, no links pointing out).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import logging
+import os
+import stat
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator
+
+from vcbench.errors import DownloadError, InputError
+
+log = logging.getLogger(__name__)
+
+OFFLINE_ENV = "VCBENCH_OFFLINE"
+_CHUNK = 1 << 20
+_USER_AGENT = "vcbench-downloader/1 (+https://github.com)"
+# HTTP statuses that mean the link itself is wrong: retrying cannot help.
+_DEAD_STATUSES = frozenset({400, 401, 403, 404, 410, 451})
+
+
+def offline() -> bool:
+    """True when the user forbade network access (VCBENCH_OFFLINE=1)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _hash_file(path: Path, h: "hashlib._Hash") -> None:
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(block)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Serialise downloads of one file across processes (two writers would interleave `.part`)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _check_digest(digest: str, sha256: str | None, sha256_prefix: str | None) -> str | None:
+    """Return a description of the mismatch, or None when the digest is acceptable."""
+    if sha256 and digest != sha256.lower():
+        return f"sha256 {digest} differs from the expected {sha256.lower()}"
+    if sha256_prefix and not digest.startswith(sha256_prefix.lower()):
+        return f"sha256 {digest[:len(sha256_prefix)]}... differs from the expected prefix {sha256_prefix.lower()}"
+    return None
+
+
+def download(url: str, dest: str | Path, sha256: str | None = None, sha256_prefix: str | None = None,
+             retries: int = 5, *, quiet: bool = False, timeout: float = 60.0, backoff: float = 1.0,
+             sleep: Callable[[float], None] = time.sleep) -> Path:
+    """Fetch `url` into `dest`, resuming `<dest>.part`; return `dest` once complete and checked.
+
+    `retries` counts extra attempts after the first for transient failures (connection drops,
+    timeouts, 5xx, 429); the wait doubles each time from `backoff` seconds. A dead link (404, 403,
+    410...) fails at once. On a checksum mismatch the partial file is deleted and any existing
+    `dest` is left as it was.
+    """
+    dest = Path(dest)
+    if offline():
+        raise DownloadError(f"offline mode ({OFFLINE_ENV}=1) forbids downloading {url}", path=dest,
+                            hint=f"unset {OFFLINE_ENV} or place the file there yourself")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    with _exclusive(dest.with_name(dest.name + ".lock")):
+        if (sha256 or sha256_prefix) and dest.is_file():
+            # Another process may have finished the same download while this one waited for the lock.
+            h = hashlib.sha256()
+            _hash_file(dest, h)
+            if _check_digest(h.hexdigest(), sha256, sha256_prefix) is None:
+                return dest
+        last_error: str = "no attempt made"
+        for attempt in range(retries + 1):
+            if attempt:
+                wait = backoff * 2 ** (attempt - 1)
+                log.info("retrying %s in %.1f s (%s)", url, wait, last_error)
+                sleep(wait)
+            try:
+                complete = _fetch_once(url, part, timeout=timeout, quiet=quiet)
+            except _DeadLink as exc:
+                raise DownloadError(f"dead link: {url} answered HTTP {exc.status}", path=dest,
+                                    hint="the file may have moved; download it by hand and place it there") from None
+            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, _Transient) as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                continue
+            if not complete:
+                last_error = "connection closed before the end of the file"
+                continue
+            h = hashlib.sha256()
+            _hash_file(part, h)
+            problem = _check_digest(h.hexdigest(), sha256, sha256_prefix)
+            if problem:
+                part.unlink(missing_ok=True)
+                raise DownloadError(f"checksum mismatch for {url}: {problem}; the download was deleted", path=dest,
+                                    hint="retry later; if it persists the file at that address has changed")
+            os.replace(part, dest)
+            return dest
+        raise DownloadError(f"download of {url} failed after {retries + 1} attempts ({last_error})", path=dest,
+                            hint="check the network and rerun: the partial file is kept and the download resumes")
+
+
+class _DeadLink(Exception):
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class _Transient(Exception):
+    """A failure worth retrying that urllib does not raise itself (e.g. HTTP 5xx)."""
+
+
+def _fetch_once(url: str, part: Path, *, timeout: float, quiet: bool) -> bool:
+    """One attempt: continue `part` from its size. True when the whole file has arrived."""
+    from tqdm.auto import tqdm
+
+    have = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    if have:
+        req.add_header("Range", f"bytes={have}-")
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:
+            # Range beyond the end: what we have is either the whole file or garbage; start over
+            # unless the server says the total equals what we hold.
+            total = (exc.headers.get("Content-Range") or "").rpartition("/")[2]
+            if total.isdigit() and int(total) == have:
+                return True
+            part.unlink(missing_ok=True)
+            raise _Transient("server refused the resume range; restarting from zero") from None
+        if exc.code in _DEAD_STATUSES:
+            raise _DeadLink(exc.code) from None
+        raise _Transient(f"HTTP {exc.code}") from None
+    with resp:
+        status = getattr(resp, "status", 200)
+        if have and status == 200:
+            have = 0  # the server ignored Range: it sends the whole file again
+        elif have and status == 206:
+            start = (resp.headers.get("Content-Range") or "").removeprefix("bytes ").partition("-")[0]
+            if not start.isdigit() or int(start) != have:
+                part.unlink(missing_ok=True)
+                raise _Transient(f"server resumed at byte {start or '?'} instead of {have}; restarting")
+        mode = "ab" if have else "wb"
+        length = resp.headers.get("Content-Length")
+        expected = have + int(length) if length and length.isdigit() else None
+        with open(part, mode) as fh, tqdm(total=expected, initial=have, unit="B", unit_scale=True,
+                                          unit_divisor=1024, desc=part.name[:-5], disable=quiet,
+                                          leave=False) as bar:
+            got = have
+            while True:
+                block = resp.read(_CHUNK)
+                if not block:
+                    break
+                fh.write(block)
+                got += len(block)
+                bar.update(len(block))
+            fh.flush()
+            os.fsync(fh.fileno())
+    return expected is None or got >= expected
+
+
+# ------------------------------------------------------------------------------------ extraction
+def _safe_member(dest: Path, name: str, archive: Path) -> Path:
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise InputError(f"archive member {name!r} has an absolute path; refusing to extract", path=archive)
+    if ".." in pure.parts:
+        raise InputError(f"archive member {name!r} points outside the destination; refusing to extract",
+                         path=archive)
+    target = (dest / Path(*pure.parts)).resolve() if pure.parts else dest
+    if target != dest and dest not in target.parents:
+        raise InputError(f"archive member {name!r} resolves outside the destination; refusing to extract",
+                         path=archive)
+    return target
+
+
+def _link_inside(dest: Path, member_path: Path, link_target: str) -> bool:
+    if os.path.isabs(link_target):
+        return False
+    resolved = (member_path.parent / link_target).resolve()
+    return resolved == dest or dest in resolved.parents
+
+
+def safe_extract(archive: str | Path, dest: str | Path) -> list[Path]:
+    """Extract a zip or tar archive into `dest`, refusing any member that would land outside it.
+
+    Every member is checked before anything is written, so a hostile archive leaves nothing behind.
+    Returns the extracted file paths.
+    """
+    archive, dest = Path(archive), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    dest = dest.resolve()
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+            for info in infos:
+                target = _safe_member(dest, info.filename, archive)
+                mode = info.external_attr >> 16
+                if stat.S_ISLNK(mode) and not _link_inside(dest, target, zf.read(info).decode("utf-8", "replace")):
+                    raise InputError(f"archive member {info.filename!r} is a link out of the destination; "
+                                     "refusing to extract", path=archive)
+            try:
+                zf.extractall(dest)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise InputError(f"corrupt zip archive ({exc})", path=archive,
+                                 hint="delete it and download it again") from exc
+            return [dest / Path(*PurePosixPath(i.filename).parts) for i in infos if not i.is_dir()]
+    try:
+        tf = tarfile.open(archive)
+    except (tarfile.TarError, OSError) as exc:
+        raise InputError(f"not a readable zip or tar archive ({exc})", path=archive,
+                         hint="delete it and download it again") from exc
+    with tf:
+        try:
+            members = tf.getmembers()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise InputError(f"corrupt tar archive ({exc})", path=archive, hint="delete it and download it again") from exc
+        for m in members:
+            target = _safe_member(dest, m.name, archive)
+            if m.issym() and not _link_inside(dest, target, m.linkname):
+                raise InputError(f"archive member {m.name!r} is a link out of the destination; refusing to extract",
+                                 path=archive)
+            if m.islnk():
+                _safe_member(dest, m.linkname, archive)
+            if m.isdev():
+                raise InputError(f"archive member {m.name!r} is a device file; refusing to extract", path=archive)
+        try:
+            # The "data" filter (Python >= 3.11.4) repeats these checks inside tarfile itself.
+            tf.extractall(dest, members=members, filter="data")
+        except tarfile.FilterError as exc:
+            raise InputError(f"unsafe archive member ({exc}); refusing to extract", path=archive) from exc
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise InputError(f"corrupt tar archive ({exc})", path=archive, hint="delete it and download it again") from exc
+        return [dest / m.name for m in members if m.isfile()]

@@ -1,0 +1,264 @@
+"""Pretrained weights: one registry and one resolver for every network vcbench runs.
+
+Order (DESIGN.md, "Weights"): an explicit path; `$TORCH_HOME/hub/checkpoints/<canonical file name>`
+(the cache torchvision, lpips and pytorch-fid already fill, so existing downloads count); a checked
+download from the canonical URL. File names follow torch hub's convention of carrying the leading
+hex digits of their sha256, which is what is checked; a file that contradicts it is refused unless
+the caller allows unverified weights, and the result says so, so runs can be marked.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vcbench.download import OFFLINE_ENV, offline
+from vcbench.download import download as _download_file
+from vcbench.errors import DownloadError, WeightsError
+
+_HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})$")
+
+
+def hash_prefix_from_filename(filename: str) -> str | None:
+    """The hex after the last '-' of the stem (`alexnet-owt-7be5be79.pth` -> `7be5be79`), if any."""
+    m = _HASH_IN_NAME.search(Path(filename).name.split(".")[0])
+    return m.group(1) if m else None
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One canonical weight file. `sha256_prefix` defaults to the hex carried by the file name."""
+
+    name: str
+    filename: str
+    url: str
+    sha256_prefix: str | None = None
+    sha256: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.sha256_prefix is None and self.sha256 is None:
+            object.__setattr__(self, "sha256_prefix", hash_prefix_from_filename(self.filename))
+
+    @property
+    def has_hash(self) -> bool:
+        return bool(self.sha256 or self.sha256_prefix)
+
+    def matches(self, digest: str) -> bool:
+        """True when `digest` agrees with the published hash (or there is none to contradict it)."""
+        if self.sha256 and digest.lower() != self.sha256.lower():
+            return False
+        if self.sha256_prefix and not digest.lower().startswith(self.sha256_prefix.lower()):
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """A weight file found on disk. `verified` is False only when the file contradicts the registry's
+    hash (and the caller allowed it); `hash_checked` says whether a published hash existed at all
+    (the DEVC zip has none: its loader checks the structure instead)."""
+
+    path: Path
+    sha256: str
+    verified: bool
+    name: str = ""
+    source: str = ""  # "explicit", "cache" or "download"
+    hash_checked: bool = True
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+    def record(self) -> dict[str, str]:
+        """{file: sha256}, the protocol's `weights` entry for this file."""
+        return {self.path.name: self.sha256}
+
+
+def _builtin_specs() -> dict[str, WeightSpec]:
+    specs = [
+        WeightSpec("inception_fid", "pt_inception-2015-12-05-6726825d.pth",
+                   "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+                   description="FID InceptionV3 (TF-ported, pytorch-fid)"),
+        WeightSpec("alexnet", "alexnet-owt-7be5be79.pth",
+                   "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+                   description="torchvision AlexNet, LPIPS backbone"),
+        WeightSpec("vgg19", "vgg19-dcbb9e9d.pth", "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+                   description="torchvision VGG19 IMAGENET1K_V1 (top1/top5, retrieval descriptor)"),
+        WeightSpec("raft_large", "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+                   "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+                   description="torchvision RAFT-large C_T_SKHT_V2 (flow)"),
+        WeightSpec("flownet2_things", "flownet2-things-d63b53a7.ckpt",
+                   "https://github.com/hmorimitsu/ptlflow/releases/download/weights1/flownet2-things-d63b53a7.ckpt",
+                   description="ptlflow FlowNet2, FlyingThings checkpoint (flow, warp error default)"),
+        WeightSpec("devc_zip", "colorization_checkpoint.zip",
+                   "https://github.com/zhangmozhe/Deep-Exemplar-based-Video-Colorization/releases/download/v1.0/colorization_checkpoint.zip",
+                   description="DEVC official checkpoints (WarpNet, ColorVidNet, VGG19 conv); no published hash"),
+        WeightSpec("zhang16", "colorization_release_v2-9b330a0b.pth",
+                   "https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
+                   description="Zhang et al. 2016 colorization (richzhang/colorization)"),
+        WeightSpec("zhang17", "siggraph17-df00044c.pth",
+                   "https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
+                   description="Zhang et al. 2017 interactive colorization (richzhang/colorization)"),
+    ]
+    return {s.name: s for s in specs}
+
+
+#: name -> spec. Modules with their own networks add theirs with `register`.
+REGISTRY: dict[str, WeightSpec] = _builtin_specs()
+#: Other names users type for the same file.
+ALIASES: dict[str, str] = {"devc": "devc_zip", "inception": "inception_fid", "flownet2": "flownet2_things",
+                           "raft": "raft_large"}
+
+
+def register(spec: WeightSpec) -> WeightSpec:
+    """Add a weight file to the registry (idempotent for an identical spec)."""
+    existing = REGISTRY.get(spec.name)
+    if existing is not None and existing != spec:
+        raise ValueError(f"weights {spec.name!r} are already registered with a different spec")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> WeightSpec:
+    spec = REGISTRY.get(ALIASES.get(name, name))
+    if spec is None:
+        raise WeightsError(f"unknown weights {name!r}", hint=f"known: {', '.join(sorted(REGISTRY))}")
+    return spec
+
+
+def torch_home() -> Path:
+    """$TORCH_HOME (default ~/.cache/torch, honouring XDG_CACHE_HOME), as torch.hub computes it."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()).parent
+
+
+def checkpoints_dir() -> Path:
+    """Where torch hub, torchvision, lpips and pytorch-fid keep downloaded weights."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def cache_path(name: str) -> Path:
+    return checkpoints_dir() / get_spec(name).filename
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) so 500 MB files are hashed once a run."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return _sha256_cached(str(p), st.st_size, st.st_mtime_ns)
+
+
+def _download_command(spec: WeightSpec) -> str:
+    return f"vcbench weights download {spec.name}"
+
+
+def _check(spec: WeightSpec, path: Path, source: str, allow_unverified: bool) -> ResolvedWeights:
+    digest = sha256_file(path)
+    ok = spec.matches(digest)
+    if not ok and not allow_unverified:
+        expected = spec.sha256 or f"{spec.sha256_prefix}..."
+        raise WeightsError(
+            f"sha256 {digest[:16]}... does not match the registry's {expected} for {spec.name}",
+            path=path,
+            hint=f"delete it and run `{_download_command(spec)}`, or pass --allow-unverified-weights to use it anyway "
+                 "(the run will be marked unverified)",
+        )
+    return ResolvedWeights(path=path, sha256=digest, verified=ok, name=spec.name, source=source,
+                           hash_checked=spec.has_hash)
+
+
+def resolve(name: str, path: str | Path | None = None, *, download: bool = True, allow_unverified: bool = False,
+            quiet: bool = False) -> ResolvedWeights:
+    """Find `name`'s weight file: explicit `path`, then the torch hub cache, then a checked download.
+
+    Raises WeightsError naming the file, its URL and the fetching command when it cannot be had.
+    """
+    spec = get_spec(name)
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise WeightsError(f"weights file for {spec.name} not found", path=p,
+                               hint=f"check the path, or drop it to use {checkpoints_dir() / spec.filename}")
+        return _check(spec, p, "explicit", allow_unverified)
+    cached = checkpoints_dir() / spec.filename
+    if cached.is_file():
+        return _check(spec, cached, "cache", allow_unverified)
+    where = f"or download {spec.url} and put it at {cached}"
+    if not download or offline():
+        why = f"offline ({OFFLINE_ENV}=1)" if offline() else "downloads disabled"
+        raise WeightsError(f"weights file {spec.filename} ({spec.name}) is not in the cache and {why}",
+                           hint=f"run `{_download_command(spec)}` on a machine with network, {where}")
+    try:
+        _download_file(spec.url, cached, sha256=spec.sha256, sha256_prefix=spec.sha256_prefix, quiet=quiet)
+    except DownloadError as exc:
+        raise WeightsError(f"could not fetch {spec.filename}: {exc}".rstrip("."), hint=where) from exc
+    return _check(spec, cached, "download", allow_unverified)
+
+
+def status(name: str) -> tuple[str, Path, str | None]:
+    """("verified" | "unverified" | "unchecked" | "missing", path, sha256) for the cached file.
+
+    "unchecked": present, but the registry has no published hash to compare against.
+    """
+    spec = get_spec(name)
+    p = checkpoints_dir() / spec.filename
+    if not p.is_file():
+        return "missing", p, None
+    digest = sha256_file(p)
+    if not spec.has_hash:
+        return "unchecked", p, digest
+    return ("verified" if spec.matches(digest) else "unverified"), p, digest
+
+
+def load_state_dict(path: str | Path, key: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint with `torch.load(weights_only=True)` on the CPU: tensors and plain
+    containers only, never a pickle of code. `key` selects a nested dict (e.g. "state_dict")."""
+    import torch
+
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise WeightsError("weights file not found", path=path) from exc
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"refused to load: not a plain tensor checkpoint ({first[:200]})", path=path,
+                           hint="vcbench loads weights with weights_only=True; re-save it as a state dict") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"corrupt or truncated weights file ({first[:200]})", path=path,
+                           hint="delete it and download it again") from exc
+    if key is not None:
+        if not isinstance(obj, dict) or key not in obj:
+            raise WeightsError(f"checkpoint has no {key!r} entry", path=path)
+        obj = obj[key]
+    if not isinstance(obj, dict):
+        raise WeightsError(f"checkpoint holds a {type(obj).__name__}, not a state dict", path=path)
+    return obj
+
+
+def weights_record(resolved: list[ResolvedWeights]) -> dict[str, str]:
+    """{file name: sha256} for a run's protocol record."""
+    out: dict[str, str] = {}
+    for r in resolved:
+        out.update(r.record())
+    return out
