@@ -27,7 +27,8 @@ import torch
 from vcbench.baselines.base import Colorizer
 from vcbench.baselines.welsh import WelshMatcher
 from vcbench.errors import InputError
-from vcbench.flow import backward_warp, get_estimator, occlusion_mask
+from vcbench.flow.occlusion import occlusion_mask
+from vcbench.flow.warp import backward_warp
 from vcbench.lab import lab_to_rgb_uint8, rgb_uint8_to_lab
 
 
@@ -47,6 +48,8 @@ class Propagate(Colorizer):
                  window: int = 5, weight: float = 0.5, seed: int = 0, **options) -> None:
         super().__init__(device, flow=str(flow), samples=int(samples), window=int(window),
                          weight=float(weight), seed=int(seed), **options)
+        from vcbench.flow.estimators import get_estimator
+
         self._estimator = get_estimator(self.options["flow"], self.device)
         self._matcher: WelshMatcher | None = None
         self._prev_L: torch.Tensor | None = None

@@ -1,0 +1,71 @@
+"""`vcbench datasets ...`: the benchmark sets (`list`, `download`) and built training sets (`verify`).
+
+`list` shows each named benchmark, whether its data is where vcbench looks, and what to do when it
+is not; it never downloads or hashes anything. `download` fetches Lai et al.'s test videos (davis30,
+videvo20) from their official address into the data root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("datasets", help="benchmark sets: list, download; built training sets: verify",
+                       description="Benchmark sets by name and where their data is; built training sets.")
+    dsub = p.add_subparsers(dest="datasets_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+    ls = dsub.add_parser("list", help="show each benchmark set and whether its data is available")
+    ls.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                    help="where to look for the licensed sets (default $VCBENCH_DATA_ROOT or the user data folder)")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=run_list)
+
+    dl = dsub.add_parser("download", help="download davis30 / videvo20 (Lai et al.'s test.zip, 16 GB) and unpack it")
+    dl.add_argument("name", choices=("davis30", "videvo20"), help="benchmark to fetch")
+    dl.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                    help="where to put it (default $VCBENCH_DATA_ROOT or the user data folder)")
+    dl.add_argument("--quiet", action="store_true", help="no progress bar")
+    dl.set_defaults(func=run_download)
+
+
+def benchmark_rows(data_root: Path | None = None) -> list[dict]:
+    from vcbench.datasets.benchmarks import BENCHMARKS, benchmark_status
+
+    rows = []
+    for name, info in BENCHMARKS.items():
+        available, where = benchmark_status(name, data_root)
+        rows.append({"name": name, "kind": info.kind, "available": available, "location": where,
+                     "description": info.description, "source": info.source})
+    return rows
+
+
+def run_list(args: argparse.Namespace) -> int:
+    rows = benchmark_rows(args.data_root)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return 0
+    table = [("dataset", "kind", "status", "description")]
+    table += [(r["name"], r["kind"], "available" if r["available"] else "missing", r["description"]) for r in rows]
+    widths = [max(len(t[i]) for t in table) for i in range(3)]
+    for i, t in enumerate(table):
+        print("  ".join([c.ljust(w) for c, w in zip(t[:3], widths)] + [t[3]]).rstrip())
+        if i == 0:
+            print("  ".join(["-" * w for w in widths] + ["-" * 11]))
+    print()
+    for r in rows:
+        print(f"{r['name']}: {r['location']}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from vcbench.datasets.benchmarks import download_benchmark
+
+    folder = download_benchmark(args.name, args.data_root, quiet=args.quiet)
+    print(f"{args.name}: ready at {folder}")
+    return 0

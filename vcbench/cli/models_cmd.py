@@ -1,0 +1,68 @@
+"""`vcbench models list`: every registered model (built-ins and `vcbench.models` plug-ins), whether it
+can be imported, and the state of each weight file it needs (never downloading anything)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the colorization models vcbench can evaluate",
+                       description="Models are built in or come from installed packages through the "
+                                   "`vcbench.models` entry point group.")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+    ls = msub.add_parser("list", help="show each model, its origin and its weights status")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=run_list)
+
+
+def model_rows() -> list[dict[str, Any]]:
+    """One plain dict per model: name, origin, available (+ error), description, weights with status."""
+    from vcbench.baselines.registry import model_info, model_names
+    from vcbench.errors import VcbenchError
+    from vcbench.weights import status
+
+    rows = []
+    for name in model_names():
+        info = model_info(name)
+        weights = []
+        for w in info.weights:
+            try:
+                state, path, digest = status(w)
+                weights.append({"name": w, "status": state, "path": str(path), "sha256": digest})
+            except VcbenchError as exc:  # a model naming a weight file the registry does not know
+                weights.append({"name": w, "status": "unknown", "path": None, "sha256": None, "error": str(exc)})
+        rows.append({"name": info.name, "origin": info.origin, "target": info.target, "available": info.available,
+                     "error": info.error, "description": info.description, "uses_reference": info.uses_reference,
+                     "weights": weights})
+    return rows
+
+
+def _weights_cell(row: dict[str, Any]) -> str:
+    if not row["available"]:
+        return "-"
+    if not row["weights"]:
+        return "none needed"
+    return ", ".join(f"{w['name']}: {w['status']}" for w in row["weights"])
+
+
+def run_list(args: argparse.Namespace) -> int:
+    rows = model_rows()
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return 0
+    table = [("model", "origin", "weights", "description")]
+    for r in rows:
+        desc = r["description"] if r["available"] else f"UNAVAILABLE: {r['error']}"
+        table.append((r["name"], r["origin"], _weights_cell(r), desc))
+    widths = [max(len(t[i]) for t in table) for i in range(3)]
+    for i, t in enumerate(table):
+        print("  ".join([c.ljust(w) for c, w in zip(t[:3], widths)] + [t[3]]).rstrip())
+        if i == 0:
+            print("  ".join(["-" * w for w in widths] + ["-" * 11]))
+    return 0
