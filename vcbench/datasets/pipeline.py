@@ -1,0 +1,334 @@
+"""`build-dataset`: sources -> extract -> plan -> (augment -> references -> flow -> write) per shard.
+
+Resumable and idempotent by construction:
+- every unit of work (a video's extraction, a shard) is written under a temporary name and renamed
+  when complete; a shard's stats file is written after its rename and marks it done;
+- what a unit produces depends only on the build's settings and the unit's identity (clip ids are
+  fixed by the plan, random numbers by (seed, clip id)), never on order, worker or timing;
+- so a rerun of the same command (after a crash, Ctrl-C or kill -9) removes leftovers, skips the
+  complete units and redoes the others, and the result is byte-identical to an uninterrupted build.
+Only the `timings` in stats files differ from run to run.
+
+Layout of OUT:
+  build.json           the settings (a rerun with other settings is refused)
+  failures.jsonl       dead links, undecodable videos, clips that failed a stage (with reasons)
+  candidates.parquet   every cut clip with its filter measures and accept/reject reason
+  plan.json            the output clips: id, base clip or still, variant, shard
+  gallery/             the reference gallery index (when references are on)
+  shards/shard-NNNNN/  frames, flow, masks, manifest.parquet;  shards/shard-NNNNN.stats.json
+  manifest.parquet     all shards' rows, in plan order
+  stats.json           totals
+  work/                extraction cache (removed at the end unless keep_work)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vcbench.atomic import atomic_write_text
+from vcbench.datasets import shards as shardio
+from vcbench.datasets.clips import ClipSpec, extract_clips
+from vcbench.datasets.manifest import canonical_json, concat_manifests, write_manifest
+from vcbench.datasets.sources import Failure, SourceOptions, SourceVideo, resolve_source
+from vcbench.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLIPS = {"sample": 24}
+FULL_DEFAULT_CLIPS = 70_000
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that determines the bytes of a build (and nothing that does not)."""
+
+    source: str
+    clips: int
+    seed: int = 0
+    spec: ClipSpec = field(default_factory=ClipSpec)
+    flow: str = "dis"  # estimator name for vcbench.flow, or "none"
+    features: str = "weightfree"  # descriptor for vcbench.retrieval, or "none" (no references)
+    gallery: str | None = None  # folder of gallery images; None = scikit-image stills
+    stills: str | None = None  # folder of stills for pseudo-video; None = scikit-image stills
+    pseudo_fraction: float = 0.25
+    shard_size: int = 8
+    frame_format: str = "jpg"
+    input: str | None = None
+    urls: str | None = None
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["plan_version"] = PLAN_VERSION
+        return d
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a build runs (does not change its output)."""
+
+    executor: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    num_gpus_per_task: float = 1.0
+    quiet: bool = False
+    keep_work: bool = False
+    min_interval_s: float = 1.0
+    retries: int = 5
+
+
+# ------------------------------------------------------------------------------------ extraction
+@dataclass(frozen=True)
+class ExtractTask:
+    out_root: str
+    video: SourceVideo
+    spec: ClipSpec
+
+
+def extract_dir(out_root: Path, video_id: str) -> Path:
+    return Path(out_root) / "work" / "extract" / video_id
+
+
+def run_extract(task: ExtractTask) -> dict:
+    """Cut one video into candidate clips; cache the accepted ones (raw .npy) and every verdict."""
+    from vcbench.executors import single_threaded
+
+    final = extract_dir(Path(task.out_root), task.video.video_id)
+    tmp = final.with_name(f".{final.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    rows, error = [], None
+    t0 = time.perf_counter()
+    try:
+        with single_threaded():
+            for cand in extract_clips(task.video, task.spec):
+                row = {"clip_id": cand.clip_id, "video_id": task.video.video_id, "shot": cand.shot,
+                       "start_frame": cand.start, "end_frame": cand.end, "accepted": cand.accepted,
+                       "reason": cand.reason, **cand.measures}
+                if cand.accepted:
+                    np.save(tmp / f"{cand.clip_id}.npy", cand.frames, allow_pickle=False)
+                rows.append(row)
+    except InputError as exc:  # an undecodable video is logged and skipped, not fatal
+        error = str(exc)
+    (tmp / "candidates.json").write_text(json.dumps({"video_id": task.video.video_id, "error": error, "rows": rows},
+                                                    sort_keys=True) + "\n")
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return {"video_id": task.video.video_id, "n": len(rows), "seconds": time.perf_counter() - t0}
+
+
+# ------------------------------------------------------------------------------------------ shards
+@dataclass(frozen=True)
+class ShardTask:
+    out_root: str
+    index: int
+    entries: tuple[dict, ...]
+    config: BuildConfig
+
+
+def run_shard(task: ShardTask) -> dict:
+    """augment -> references -> flow -> write, for one shard; returns its stats."""
+    from vcbench.datasets.stages import build_clip_stages
+    from vcbench.executors import single_threaded
+
+    out_root = Path(task.out_root)
+    cfg = task.config
+    timings = {"load": 0.0, "augment": 0.0, "references": 0.0, "flow": 0.0, "write": 0.0}
+    t_start = time.perf_counter()
+    writer = shardio.ShardWriter(out_root, task.index)
+    rows, failures = [], []
+    try:
+        with single_threaded():
+            stages = build_clip_stages(cfg, out_root)
+            for entry in task.entries:
+                try:
+                    rows.append(stages.run(entry, writer, timings))
+                except InputError as exc:
+                    failures.append({"clip_id": entry["clip_id"], "reason": str(exc)})
+        t0 = time.perf_counter()
+        write_manifest(rows, writer.manifest_path())
+        manifest_sha = shardio.sha256_bytes(writer.manifest_path().read_bytes())
+        timings["write"] += time.perf_counter() - t0
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    stats = {
+        "shard": task.index, "count": len(task.entries), "successes": len(rows), "failed": len(failures),
+        "failures": failures, "manifest_sha256": manifest_sha,
+        "clip_ids": [r["clip_id"] for r in rows],
+        "timings": {k: round(v, 4) for k, v in {**timings, "total": time.perf_counter() - t_start}.items()},
+    }
+    shardio.write_stats(out_root, task.index, stats)
+    return stats
+
+
+# -------------------------------------------------------------------------------------------- plan
+def make_plan(cfg: BuildConfig, videos: list[SourceVideo], candidates: list[dict]) -> list[dict]:
+    """The output clips, in order: real clips (variant 0 = as cut, then augmented variants), then
+    pseudo-videos from stills. Base clips are visited in a seeded shuffle so that a small `--clips`
+    samples every video rather than the first ones."""
+    from vcbench.datasets.augment import rng_for
+    from vcbench.datasets.stills import list_stills
+
+    by_id = {v.video_id: v for v in videos}
+    bases = [c for c in candidates if c["accepted"]]
+    stills = list_stills(Path(cfg.stills) if cfg.stills else None) if cfg.pseudo_fraction > 0 else []
+    n_pseudo = int(round(cfg.clips * cfg.pseudo_fraction)) if stills else 0
+    n_video = cfg.clips - n_pseudo
+    if n_video > 0 and not bases:
+        if not stills:
+            raise InputError("no usable clip was found in the source videos (see candidates.parquet for the reasons)",
+                             hint="add videos, loosen the filters, or allow pseudo-video from stills")
+        n_video, n_pseudo = 0, cfg.clips
+    order = rng_for(cfg.seed, "plan:bases").permutation(len(bases)) if bases else []
+    plan: list[dict] = []
+    for j in range(n_video):
+        base = bases[int(order[j % len(bases)])]
+        variant = j // len(bases)
+        video = by_id[base["video_id"]]
+        plan.append({"clip_id": f"{base['clip_id']}_v{variant:03d}", "kind": "video", "variant": variant,
+                     "base_clip": base["clip_id"], "video_id": base["video_id"], "source": video.source,
+                     "licence": video.licence, "origin": video.origin, "shot": base["shot"],
+                     "start_frame": base["start_frame"], "end_frame": base["end_frame"],
+                     "measures": {k: base[k] for k in ("motion", "chroma", "luma")}})
+    for j in range(n_pseudo):
+        still = stills[j % len(stills)]
+        variant = j // len(stills)
+        origin = still.origin
+        licence = "scikit-image data (see skimage.data docs for each image's licence)" if origin.startswith("skimage:") \
+            else "as the image collection's licence (user-provided)"
+        plan.append({"clip_id": f"still-{still.still_id}_v{variant:03d}", "kind": "pseudo", "variant": variant,
+                     "base_clip": "", "video_id": still.still_id, "source": "stills", "licence": licence,
+                     "origin": origin, "shot": -1, "start_frame": -1, "end_frame": -1, "measures": {}})
+    for i, e in enumerate(plan):
+        e["shard"] = i // cfg.shard_size
+    return plan
+
+
+# --------------------------------------------------------------------------------------- the build
+def _progress(total: int, unit: str, desc: str, quiet: bool, initial: int = 0):
+    """tqdm bar showing items/s and the ETA; silent with --quiet."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=quiet, dynamic_ncols=True, smoothing=0.1)
+
+
+def _check_config(out: Path, cfg: BuildConfig) -> None:
+    path = out / "build.json"
+    want = canonical_json(cfg.as_dict())
+    if path.is_file():
+        try:
+            have = canonical_json(json.loads(path.read_text()))
+        except ValueError:
+            have = None
+        if have is not None and have != want:
+            raise InputError("this folder holds a build made with other settings", path=out,
+                             hint="rerun with the same options to resume, or choose another --out")
+    atomic_write_text(path, json.dumps(cfg.as_dict(), indent=1, sort_keys=True) + "\n")
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+
+def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) -> dict:
+    """Run (or resume) a build into `out`; returns the totals written to `out/stats.json`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vcbench.atomic import atomic_path
+    from vcbench.executors import make_executor
+
+    if cfg.clips < 1:
+        raise InputError(f"--clips must be at least 1 (got {cfg.clips})")
+    if cfg.frame_format not in shardio.FRAME_FORMATS:
+        raise InputError(f"unknown frame format {cfg.frame_format!r}", hint=f"choose one of {', '.join(shardio.FRAME_FORMATS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config(out, cfg)
+    shardio.clean_incomplete(out)
+    t0 = time.perf_counter()
+
+    src = resolve_source(cfg.source, SourceOptions(download_dir=out / "downloads", input=Path(cfg.input) if cfg.input else None,
+                                                    urls=Path(cfg.urls) if cfg.urls else None,
+                                                    min_interval_s=opts.min_interval_s, retries=opts.retries, quiet=opts.quiet))
+    failures = [dict(f.as_dict(), stage="source") for f in src.failures]
+    executor = make_executor(opts.executor, workers=opts.workers, address=opts.address,
+                             num_gpus_per_task=opts.num_gpus_per_task)
+    try:
+        plan_path = out / "plan.json"
+        plan = json.loads(plan_path.read_text())["clips"] if plan_path.is_file() else None
+        needed = ({e["video_id"] for e in plan if e["kind"] == "video" and not shardio.shard_complete(out, e["shard"])}
+                  if plan is not None else {v.video_id for v in src.videos})
+        todo = [ExtractTask(str(out), v, cfg.spec) for v in src.videos
+                if v.video_id in needed and not (extract_dir(out, v.video_id) / "candidates.json").is_file()]
+        if todo:
+            with _progress(len(todo), "video", "extract", opts.quiet) as bar:
+                for _ in executor.map_unordered(run_extract, todo):
+                    bar.update(1)
+        if plan is None:
+            candidates = []
+            for v in src.videos:
+                rec = json.loads((extract_dir(out, v.video_id) / "candidates.json").read_text())
+                if rec["error"]:
+                    failures.append({"item": v.video_id, "url": v.origin, "reason": rec["error"], "stage": "extract"})
+                for r in rec["rows"]:
+                    candidates.append(dict(r, source=v.source, licence=v.licence, origin=v.origin))
+            cols = ["clip_id", "video_id", "shot", "start_frame", "end_frame", "accepted", "reason", "motion", "chroma",
+                    "luma", "source", "licence", "origin"]
+            table = pa.table({c: [r[c] for r in candidates] for c in cols}) if candidates else \
+                pa.table({c: pa.array([], pa.string()) for c in cols})
+            with atomic_path(out / "candidates.parquet", suffix=".parquet") as tmp:
+                pq.write_table(table, tmp, compression="zstd")
+            plan = make_plan(cfg, src.videos, candidates)
+            _write_jsonl(out / "failures.jsonl", failures)
+            atomic_write_text(plan_path, json.dumps({"clips": plan}, sort_keys=True) + "\n")
+
+        from vcbench.datasets.stages import prepare_gallery, stage_needs_gpu
+
+        prepare_gallery(cfg, out)
+        n_shards = (len(plan) + cfg.shard_size - 1) // cfg.shard_size
+        pending = [i for i in range(n_shards) if not shardio.shard_complete(out, i)]
+        tasks = [ShardTask(str(out), i, tuple(e for e in plan[i * cfg.shard_size:(i + 1) * cfg.shard_size]), cfg)
+                 for i in pending]
+        done_clips = len(plan) - sum(len(t.entries) for t in tasks)
+        with _progress(len(plan), "clip", "build", opts.quiet, initial=done_clips) as bar:
+            for stats in executor.map_unordered(run_shard, tasks, gpu=stage_needs_gpu(cfg)):
+                bar.update(stats["count"])
+    finally:
+        executor.close()
+
+    shard_dirs = [out / "shards" / shardio.shard_name(i) / "manifest.parquet" for i in range(n_shards)]
+    n_rows = concat_manifests(shard_dirs, out / "manifest.parquet")
+    shard_stats = [json.loads(shardio.stats_path(out, i).read_text()) for i in range(n_shards)]
+    clip_failures = [dict(f, stage="shard", shard=s["shard"]) for s in shard_stats for f in s["failures"]]
+    if clip_failures:
+        prior = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines() if line.strip()]
+        prior = [p for p in prior if p.get("stage") != "shard"]
+        _write_jsonl(out / "failures.jsonl", prior + clip_failures)
+    cand = pq.read_table(out / "candidates.parquet").to_pandas()
+    reasons: dict[str, int] = {}
+    for r in cand.loc[~cand["accepted"].astype(bool), "reason"] if len(cand) else []:
+        key = r.split(":")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    totals = {
+        "clips": n_rows, "planned": len(plan), "shards": n_shards,
+        "videos": len(src.videos), "source_failures": len([f for f in failures if f.get("stage") == "source"]),
+        "candidates": int(len(cand)), "accepted": int(cand["accepted"].astype(bool).sum()) if len(cand) else 0,
+        "rejected_by_reason": dict(sorted(reasons.items())), "clip_failures": len(clip_failures),
+        "timings": {"wall_s": round(time.perf_counter() - t0, 3)},
+    }
+    atomic_write_text(out / "stats.json", json.dumps(totals, indent=1, sort_keys=True) + "\n")
+    if not opts.keep_work and (out / "work").exists():
+        shutil.rmtree(out / "work")
+    return totals

@@ -1,0 +1,178 @@
+"""The per-clip stages of a shard: load -> augment -> references -> flow -> write.
+
+References and flow are other modules' work (vcbench.retrieval, vcbench.flow); this file only
+adapts them to clips: which frames are queried, how pairs are batched, how results are stored.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vcbench.datasets.augment import (augment_video, draw_pseudo_params, draw_video_params, params_json,
+                                      pseudo_video, rng_for)
+from vcbench.datasets.stills import Still
+from vcbench.errors import InputError
+
+GPU_FLOWS = ("raft", "flownet2")
+GPU_FEATURES = ("vgg19",)
+TOP_K = 5
+
+
+def stage_needs_gpu(cfg) -> bool:
+    """Whether a shard task should ask the cluster for a GPU (learned flow or descriptors)."""
+    return cfg.flow in GPU_FLOWS or cfg.features in GPU_FEATURES
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def key_frame_indices(n: int) -> list[int]:
+    """First, middle and last frame: the clip's content at its start, centre and end."""
+    return sorted({0, n // 2, n - 1})
+
+
+# ------------------------------------------------------------------------------------------- flow
+@dataclass
+class FlowResult:
+    forward: np.ndarray  # (T-1, H, W, 2) float32, frame t -> t+1
+    backward: np.ndarray  # (T-1, H, W, 2) float32, frame t+1 -> t
+    valid: np.ndarray  # (T-1, H, W) bool, pixel of frame t not occluded in t+1 (Lai's test)
+
+
+class FlowStage:
+    """Forward and backward flow of every consecutive pair, and Lai's occlusion masks, batched."""
+
+    def __init__(self, name: str, device: str | None = None, batch: int = 8):
+        from vcbench.flow.estimators import get_estimator
+
+        self.estimator = get_estimator(name, device or _device())
+        self.device = device or _device()
+        self.batch = batch
+
+    def __call__(self, frames: np.ndarray) -> FlowResult:
+        import torch
+
+        from vcbench.flow.occlusion import occlusion_mask
+
+        t = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+        fws, bws, valids = [], [], []
+        with torch.no_grad():
+            for s in range(0, len(frames) - 1, self.batch):
+                a = t[s:min(s + self.batch, len(frames) - 1)].to(self.device)
+                b = t[s + 1:min(s + self.batch, len(frames) - 1) + 1].to(self.device)
+                fw = self.estimator(a, b).float()
+                bw = self.estimator(b, a).float()
+                occ = occlusion_mask(fw, bw)
+                fws.append(fw.permute(0, 2, 3, 1).cpu().numpy())
+                bws.append(bw.permute(0, 2, 3, 1).cpu().numpy())
+                valids.append((occ[:, 0] < 0.5).cpu().numpy())
+        return FlowResult(np.concatenate(fws), np.concatenate(bws), np.concatenate(valids))
+
+
+# ------------------------------------------------------------------------------------- references
+def gallery_dir(out_root: Path) -> Path:
+    return Path(out_root) / "gallery"
+
+
+def prepare_gallery(cfg, out_root: Path) -> Path | None:
+    """Build the gallery index once per build (skipped when it exists); None when references are off."""
+    if cfg.features == "none":
+        return None
+    from vcbench.retrieval.build import ensure_gallery
+
+    return ensure_gallery(gallery_dir(out_root), Path(cfg.gallery) if cfg.gallery else None, cfg.features)
+
+
+class ReferenceStage:
+    """Top-5 gallery images for a clip: each key frame queries the index; per gallery image the
+    best score over the key frames counts; the five best, ties broken by gallery id."""
+
+    def __init__(self, out_root: Path, features: str, device: str | None = None, k: int = TOP_K):
+        from vcbench.retrieval.build import load_gallery
+
+        self.gallery = load_gallery(gallery_dir(out_root), features, device or _device())
+        self.k = k
+
+    def __call__(self, frames: np.ndarray) -> list[dict]:
+        keys = frames[key_frame_indices(len(frames))]
+        best: dict[str, dict] = {}
+        for hits in self.gallery.search(keys, self.k):
+            for h in hits:
+                prev = best.get(h["id"])
+                if prev is None or h["score"] > prev["score"]:
+                    best[h["id"]] = h
+        ranked = sorted(best.values(), key=lambda h: (-h["score"], h["id"]))[: self.k]
+        return [{"id": h["id"], "path": h["path"], "score": round(float(h["score"]), 6)} for h in ranked]
+
+
+# -------------------------------------------------------------------------------------- the chain
+class ClipStages:
+    """Everything one shard task needs, built once per task in the worker."""
+
+    def __init__(self, cfg, out_root: Path):
+        self.cfg = cfg
+        self.out_root = Path(out_root)
+        self.flow = FlowStage(cfg.flow) if cfg.flow != "none" else None
+        self.refs = ReferenceStage(self.out_root, cfg.features) if cfg.features != "none" else None
+        self._stills: dict[str, np.ndarray] = {}
+
+    def _load(self, entry: dict) -> np.ndarray | None:
+        if entry["kind"] == "video":
+            from vcbench.datasets.pipeline import extract_dir
+
+            path = extract_dir(self.out_root, entry["video_id"]) / f"{entry['base_clip']}.npy"
+            if not path.is_file():
+                raise InputError("extracted clip missing from the work cache", path=path,
+                                 hint="rerun the same command; the video is extracted again")
+            return np.load(path, allow_pickle=False)
+        key = entry["origin"]
+        if key not in self._stills:
+            self._stills = {key: Still(entry["video_id"], key).load()}  # one still cached at a time
+        return self._stills[key]
+
+    def _augment(self, entry: dict, data: np.ndarray) -> tuple[np.ndarray, dict]:
+        spec = self.cfg.spec
+        rng = rng_for(self.cfg.seed, entry["clip_id"])
+        if entry["kind"] == "video":
+            if entry["variant"] == 0:
+                return data, {"kind": "original"}
+            params = draw_video_params(rng, spec.height, spec.width)
+            return augment_video(data, params), params
+        params = draw_pseudo_params(rng, spec.length)
+        return pseudo_video(data, params, spec.length, spec.height, spec.width), params
+
+    def run(self, entry: dict, writer, timings: dict) -> dict:
+        t0 = time.perf_counter()
+        data = self._load(entry)
+        t1 = time.perf_counter()
+        frames, params = self._augment(entry, data)
+        t2 = time.perf_counter()
+        refs = self.refs(frames) if self.refs is not None else []
+        t3 = time.perf_counter()
+        flow = self.flow(frames) if self.flow is not None else None
+        t4 = time.perf_counter()
+        files = writer.write_frames(entry["clip_id"], frames, self.cfg.frame_format)
+        flow_files = writer.write_flow(entry["clip_id"], flow.forward, flow.backward, flow.valid) if flow else {}
+        t5 = time.perf_counter()
+        for k, a, b in (("load", t0, t1), ("augment", t1, t2), ("references", t2, t3), ("flow", t3, t4), ("write", t4, t5)):
+            timings[k] += b - a
+        n, h, w = frames.shape[:3]
+        return {
+            "clip_id": entry["clip_id"], "shard": writer.index, "kind": entry["kind"], "source": entry["source"],
+            "video_id": entry["video_id"], "licence": entry["licence"], "origin": entry["origin"],
+            "shot": entry["shot"], "start_frame": entry["start_frame"], "end_frame": entry["end_frame"],
+            "variant": entry["variant"], "augmentation": params_json(params), "num_frames": n, "height": h,
+            "width": w, "frame_format": self.cfg.frame_format, "files": files, "references": refs,
+            "flow_estimator": self.cfg.flow, "flow_files": flow_files, "measures": entry["measures"],
+        }
+
+
+def build_clip_stages(cfg, out_root: Path) -> ClipStages:
+    return ClipStages(cfg, out_root)

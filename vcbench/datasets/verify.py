@@ -1,0 +1,97 @@
+"""`vcbench datasets verify DIR`: check every checksum a build recorded and report what is wrong.
+
+Checks, for a build folder: every shard the plan calls for is complete (folder + stats file); each
+shard manifest matches the sha256 in its stats; every frame, flow and mask file listed in the
+manifests exists with its recorded sha256; the top-level manifest holds exactly the shards' clips.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vcbench.datasets import shards as shardio
+from vcbench.datasets.manifest import read_manifest
+from vcbench.datasets.sources.fetch import file_digest
+from vcbench.errors import InputError
+
+
+@dataclass
+class VerifyReport:
+    root: Path
+    files_checked: int = 0
+    clips: int = 0
+    missing: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.corrupt or self.problems)
+
+    def as_dict(self) -> dict:
+        return {"root": str(self.root), "ok": self.ok, "clips": self.clips, "files_checked": self.files_checked,
+                "missing": self.missing, "corrupt": self.corrupt, "problems": self.problems}
+
+
+def _check_files(root: Path, files: dict[str, str], report: VerifyReport) -> None:
+    for rel, want in files.items():
+        path = root / rel
+        report.files_checked += 1
+        if not path.is_file():
+            report.missing.append(rel)
+        elif file_digest(path) != want:
+            report.corrupt.append(rel)
+
+
+def verify_build(root: str | Path) -> VerifyReport:
+    root = Path(root)
+    if not (root / "build.json").is_file() or not (root / "plan.json").is_file():
+        raise InputError("not a build-dataset folder (no build.json/plan.json)", path=root,
+                         hint="point at the --out folder of vcbench build-dataset")
+    report = VerifyReport(root)
+    cfg = json.loads((root / "build.json").read_text())
+    plan = json.loads((root / "plan.json").read_text())["clips"]
+    n_shards = (len(plan) + cfg["shard_size"] - 1) // cfg["shard_size"]
+    shard_ids: list[str] = []
+    for i in range(n_shards):
+        name = shardio.shard_name(i)
+        sdir, spath = root / "shards" / name, shardio.stats_path(root, i)
+        if not sdir.is_dir():
+            report.missing.append(f"shards/{name}/")
+            continue
+        if not spath.is_file():
+            report.missing.append(f"shards/{spath.name}")
+            continue
+        stats = json.loads(spath.read_text())
+        mpath = sdir / "manifest.parquet"
+        report.files_checked += 1
+        if not mpath.is_file():
+            report.missing.append(f"shards/{name}/manifest.parquet")
+            continue
+        if file_digest(mpath) != stats.get("manifest_sha256"):
+            report.corrupt.append(f"shards/{name}/manifest.parquet")
+            continue
+        df = read_manifest(mpath)
+        for row in df.itertuples(index=False):
+            report.clips += 1
+            shard_ids.append(row.clip_id)
+            _check_files(root, json.loads(row.files), report)
+            _check_files(root, json.loads(row.flow_files), report)
+    top = root / "manifest.parquet"
+    if not top.is_file():
+        report.missing.append("manifest.parquet")
+    else:
+        try:
+            top_ids = list(read_manifest(top)["clip_id"])
+        except InputError:
+            report.corrupt.append("manifest.parquet")
+        else:
+            if top_ids != shard_ids and not report.missing:
+                report.problems.append(f"manifest.parquet lists {len(top_ids)} clips, the shards {len(shard_ids)}; "
+                                       "rerun the build command to rewrite it")
+            dupes = len(top_ids) - len(set(top_ids))
+            if dupes:
+                report.problems.append(f"manifest.parquet holds {dupes} duplicate clip ids")
+    return report
