@@ -1,0 +1,1 @@
+"""Benchmark sets (benchmarks.py) and the build-dataset pipeline (sources, clips, augment, shards, manifest, pipeline)."""
