@@ -1,0 +1,112 @@
+"""FlowNet2 (ptlflow 0.4.2, checkpoint "things"): the field's estimator for warp error.
+
+ptlflow is imported lazily, only here, because importing it breaks when faiss-cpu is installed:
+its `models/scv/knn.py` calls `faiss.StandardGpuResources()` and catches only ImportError. While
+ptlflow imports, `sys.modules["faiss"]` is set to None (so `import faiss` raises ImportError, which
+ptlflow handles) and restored afterwards; vcbench's own faiss use is untouched. ptlflow also prints
+to stdout while importing, which would corrupt `--json -` output, so that goes to stderr.
+
+Inputs: RGB uint8 -> BGR in [0, 1] (ptlflow's convention; the model flips to RGB and subtracts each
+image's mean itself), replicate-padded to a multiple of 64, flow cropped back. FlowNetC's correlation
+is swapped for `vcbench.flow.correlation.flownetc_correlation` (same values, far faster than
+ptlflow's pure-torch fallback when the CUDA extension is absent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any
+
+import torch
+
+from vcbench.flow.base import FlowEstimator, pad_to_multiple, unpad
+from vcbench.flow.correlation import flownetc_correlation
+
+PAD_MULTIPLE = 64
+_MISSING = object()
+
+
+def import_ptlflow_flownet2() -> tuple[Any, Any]:
+    """(ptlflow module, FlowNet2 class), imported with faiss hidden from ptlflow."""
+    saved = sys.modules.get("faiss", _MISSING)
+    sys.modules["faiss"] = None  # type: ignore[assignment]  # `import faiss` -> ImportError inside ptlflow
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            import ptlflow
+            from ptlflow.models.flownet.flownet2 import FlowNet2
+    except ImportError as exc:
+        from vcbench.errors import VcbenchError
+
+        raise VcbenchError(f"FlowNet2 needs ptlflow 0.4.2, which failed to import ({exc})",
+                           hint="pip install 'vcbench[flownet2]' or choose --flow dis|raft") from exc
+    finally:
+        if saved is _MISSING:
+            sys.modules.pop("faiss", None)
+        else:
+            sys.modules["faiss"] = saved  # type: ignore[assignment]
+    return ptlflow, FlowNet2
+
+
+def build_flownet2(checkpoint: dict[str, Any] | None = None, *, fast_correlation: bool = True) -> torch.nn.Module:
+    """ptlflow's FlowNet2, restored from a loaded Lightning checkpoint as `ptlflow.restore_model` does.
+
+    A ptlflow `.ckpt` is a Lightning checkpoint: the weights under "state_dict" (strict load) and
+    optional "hyper_parameters" whose train_size / train_avg_length ptlflow copies onto the model.
+    """
+    _, FlowNet2 = import_ptlflow_flownet2()
+    model = FlowNet2()
+    if checkpoint is not None:
+        if "state_dict" not in checkpoint:
+            raise KeyError("no 'state_dict' entry: not a ptlflow Lightning checkpoint")
+        hp = checkpoint.get("hyper_parameters") or {}
+        for key in ("train_size", "train_avg_length"):
+            if key in hp:
+                setattr(model, key, hp[key])
+        model.load_state_dict(checkpoint["state_dict"], strict=True)
+    if fast_correlation:
+        model.flownetc.corr = flownetc_correlation  # an instance attribute in ptlflow's FlowNetC
+    return model.eval()
+
+
+class FlowNet2Flow(FlowEstimator):
+    """ptlflow FlowNet2 ("things"), inputs padded to a multiple of 64."""
+
+    name = "flownet2"
+
+    def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | None = None,
+                 allow_unverified: bool = False, batch_size: int = 4) -> None:
+        super().__init__(device)
+        from vcbench import weights as vw
+
+        self._resolved = vw.resolve("flownet2_things", weights_path, allow_unverified=allow_unverified)
+        ckpt = vw.load_state_dict(self._resolved.path)
+        try:
+            model = build_flownet2(ckpt)
+        except (RuntimeError, KeyError) as exc:  # wrong keys/shapes, not a Lightning checkpoint
+            from vcbench.errors import WeightsError
+
+            raise WeightsError(f"cannot load FlowNet2 checkpoint ({str(exc).splitlines()[0]})",
+                               path=self._resolved.path,
+                               hint="re-download it with `vcbench weights download flownet2_things`") from exc
+        self.model = model.to(self.device)
+        self.batch_size = max(1, int(batch_size))
+        import ptlflow
+
+        self.params = {"model": "ptlflow flownet2", "checkpoint": "things", "input": "BGR in [0, 1]",
+                       "pad": f"replicate to a multiple of {PAD_MULTIPLE}", "ptlflow": ptlflow.__version__}
+
+    def weights_used(self) -> dict[str, str]:
+        return {self._resolved.path.name: self._resolved.sha256}
+
+    @torch.inference_mode()
+    def _flow(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        out = []
+        for i in range(0, a.shape[0], self.batch_size):
+            x = a[i:i + self.batch_size].to(self.device).flip(1).float() / 255.0
+            y = b[i:i + self.batch_size].to(self.device).flip(1).float() / 255.0
+            x, pads = pad_to_multiple(x, PAD_MULTIPLE)
+            y, _ = pad_to_multiple(y, PAD_MULTIPLE)
+            flow = self.model({"images": torch.stack((x, y), dim=1)})["flows"][:, 0]
+            out.append(unpad(flow, pads).float())
+        return torch.cat(out)

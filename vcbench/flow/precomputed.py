@@ -1,0 +1,97 @@
+"""Precomputed GT flow in Lai et al.'s layout, so published flow (or a user's own) can be scored.
+
+    PATH/fw_flow/<clip>/%05d.flo        flow t -> t+1 (Middlebury), computed on the GT video
+    PATH/fw_occlusion/<clip>/%05d.png   Lai's occlusion mask, 255 = occluded
+    PATH/bw_flow/<clip>/%05d.flo        flow t+1 -> t, used to compute the mask when there is no
+                                        fw_occlusion folder
+
+Lai's evaluation reads the mask PNG as value/255 and uses 1 - that as the non-occlusion weight; the
+same is done here (a binary mask gives 0/1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vcbench.errors import InputError
+from vcbench.flow.flo import read_flo
+from vcbench.flow.occlusion import occlusion_mask
+from vcbench.metrics.base import FlowPairs
+
+
+class PrecomputedFlow:
+    """GT flow and masks read from disk by clip and frame index (no estimator runs)."""
+
+    name = "precomputed"
+
+    def __init__(self, path: str | Path, device: str | torch.device = "cpu") -> None:
+        self.root = Path(path)
+        self.device = torch.device(device)
+        if not (self.root / "fw_flow").is_dir():
+            raise InputError("no fw_flow folder in the precomputed flow folder", path=self.root,
+                             hint="use Lai's layout PATH/fw_flow/<clip>/%05d.flo (+ fw_occlusion or bw_flow)")
+        self.has_occlusion = (self.root / "fw_occlusion").is_dir()
+        if not self.has_occlusion and not (self.root / "bw_flow").is_dir():
+            raise InputError("neither fw_occlusion nor bw_flow folder in the precomputed flow folder",
+                             path=self.root, hint="add PATH/fw_occlusion/<clip>/%05d.png or PATH/bw_flow/<clip>/%05d.flo")
+        self.params: dict[str, Any] = {
+            "path": str(self.root.resolve()),
+            "occlusion": "fw_occlusion PNG (255 = occluded)" if self.has_occlusion
+            else "Lai's test on fw_flow and bw_flow",
+        }
+
+    def weights_used(self) -> dict[str, str]:
+        return {}
+
+    def _files(self, kind: str, clip: str, first: int, count: int, ext: str) -> list[Path]:
+        files = [self.root / kind / clip / f"{t:05d}.{ext}" for t in range(first, first + count)]
+        missing = [p for p in files if not p.is_file()]
+        if missing:
+            shown = ", ".join(str(p) for p in missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise InputError(f"missing precomputed flow file(s) for clip {clip!r}: {shown}", path=self.root,
+                             hint="a clip with N frames needs files 00000 .. N-2")
+        return files
+
+    def _flows(self, files: list[Path], size: tuple[int, int] | None) -> torch.Tensor:
+        arrs = []
+        for p in files:
+            f = read_flo(p)
+            if size is not None and f.shape[:2] != tuple(size):
+                raise InputError(f"flow is {f.shape[1]}x{f.shape[0]} but the frames are {size[1]}x{size[0]}", path=p,
+                                 hint="precomputed flow must be at the GT frames' resolution")
+            arrs.append(f)
+        return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
+
+    def _occlusion(self, files: list[Path], size: tuple[int, int]) -> torch.Tensor:
+        from PIL import Image
+
+        masks = []
+        for p in files:
+            try:
+                with Image.open(p) as im:
+                    m = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+            except OSError as exc:
+                raise InputError(f"unreadable occlusion mask ({exc})", path=p, hint="re-create the mask PNG") from exc
+            if m.shape != tuple(size):
+                raise InputError(f"mask is {m.shape[1]}x{m.shape[0]} but the flow is {size[1]}x{size[0]}", path=p,
+                                 hint="masks must match the flow's resolution")
+            masks.append(m)
+        return torch.from_numpy(np.stack(masks))[:, None]
+
+    def pairs(self, clip: str, first: int, count: int, size: tuple[int, int] | None = None) -> FlowPairs:
+        """Flow and non-occlusion mask of the pairs (t, t+1) for t in first .. first+count-1."""
+        fw = self._flows(self._files("fw_flow", clip, first, count, "flo"), size)
+        h, w = fw.shape[-2:]
+        if self.has_occlusion:
+            occ = self._occlusion(self._files("fw_occlusion", clip, first, count, "png"), (h, w))
+        else:
+            bw = self._flows(self._files("bw_flow", clip, first, count, "flo"), (h, w))
+            occ = occlusion_mask(fw, bw)
+        return FlowPairs(fw=fw.to(self.device), noc=(1.0 - occ).to(self.device, torch.float32))
+
+    def __repr__(self) -> str:
+        return f"PrecomputedFlow({str(self.root)!r})"
