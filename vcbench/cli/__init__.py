@@ -17,6 +17,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "metrics_cmd",
     "weights_cmd",
     "score",
+    "leaderboard",
+    "compare",
 )
 
 
