@@ -17,6 +17,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "metrics_cmd",
     "weights_cmd",
     "score",
+    "models_cmd",
+    "evaluate",
+    "datasets_cmd",
     "leaderboard",
     "compare",
 )
