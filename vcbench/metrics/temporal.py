@@ -1,0 +1,153 @@
+"""Temporal consistency along GT motion: warp error (Lai et al. 2018) and flicker.
+
+Both look at consecutive output frames O_t, O_{t+1} through the forward flow fw_t (t -> t+1) estimated
+on the GT video, and only where Lai's occlusion test says the motion is trustworthy (noc = 1 - occ):
+
+- warp_error_t = sum(((warp(O_{t+1}, fw_t) - O_t) * noc)^2) / sum(noc), RGB in [0, 1], noc counted over
+  the 3 channels, H*W*3 as the denominator when no pixel is non-occluded: Lai's `evaluate_WarpError.py`.
+- flicker_t = sum(|warp(O_{t+1}, fw_t) - O_t| * noc) / sum(noc), RGB in 0..255, same counting. A
+  property of the output alone (the GT clip itself scores a few units), reported beside the GT's own.
+
+Per-frame values are per pair t (a clip of N frames has N-1); the clip value is their mean. The
+scorer shares one GT flow computation through `FrameContext.pairs`; used standalone (a training loop
+calling `update(pred, gt)`), the metric estimates GT flow itself with the estimator given at
+construction (DIS by default). Pairs that straddle two batches are scored once, from `ctx.prev_*` or
+the frames the metric kept itself, so splitting a clip into batches never changes the values.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar, Literal
+
+import torch
+
+from vcbench.errors import InputError
+from vcbench.flow.warp import backward_warp
+from vcbench.metrics.base import FlowPairs, FrameContext, Metric
+
+
+def _check(first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> None:
+    if first.shape != second.shape or first.dim() != 4 or first.shape[1] != 3:
+        raise InputError(f"frames must be (P, 3, H, W) pairs of one shape, got {tuple(first.shape)} and {tuple(second.shape)}")
+    p, _, h, w = first.shape
+    if tuple(pairs.fw.shape) != (p, 2, h, w) or tuple(pairs.noc.shape) != (p, 1, h, w):
+        raise InputError(f"flow {tuple(pairs.fw.shape)} / mask {tuple(pairs.noc.shape)} do not fit {p} frame pairs "
+                         f"of {w}x{h}", hint="precomputed flow must be at the GT frames' resolution, one file per pair")
+
+
+def _masked_mean(err: torch.Tensor, noc: torch.Tensor) -> torch.Tensor:
+    """Per pair: sum(err) / (3 * sum(noc)), or / (H*W*3) where the mask is empty (Lai's rule)."""
+    num = err.sum(dim=(1, 2, 3))
+    den = noc.sum(dim=(1, 2, 3)) * err.shape[1]
+    full = float(err.shape[1] * err.shape[2] * err.shape[3])
+    return num / torch.where(den == 0, torch.full_like(den, full), den)
+
+
+def warp_error_pairs(first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> torch.Tensor:
+    """Lai's warping error (float64, one per pair) of uint8 frames O_t = first, O_{t+1} = second."""
+    _check(first, second, pairs)
+    a = first.to(torch.float32) / 255.0
+    warped = backward_warp(second.to(torch.float32) / 255.0, pairs.fw.to(a.device))
+    noc = pairs.noc.to(a.device, torch.float64)
+    diff = (warped.to(torch.float64) - a.to(torch.float64)) * noc
+    return _masked_mean(diff.square(), noc)
+
+
+def flicker_pairs(first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> torch.Tensor:
+    """Mean absolute difference (0..255, float64, one per pair) of O_t and warp(O_{t+1}) on noc pixels."""
+    _check(first, second, pairs)
+    a = first.to(torch.float32)
+    warped = backward_warp(second.to(torch.float32), pairs.fw.to(a.device))
+    noc = pairs.noc.to(a.device, torch.float64)
+    diff = (warped.to(torch.float64) - a.to(torch.float64)).abs() * noc
+    return _masked_mean(diff, noc)
+
+
+class _FlowPairMetric(Metric):
+    """Shared plumbing: pairs across batch boundaries, GT flow from the context or computed here."""
+
+    higher_is_better: ClassVar[bool | None] = False
+    needs: ClassVar[frozenset[str]] = frozenset({"flow"})
+
+    def __init__(self, device: str | torch.device = "cpu", *, flow: object = "dis", allow_unverified: bool = False,
+                 source: Literal["pred", "gt"] = "pred") -> None:
+        """`flow`: estimator name, folder of precomputed flow, or instance, used only when no
+        `ctx.pairs` is given. `source="gt"` scores the GT clip itself as the output (the GT reference)."""
+        super().__init__()
+        from vcbench.flow.estimators import get_estimator
+
+        if source not in ("pred", "gt"):
+            raise ValueError(f"source must be 'pred' or 'gt', got {source!r}")
+        self.device = torch.device(device)
+        self.source = source
+        self.estimator = get_estimator(flow, self.device, allow_unverified=allow_unverified)
+        self._own_flow_used = False
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._prev_pred: torch.Tensor | None = None
+        self._prev_gt: torch.Tensor | None = None
+        self._t = 0
+
+    def _end_clip_state(self) -> None:
+        self._reset_state()
+
+    def weights_used(self) -> dict[str, str]:
+        """The estimator's weights, when this metric estimated flow itself (else the scorer's count)."""
+        return dict(self.estimator.weights_used()) if self._own_flow_used else {}
+
+    @abstractmethod
+    def _pair_values(self, first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> torch.Tensor:
+        """One value per pair (first[i], second[i]) under pairs[i]."""
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+        if pred.shape != gt.shape:
+            raise InputError(f"prediction {tuple(pred.shape)} and GT {tuple(gt.shape)} batches differ")
+        if ctx is not None:
+            if self._clip_name is None:
+                self._clip_name = ctx.clip
+            prev_pred, prev_gt, start, pairs = ctx.prev_pred, ctx.prev_gt, ctx.start, ctx.pairs
+        else:
+            prev_pred, prev_gt, start, pairs = self._prev_pred, self._prev_gt, self._t, None
+        if self.source == "gt":
+            pred, prev_pred = gt, prev_gt
+        has_prev = prev_pred is not None and prev_gt is not None
+        seq = torch.cat([prev_pred, pred]) if has_prev else pred
+        if pairs is None:
+            from vcbench.flow.estimators import gt_flow_pairs
+
+            seq_gt = torch.cat([prev_gt, gt]) if has_prev else gt
+            first = start - 1 if has_prev else start
+            pairs = gt_flow_pairs(seq_gt, self.estimator, clip=self._clip_name, start=first)
+            self._own_flow_used = self._own_flow_used or seq_gt.shape[0] > 1
+        if pairs.fw.shape[0] != seq.shape[0] - 1:
+            raise InputError(f"{pairs.fw.shape[0]} flow pairs for {seq.shape[0]} consecutive frames "
+                             f"(clip {self._clip_name or '?'}, frame {start})")
+        if seq.shape[0] > 1:
+            vals = self._pair_values(seq[:-1], seq[1:], pairs)
+            self._current.extend(float(v) for v in vals.cpu())
+        self._prev_pred, self._prev_gt = pred[-1:], gt[-1:]
+        self._t = start + int(gt.shape[0])
+
+
+class WarpError(_FlowPairMetric):
+    """Lai et al.'s warping error of the output along GT flow (lower is better)."""
+
+    name: ClassVar[str] = "warp_error"
+
+    def _pair_values(self, first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> torch.Tensor:
+        return warp_error_pairs(first, second, pairs)
+
+
+class Flicker(_FlowPairMetric):
+    """Mean absolute change (0..255) of the output along GT flow on non-occluded pixels (lower is better).
+
+    `Flicker(source="gt")`, or `update(gt, gt)`, gives the GT clip's own flicker, the floor to report beside it.
+    """
+
+    name: ClassVar[str] = "flicker"
+
+    def _pair_values(self, first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> torch.Tensor:
+        return flicker_pairs(first, second, pairs)
