@@ -180,3 +180,52 @@ def test_welsh_beats_gray_from_a_reference_of_the_same_scene(bikes):
     w3 = Welsh(seed=1)
     w3.start_clip([ref])
     assert not torch.equal(w3.colorize(L), out_w)  # the seed does drive the sampling
+
+
+# ------------------------------------------------------------------------------- propagate
+@pytest.fixture(scope="module")
+def carphone8() -> torch.Tensor:
+    return _frames("carphone_pristine", 8, (72, 88))
+
+
+def test_propagate_beats_gray_and_reinhard_on_a_slow_clip(carphone8):
+    from vcbench.baselines.propagate import Propagate
+
+    ref = _ref(carphone8, 0)  # propagation mode: the true first frame in colour
+    L = _L(carphone8)
+    scores = {}
+    for model in (Gray(), Reinhard(), Propagate()):
+        model.start_clip([ref])
+        out = torch.cat([model.colorize(L[:3]), model.colorize(L[3:])])  # state carries across batches
+        scores[model.name] = psnr(out[1:], carphone8[1:])
+    assert scores["propagate"] > scores["gray"] + 5.0, scores
+    assert scores["propagate"] > scores["reinhard"] + 5.0, scores
+
+
+def test_propagate_is_deterministic_restarts_per_clip_and_records_its_flow(carphone8):
+    from vcbench.baselines.propagate import Propagate
+
+    ref = _ref(carphone8, 0)
+    L = _L(carphone8[:4])
+    m = Propagate()
+    m.start_clip([ref])
+    a = m.colorize(L)
+    m.start_clip([ref])  # a new clip must not inherit the previous clip's last frame
+    b = m.colorize(L)
+    assert torch.equal(a, b)
+    assert m.config()["flow"]["estimator"] == "dis"
+    # first frame from its own colour reference: nearly the GT (flow ~ 0, nothing occluded)
+    assert psnr(a[:1], carphone8[:1]) > 40.0
+
+
+def test_propagate_exemplar_of_another_size_starts_from_welsh(carphone8, bikes):
+    from vcbench.baselines.propagate import Propagate
+
+    exemplar = _ref(bikes, 0)  # 68x160, not the frame size
+    L = _L(carphone8[:3])
+    p, w = Propagate(), Welsh()
+    p.start_clip([exemplar])
+    w.start_clip([exemplar])
+    out = p.colorize(L)
+    assert torch.equal(out[:1], w.colorize(L[:1]))  # frame 0 is Welsh matching from the exemplar
+    assert out.shape == (3, 3, 72, 88)
