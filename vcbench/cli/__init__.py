@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "datasets_cmd",
     "leaderboard",
     "compare",
+    "build_dataset",
 )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 SOURCES = ("sample", "videvo", "hollywood2", "hollywood3d", "local")
 FLOWS = ("dis", "farneback", "raft", "flownet2", "none")
-FEATURES = ("weightfree", "vgg19", "none")
+FEATURES = ("weightfree", "weightfree_gray", "vgg19", "none")
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     dl.add_argument("--quiet", action="store_true", help="no progress bar")
     dl.set_defaults(func=run_download)
 
+    vf = dsub.add_parser("verify", help="check every checksum of a build-dataset folder; non-zero exit if anything is wrong")
+    vf.add_argument("dir", type=Path, metavar="DIR", help="the --out folder of vcbench build-dataset")
+    vf.add_argument("--json", action="store_true", help="print the report as JSON")
+    vf.set_defaults(func=run_verify)
+
 
 def benchmark_rows(data_root: Path | None = None) -> list[dict]:
     from vcbench.datasets.benchmarks import BENCHMARKS, benchmark_status
@@ -69,3 +74,19 @@ def run_download(args: argparse.Namespace) -> int:
     folder = download_benchmark(args.name, args.data_root, quiet=args.quiet)
     print(f"{args.name}: ready at {folder}")
     return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from vcbench.datasets.verify import verify_build
+
+    report = verify_build(args.dir)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for kind, items in (("missing", report.missing), ("corrupt", report.corrupt), ("problem", report.problems)):
+            for item in items:
+                print(f"{kind}: {item}")
+        state = "ok" if report.ok else (f"{len(report.missing)} missing, {len(report.corrupt)} corrupt, "
+                                        f"{len(report.problems)} other problems")
+        print(f"{args.dir}: {report.clips} clips, {report.files_checked} files checked: {state}")
+    return 0 if report.ok else 1

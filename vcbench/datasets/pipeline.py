@@ -295,8 +295,10 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
             atomic_write_text(plan_path, json.dumps({"clips": plan}, sort_keys=True) + "\n")
 
         from vcbench.datasets.stages import prepare_gallery, stage_needs_gpu
+        from vcbench.executors import single_threaded
 
-        prepare_gallery(cfg, out)
+        with single_threaded():  # descriptors in a fixed summation order: same index bytes on any machine
+            prepare_gallery(cfg, out, quiet=opts.quiet)
         n_shards = (len(plan) + cfg.shard_size - 1) // cfg.shard_size
         pending = [i for i in range(n_shards) if not shardio.shard_complete(out, i)]
         tasks = [ShardTask(str(out), i, tuple(e for e in plan[i * cfg.shard_size:(i + 1) * cfg.shard_size]), cfg)

@@ -12,7 +12,7 @@ from vcbench.errors import InputError
 from vcbench.frames import IMAGE_EXTENSIONS, natural_key, read_image
 
 # Colour photographs that scikit-image ships inside its wheel (no pooch download needed).
-SKIMAGE_STILLS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "cat", "motorcycle_left")
+SKIMAGE_STILLS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")  # cat() is chelsea again
 
 
 @dataclass(frozen=True)
