@@ -1,0 +1,166 @@
+"""`vcbench evaluate`: run a registered model on a benchmark, score it and record the run.
+
+A thin wrapper over `vcbench.evaluate.evaluate`: parse options, resolve the benchmark and the
+database, print the metric table (and the stored one when an identical run is reused), and write
+`--json` atomically only after the run succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+FLOW_HELP = (
+    "GT optical flow for warp_error and flicker: auto (default: flownet2, the field's standard, when its "
+    "weights are in the cache, else dis), dis (OpenCV DIS, offline), farneback, raft, flownet2, or a "
+    "folder of precomputed flow in Lai's layout. The protocol name records the estimator "
+    "(vcbench-v1/flownet2, vcbench-v1/dis, ...); tables never mix them silently."
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="run a model on a benchmark set, score it on every metric and record the run",
+        description="Run a model (see `vcbench models list`) on a benchmark (see `vcbench datasets list`) or a "
+                    "folder of clips, score it with the same engine as `vcbench score`, and record the run in "
+                    "the results database. An identical earlier run is reused unless --force.")
+    p.add_argument("--model", required=True, metavar="NAME", help="registered model name")
+    p.add_argument("--dataset", required=True, metavar="NAME|PATH",
+                   help="sample, davis30, videvo20, imagenet-ctest10k, or a folder of clips")
+    p.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                   help="where the licensed sets live (default $VCBENCH_DATA_ROOT or the user data folder; "
+                        "for imagenet-ctest10k the ImageNet val folder, or $VCBENCH_IMAGENET_VAL)")
+    p.add_argument("--reference", choices=("first-frame", "exemplar"), default="first-frame",
+                   help="first-frame: the first GT frame in colour is the reference (propagation mode, default); "
+                        "exemplar: a given image per clip (--exemplars, or scikit-image stills for sample)")
+    p.add_argument("--exemplars", type=Path, default=None, metavar="DIR",
+                   help="exemplar images: DIR/<clip>.png|jpg or DIR/<clip>/<images>")
+    p.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="benchmark knob recorded in the protocol, e.g. frames=8 or width=128 for sample, "
+                        "limit=100 for imagenet-ctest10k (repeatable)")
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="model constructor option, part of the run's identity, e.g. samples=400 (repeatable)")
+    p.add_argument("--db", type=Path, default=None, metavar="FILE",
+                   help="results database (default $VCBENCH_DB or <user data dir>/vcbench/results.sqlite)")
+    p.add_argument("--save-frames", type=Path, default=None, metavar="DIR",
+                   help="also write the predicted frames as DIR/<clip>/%%05d.png (each clip atomically)")
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
+    p.add_argument("--metrics", default=None, metavar="LIST",
+                   help="comma-separated metric names (default: all; see `vcbench metrics list`)")
+    p.add_argument("--flow", default="auto", metavar="auto|dis|farneback|raft|flownet2|PATH", help=FLOW_HELP)
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="frames per scoring batch (default 8)")
+    p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                   help="benchmark and GT-side cache (default $VCBENCH_CACHE_DIR or the user cache folder)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the GT-side score cache")
+    p.add_argument("--force", action="store_true", help="rerun even if an identical run is recorded (replaces it)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--allow-unverified-weights", action="store_true",
+                   help="accept weight files whose sha256 differs from the registry's (the run is marked)")
+    p.add_argument("--json", default=None, metavar="OUT", help="write the result as JSON to OUT ('-' for stdout)")
+    p.set_defaults(func=run)
+
+
+def parse_options(items: list[str], flag: str) -> dict[str, Any]:
+    """KEY=VALUE pairs; values are JSON when they parse as JSON (numbers, true, lists), else strings."""
+    from vcbench.errors import InputError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{flag} expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def choose_flow(flow: str) -> str:
+    """`auto` -> flownet2 when its weight file is present, else dis (offline default)."""
+    if flow != "auto":
+        return flow
+    from vcbench.weights import status
+
+    try:
+        state = status("flownet2_things")[0]
+    except Exception:  # noqa: BLE001 - an unknown or unreadable entry simply means "not present"
+        state = "missing"
+    return "flownet2" if state in ("verified", "unchecked") else "dis"
+
+
+def _result_json(ev: Any, db_path: Path) -> dict[str, Any]:
+    rec = ev.record
+    if ev.result is not None:
+        data = ev.result.to_json()
+    else:
+        data = {"metrics": rec.metrics, "unavailable": rec.unavailable, "gt_metrics": rec.gt_metrics,
+                "per_clip": rec.per_clip, "per_frame": rec.per_frame,
+                "protocol": {"name": rec.protocol, "flow": rec.flow, "dataset": rec.identity_extra.get("dataset_protocol"),
+                             "reference_mode": rec.reference_mode},
+                "n_clips": rec.n_clips, "n_frames": rec.n_frames}
+    data["run"] = {"id": rec.id, "run_key": rec.run_key, "reused": ev.reused, "db": str(db_path), "model": rec.model,
+                   "model_config": rec.model_config, "weights": rec.weights, "unverified_weights": rec.unverified_weights,
+                   "dataset": rec.dataset, "dataset_checksum": rec.dataset_checksum,
+                   "reference_mode": rec.reference_mode, "device": rec.device, "fps": rec.fps,
+                   "versions": rec.versions, "created": rec.created}
+    return data
+
+
+def format_run(ev: Any) -> str:
+    """The metric table (the same as `vcbench score`'s) with the run's speed and identity below."""
+    from vcbench.cli.score import format_table
+    from vcbench.metrics.suite import ScoreResult
+
+    rec = ev.record
+    result = ev.result
+    if result is None:
+        try:
+            from vcbench.metrics.registry import METRICS
+
+            directions = {n: getattr(METRICS.get(n), "higher_is_better", None) for n in rec.metrics}
+        except ImportError:
+            directions = {}
+        result = ScoreResult(metrics=rec.metrics, unavailable=rec.unavailable, gt_metrics=rec.gt_metrics,
+                             per_clip=rec.per_clip, per_frame=rec.per_frame, protocol={"name": rec.protocol},
+                             n_clips=rec.n_clips, n_frames=rec.n_frames, directions=directions)
+    fps = f"{rec.fps:.2f} frames/s (model alone)" if rec.fps else "n/a"
+    head = (f"model {rec.model} on {rec.dataset} (reference: {rec.reference_mode}); device {rec.device}; {fps}")
+    tail = (f"reused run {rec.id} recorded {rec.created} (pass --force to rerun)" if ev.reused
+            else f"recorded as run {rec.id}")
+    return "\n".join([head, format_table(result), tail])
+
+
+def run(args: argparse.Namespace) -> int:
+    from vcbench.atomic import atomic_write_text
+    from vcbench.datasets.benchmarks import load_benchmark
+    from vcbench.errors import InputError
+    from vcbench.evaluate import evaluate
+    from vcbench.reports.db import ResultsDB
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if args.metrics is not None and not metrics:
+        raise InputError("--metrics is empty", hint="pass names such as psnr,ssim or leave it out for all")
+    if args.json and args.json != "-" and Path(args.json).is_dir():
+        raise InputError("--json points at a folder", path=args.json, hint="give a file name such as results.json")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    bench = load_benchmark(args.dataset, reference=args.reference, exemplars=args.exemplars, data_root=args.data_root,
+                           cache_dir=args.cache_dir, options=parse_options(args.dataset_option, "--dataset-option"))
+    db = ResultsDB(args.db)
+    ev = evaluate(args.model, bench, db=db, model_options=parse_options(args.model_option, "--model-option"),
+                  device=args.device, metrics=metrics, flow=choose_flow(args.flow), save_frames=args.save_frames,
+                  force=args.force, quiet=args.quiet, allow_unverified_weights=args.allow_unverified_weights,
+                  batch_size=args.batch_size, cache_dir=args.cache_dir, use_cache=not args.no_cache)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    if args.json:
+        text = json.dumps(_result_json(ev, db.path), indent=2, allow_nan=False) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            atomic_write_text(args.json, text)
+    print(format_run(ev), file=out)
+    return 0

@@ -1,0 +1,286 @@
+"""The evaluation harness behind `vcbench evaluate`: run a model on a benchmark, score it, record it.
+
+One streaming pass per clip: each GT batch is decoded once; its L channel goes to the model and the
+model's frames go straight into the scorer (`Scorer.score_streams`) together with the same decoded
+GT frames, so nothing is written to disk unless `save_frames` asks for it. Only the current batch is
+held, so memory does not grow with the number of clips.
+
+A run is identified (`reports.db.run_key`) by the model, its configuration and weight hashes, the
+benchmark's content checksum and protocol, the reference mode, the scoring protocol (flow estimator
+with its parameters, metric weights) and the metrics scored. An identical run already in the
+database is reused unless `force`; the record is written in one transaction after the whole run
+succeeded, so an interrupted or failed run records nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from vcbench.baselines.base import Colorizer
+from vcbench.baselines.registry import get_model, model_class
+from vcbench.datasets.benchmarks import Benchmark
+from vcbench.errors import VcbenchError, WeightsError
+from vcbench.frames import Clip, write_frames
+from vcbench.lab import rgb_uint8_to_lab
+from vcbench.reports.db import ResultsDB, RunRecord
+
+log = logging.getLogger(__name__)
+
+#: Packages whose versions are recorded with every run (those that can change a number).
+VERSIONED_PACKAGES: tuple[str, ...] = ("vcbench", "torch", "torchvision", "numpy", "scipy", "scikit-image",
+                                       "opencv-python", "av", "Pillow", "lpips", "ptlflow")
+
+
+@dataclass
+class Evaluation:
+    """The outcome: the stored record, whether it was reused from the database, and the full score
+    result when the run happened now (None for a reused run)."""
+
+    record: RunRecord
+    reused: bool
+    result: Any | None = None
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        idx = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{idx} ({torch.cuda.get_device_name(idx)})"
+    return f"{device.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """`None`/"auto" -> the GPU when present, else the CPU; a CUDA request without CUDA is an error."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise VcbenchError(f"unknown device {device!r}", hint="use cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VcbenchError(f"device {device!r} requested but no CUDA device is available",
+                           hint="use --device cpu")
+    return dev
+
+
+def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
+                allow_unverified_weights: bool = False) -> Colorizer:
+    """Instantiate a registered model; `allow_unverified_weights` reaches models whose constructor
+    declares it (it is how a run is allowed, not what the model computes, so it is not an option)."""
+    cls = model_class(name)
+    kwargs = dict(options)
+    params = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    # Only models that load weights get the flag (a weightless model would record it as an option).
+    if "allow_unverified_weights" in params or (takes_any and getattr(cls, "weights", ())):
+        kwargs.setdefault("allow_unverified_weights", allow_unverified_weights)
+    try:
+        return cls(device=device, **kwargs)
+    except TypeError as exc:
+        raise VcbenchError(f"model {name!r} rejected its options {sorted(options)} ({exc})",
+                           hint="check --model-option names") from exc
+
+
+def unverified_model_weights(model: Colorizer) -> list[str]:
+    """Files the model used whose sha256 contradicts the weights registry (or that it reports itself)."""
+    from vcbench.weights import REGISTRY
+
+    used = model.weights_used()
+    bad = set(getattr(model, "unverified_weights", ()) or ())
+    for spec in REGISTRY.values():
+        digest = used.get(spec.filename)
+        if digest is not None and spec.has_hash and not spec.matches(digest):
+            bad.add(spec.filename)
+    return sorted(bad)
+
+
+class _DecodedClip(Clip):
+    """The GT clip as the scorer sees it during evaluation: its frames come from the batches the
+    harness already decoded for the model (a FIFO filled before each prediction is handed over),
+    so each GT frame is decoded once. Headers (size, count, file list for the GT cache) delegate
+    to the real clip."""
+
+    def __init__(self, clip: Clip, fifo: collections.deque) -> None:
+        super().__init__(clip.name, clip.path, clip.kind)
+        self._clip = clip
+        self._fifo = fifo
+
+    def frame_paths(self) -> list[Path]:
+        return self._clip.frame_paths()
+
+    def num_frames(self) -> int:
+        return self._clip.num_frames()
+
+    def size(self) -> tuple[int, int]:
+        return self._clip.size()
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        while self._fifo:
+            yield self._fifo.popleft()
+
+    def iter_batches(self, n: int) -> Iterator[np.ndarray]:
+        while self._fifo:
+            k = min(n, len(self._fifo))
+            yield np.stack([self._fifo.popleft() for _ in range(k)])
+
+
+class _Timer:
+    """Seconds spent inside the model alone (GPU work synchronised), and frames it produced."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.seconds, self.frames = device, 0.0, 0
+
+    def __enter__(self) -> "_Timer":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.seconds += time.perf_counter() - self._t0
+
+    @property
+    def fps(self) -> float | None:
+        return self.frames / self.seconds if self.seconds > 0 else None
+
+
+def _check_output(name: str, out: Any, n: int, size: tuple[int, int]) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor) or out.dtype != torch.uint8 or out.shape != (n, 3, *size):
+        got = f"{type(out).__name__} {tuple(out.shape)} {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise VcbenchError(f"model {name!r} returned {got}; expected a uint8 tensor of shape {(n, 3, *size)}",
+                           hint="a Colorizer returns (N, 3, H, W) uint8 RGB at the GT resolution")
+    return out
+
+
+def _clip_stream(model: Colorizer, name: str, bench: Benchmark, clip: Clip, fifo: collections.deque,
+                 timer: _Timer, save_dir: Path | None) -> Iterator[torch.Tensor]:
+    """Predicted batches of one clip; pushes each decoded GT frame to `fifo` before its prediction."""
+    device = model.device
+    batches = clip.iter_batches(max(1, int(getattr(model, "batch_size", 8))))
+    first = next(batches, None)
+    if first is None:
+        return
+    model.start_clip(bench.references(clip, first_frame=first[0]))
+    tmp_dir: Path | None = None
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{clip.name}.", dir=save_dir))
+    written = 0
+    try:
+        batch: np.ndarray | None = first
+        while batch is not None:
+            gt = torch.from_numpy(batch).permute(0, 3, 1, 2).to(device)
+            L = rgb_uint8_to_lab(gt)[:, :1].contiguous()
+            with timer:
+                out = model.colorize(L)
+            timer.frames += int(batch.shape[0])
+            out = _check_output(name, out, int(batch.shape[0]), tuple(batch.shape[1:3]))
+            fifo.extend(batch)
+            if tmp_dir is not None:
+                write_frames(tmp_dir, out.permute(0, 2, 3, 1).cpu().numpy(), start=written)
+                written += int(batch.shape[0])
+            yield out
+            batch = next(batches, None)
+        if tmp_dir is not None:
+            final = save_dir / clip.name
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp_dir, final)
+            tmp_dir = None
+    finally:
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _gt_per_clip(scorer: Any) -> dict[str, dict[str, float | None]]:
+    out: dict[str, dict[str, float | None]] = {}
+    for metric, twin in getattr(scorer.suite, "gt_twins", {}).items():
+        for clip, value in twin.per_clip.items():
+            out.setdefault(clip, {})[metric] = value
+    return out
+
+
+def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options: Mapping[str, Any] | None = None,
+             device: str | None = None, metrics: Sequence[str] | None = None, flow: str = "dis",
+             save_frames: str | Path | None = None, force: bool = False, quiet: bool = False,
+             allow_unverified_weights: bool = False, batch_size: int = 8, cache_dir: str | Path | None = None,
+             use_cache: bool = True) -> Evaluation:
+    """Evaluate `model_name` on `bench`, record the run in `db` (or reuse an identical one)."""
+    from vcbench.metrics.scorer import Scorer
+
+    dev = resolve_device(device)
+    model = build_model(model_name, dev, model_options or {}, allow_unverified_weights=allow_unverified_weights)
+    bad = unverified_model_weights(model)
+    if bad and not allow_unverified_weights:
+        raise WeightsError(f"model {model_name!r} uses weights whose sha256 differs from the registry: {', '.join(bad)}",
+                           hint="replace them with `vcbench weights download`, or pass --allow-unverified-weights "
+                                "(the run is then marked unverified)")
+    scorer = Scorer(metrics, device=dev, flow=flow, batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache,
+                    allow_unverified_weights=allow_unverified_weights, progress=not quiet)
+    suite = scorer.suite
+    proto = suite.protocol()
+    flow_record = dict(proto.get("flow") or {})
+    identity = {
+        "metrics": sorted(suite.metrics),
+        "unavailable": sorted(suite.unavailable),
+        "metric_weights": dict(proto.get("weights", {})),
+        "dataset_protocol": bench.protocol,
+    }
+    record = RunRecord(
+        model=model_name, dataset=bench.name, protocol=str(proto["name"]), model_config=model.config(),
+        weights=dict(model.weights_used()), unverified_weights=bool(bad or proto.get("unverified_weights")),
+        dataset_checksum=bench.checksum, flow=flow_record, reference_mode=bench.reference_mode,
+        versions=package_versions(), device=device_description(dev), identity_extra=identity,
+    )
+    stored = db.find(record.run_key)
+    if stored is not None and not force:
+        return Evaluation(stored, reused=True)
+
+    timer = _Timer(dev)
+    save_dir = Path(save_frames) if save_frames is not None else None
+
+    def streams() -> Iterator[tuple[Clip, Iterator[torch.Tensor]]]:
+        for clip in bench.clips:
+            fifo: collections.deque = collections.deque()
+            yield _DecodedClip(clip, fifo), _clip_stream(model, model_name, bench, clip, fifo, timer, save_dir)
+
+    total = sum(c.num_frames() for c in bench.clips)
+    with torch.inference_mode():
+        result = scorer.score_streams(streams(), total=total)
+    result.protocol["dataset"] = bench.protocol
+    result.protocol["reference_mode"] = bench.reference_mode
+    record.fps = timer.fps
+    record.metrics = dict(result.metrics)
+    record.per_clip = result.per_clip
+    record.per_frame = result.per_frame
+    record.gt_metrics = dict(result.gt_metrics)
+    record.gt_per_clip = _gt_per_clip(scorer)
+    record.unavailable = dict(result.unavailable)
+    record.n_clips, record.n_frames = result.n_clips, result.n_frames
+    db.record(record, replace=force)
+    return Evaluation(record, reused=False, result=result)
