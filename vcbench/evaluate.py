@@ -36,6 +36,7 @@ from vcbench.datasets.benchmarks import Benchmark
 from vcbench.errors import VcbenchError, WeightsError
 from vcbench.frames import Clip, write_frames
 from vcbench.lab import rgb_uint8_to_lab
+from vcbench.metrics.suite import GT_REFERENCE_METRICS
 from vcbench.reports.db import ResultsDB, RunRecord
 
 log = logging.getLogger(__name__)
@@ -217,11 +218,23 @@ def _clip_stream(model: Colorizer, name: str, bench: Benchmark, clip: Clip, fifo
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def _gt_per_clip(scorer: Any) -> dict[str, dict[str, float | None]]:
+def _gt_per_clip(result: Any, scorer: Any) -> dict[str, dict[str, float | None]]:
+    """The GT's own per-clip values of the reference metrics (colourfulness, flicker), which ranking by
+    closeness to the GT and paired tests need: from the result when the scorer reports them, else
+    from the metric that tracks the GT itself (`gt_per_clip`) or the suite's GT twin."""
+    reported = getattr(result, "gt_per_clip", None)
+    if reported:
+        return {c: dict(v) for c, v in reported.items()}
+    suite = scorer.suite
     out: dict[str, dict[str, float | None]] = {}
-    for metric, twin in getattr(scorer.suite, "gt_twins", {}).items():
-        for clip, value in twin.per_clip.items():
-            out.setdefault(clip, {})[metric] = value
+    for name in GT_REFERENCE_METRICS:
+        source = None
+        if name in getattr(suite, "gt_twins", {}):
+            source = suite.gt_twins[name].per_clip
+        elif name in suite.metrics:
+            source = getattr(suite.metrics[name], "gt_per_clip", None)
+        for clip, value in (source or {}).items():
+            out.setdefault(clip, {})[name] = value
     return out
 
 
@@ -279,7 +292,7 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
     record.per_clip = result.per_clip
     record.per_frame = result.per_frame
     record.gt_metrics = dict(result.gt_metrics)
-    record.gt_per_clip = _gt_per_clip(scorer)
+    record.gt_per_clip = _gt_per_clip(result, scorer)
     record.unavailable = dict(result.unavailable)
     record.n_clips, record.n_frames = result.n_clips, result.n_frames
     db.record(record, replace=force)

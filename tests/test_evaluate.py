@@ -1,0 +1,170 @@
+"""`vcbench evaluate` end to end on a tiny slice of the bundled sample (2 clips x 3 frames, 48 px wide)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vcbench import frames as frames_mod
+from vcbench.baselines import registry
+from vcbench.baselines.reinhard import Reinhard
+from vcbench.cli import main
+from vcbench.datasets.benchmarks import load_benchmark
+from vcbench.lab import rgb_uint8_to_lab
+from vcbench.reports.db import ResultsDB
+
+SAMPLE_OPTS = ["--dataset-option", "frames=3", "--dataset-option", "width=48", "--dataset-option", "clips=bikes,carphone"]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("VCBENCH_DB", raising=False)
+    return tmp_path
+
+
+def _evaluate(env: Path, *extra: str, model: str = "reinhard", metrics: str = "psnr,colorfulness") -> int:
+    return main(["evaluate", "--model", model, "--dataset", "sample", *SAMPLE_OPTS, "--db", str(env / "r.sqlite"),
+                 "--metrics", metrics, "--flow", "dis", "--device", "cpu", "--quiet", *extra])
+
+
+def _bench():
+    return load_benchmark("sample", options={"frames": 3, "width": 48, "clips": "bikes,carphone"})
+
+
+def _psnr_clip(pred: np.ndarray, gt: np.ndarray) -> float:
+    mse = ((pred.astype(np.float64) - gt.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
+    return float(np.mean(10 * np.log10(255.0 ** 2 / mse)))
+
+
+def _reinhard_clip(clip) -> tuple[np.ndarray, np.ndarray]:
+    gt = np.stack(list(clip.iter_frames()))
+    m = Reinhard()
+    m.start_clip([gt[0]])
+    L = rgb_uint8_to_lab(torch.from_numpy(gt).permute(0, 3, 1, 2))[:, :1]
+    return m.colorize(L).permute(0, 2, 3, 1).numpy(), gt
+
+
+def test_evaluate_records_the_run_with_correct_values(env, capsys):
+    assert _evaluate(env, "--json", str(env / "out.json"), "--save-frames", str(env / "frames")) == 0
+    out = capsys.readouterr().out
+    assert "psnr" in out and "recorded as run 1" in out and "frames/s" in out
+    runs = ResultsDB(env / "r.sqlite").runs()
+    assert len(runs) == 1
+    run = runs[0]
+    bench = _bench()
+    assert run.model == "reinhard" and run.dataset == "sample" and run.dataset_checksum == bench.checksum
+    assert run.protocol == "vcbench-v1/dis" and run.reference_mode == "first-frame"
+    assert run.n_clips == 2 and run.n_frames == 6 and run.fps and run.fps > 0
+    assert run.versions["torch"] == torch.__version__.split("+")[0] or run.versions["torch"] == torch.__version__
+    assert run.gt_metrics["colorfulness"] > 0 and set(run.gt_per_clip) == {"bikes", "carphone"}
+    # the recorded PSNR is the PSNR of what the model produces, against the right GT frames
+    for clip in bench.clips:
+        pred, gt = _reinhard_clip(clip)
+        assert run.per_clip[clip.name]["psnr"] == pytest.approx(_psnr_clip(pred, gt), abs=1e-6)
+        saved = np.stack([frames_mod.read_image(p) for p in sorted((env / "frames" / clip.name).iterdir())])
+        assert np.array_equal(saved, pred)
+    assert not [p for p in (env / "frames").iterdir() if p.name.startswith(".")]
+    data = json.loads((env / "out.json").read_text())
+    assert data["run"]["run_key"] == run.run_key and data["run"]["reused"] is False
+    assert data["metrics"]["psnr"] == pytest.approx(run.metrics["psnr"])
+    assert data["protocol"]["dataset"]["frames"] == 3
+
+
+def test_rerun_is_reused_and_force_reruns(env, capsys, monkeypatch):
+    assert _evaluate(env) == 0
+    first = ResultsDB(env / "r.sqlite").runs()[0]
+    capsys.readouterr()
+
+    def boom(self, luminance):
+        raise AssertionError("an identical rerun must not run the model")
+
+    monkeypatch.setattr(Reinhard, "colorize", boom)
+    assert _evaluate(env, "--json", str(env / "again.json")) == 0
+    assert "reused run 1" in capsys.readouterr().out
+    assert json.loads((env / "again.json").read_text())["run"]["reused"] is True
+    monkeypatch.undo()
+    monkeypatch.setenv("VCBENCH_CACHE_DIR", str(env / "cache"))
+    assert _evaluate(env, "--force") == 0
+    assert "recorded as run" in capsys.readouterr().out
+    runs = ResultsDB(env / "r.sqlite").runs()
+    assert len(runs) == 1 and runs[0].id != first.id and runs[0].run_key == first.run_key
+    assert runs[0].metrics["psnr"] == pytest.approx(first.metrics["psnr"])  # CPU path is deterministic
+    # a different identity (other metrics, other model option) is a new run
+    assert _evaluate(env, metrics="psnr") == 0
+    assert _evaluate(env, "--model-option", "samples=50", model="welsh", metrics="psnr") == 0
+    runs = ResultsDB(env / "r.sqlite").runs()
+    assert len(runs) == 3 and runs[-1].model_config["samples"] == 50
+
+
+def test_gt_frames_are_decoded_once(env, monkeypatch):
+    bench = _bench()
+    paths = [p for c in bench.clips for p in c.frame_paths()]
+    reads: list[Path] = []
+    real = frames_mod.read_image
+
+    def counting(path):
+        reads.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(frames_mod, "read_image", counting)
+    assert _evaluate(env) == 0
+    assert sorted(reads) == sorted(paths)
+
+
+class Interrupting(Reinhard):
+    """Fails in the second clip, as a Ctrl-C or a crash would."""
+
+    name = "interrupting"
+
+    def start_clip(self, references):
+        self.clips = getattr(self, "clips", 0) + 1
+        super().start_clip(references)
+
+    def colorize(self, luminance):
+        if self.clips == 2:
+            raise KeyboardInterrupt
+        return super().colorize(luminance)
+
+
+class WrongShape(Reinhard):
+    name = "wrongshape"
+
+    def colorize(self, luminance):
+        return super().colorize(luminance)[:, :, :-1]
+
+
+def test_interrupted_run_records_nothing(env, monkeypatch, capsys):
+    monkeypatch.setitem(registry.BUILTIN_MODELS, "interrupting", f"{__name__}:Interrupting")
+    rc = _evaluate(env, "--save-frames", str(env / "frames"), "--json", str(env / "x.json"), model="interrupting")
+    assert rc == 130
+    assert ResultsDB(env / "r.sqlite").runs() == []
+    assert not (env / "x.json").exists()
+    saved = sorted(p.name for p in (env / "frames").iterdir())
+    assert saved == ["bikes"]  # the finished clip only; the interrupted one left no partial folder
+    assert len(list((env / "frames" / "bikes").iterdir())) == 3
+
+
+def test_model_returning_bad_frames_is_a_clear_error(env, monkeypatch, capsys):
+    monkeypatch.setitem(registry.BUILTIN_MODELS, "wrongshape", f"{__name__}:WrongShape")
+    assert _evaluate(env, model="wrongshape") == 2
+    err = capsys.readouterr().err
+    assert "model 'wrongshape' returned" in err and "expected a uint8 tensor" in err
+    assert ResultsDB(env / "r.sqlite").runs() == []
+
+
+def test_unknown_model_and_missing_dataset_messages(env, capsys):
+    assert main(["evaluate", "--model", "nope", "--dataset", "sample", *SAMPLE_OPTS, "--db", str(env / "r.sqlite"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vcbench: error:") and "unknown model 'nope'" in err and "reinhard" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert main(["evaluate", "--model", "gray", "--dataset", "davis30", "--data-root", str(env / "none"),
+                 "--db", str(env / "r.sqlite"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "davis30" in err and "test.zip" in err and "--data-root" in err and len(err.splitlines()) == 1
+    assert not (env / "r.sqlite").exists() or ResultsDB(env / "r.sqlite").runs() == []
