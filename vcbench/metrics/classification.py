@@ -1,0 +1,137 @@
+"""Top-1 / top-5 classification accuracy of colourised frames with torchvision's VGG19 (IMAGENET1K_V1).
+
+A colourisation that keeps objects recognisable scores high. With ground-truth labels (the ImageNet
+ctest10k list, passed per frame as `FrameContext.gt_cache["labels"]`) this is plain accuracy; on
+video without labels, the label of a frame is the classifier's top-1 on the GT frame, and top-5
+asks whether it is among the prediction's five best classes. Pre-processing is the weights' own
+transforms (resize the short side to 256 with antialiased bilinear, centre crop 224, ImageNet
+mean/std), applied batched on the device. Top1 and Top5 share one `VGG19Classifier`, which
+remembers the last batch's logits, so each frame goes through the network once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vcbench.errors import InputError, WeightsError
+from vcbench.metrics.base import FrameContext, Metric
+
+#: Per-frame true ImageNet labels (int64, 0..999) when the benchmark set has them.
+LABELS_KEY = "labels"
+#: Per-frame top-1 class of the GT frame, the label on video without labels (cached by the scorer).
+GT_TOP1_KEY = "vgg19_gt_top1"
+
+
+class VGG19Classifier:
+    """torchvision VGG19 with IMAGENET1K_V1's transforms; weights through vcbench's resolver."""
+
+    def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
+                 allow_unverified: bool = False, batch_size: int = 16) -> None:
+        from torchvision.models import VGG19_Weights, vgg19
+
+        from vcbench.weights import load_state_dict, resolve
+
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.resolved = resolve("vgg19", weights_path, allow_unverified=allow_unverified)
+        net = vgg19(weights=None)
+        try:
+            net.load_state_dict(load_state_dict(self.resolved.path), strict=True)
+        except (RuntimeError, KeyError) as exc:
+            raise WeightsError(f"not a torchvision VGG19 state dict ({str(exc).splitlines()[0][:200]})",
+                               path=self.resolved.path, hint="vcbench weights download vgg19") from None
+        self.net = net.requires_grad_(False).eval().to(self.device)
+        self.transforms = VGG19_Weights.IMAGENET1K_V1.transforms()
+        self._memo: tuple[Any, torch.Tensor] | None = None
+
+    def weights_used(self) -> dict[str, Any]:
+        return {self.resolved.path.name: self.resolved}
+
+    @torch.inference_mode()
+    def logits(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 1000) float32 logits of uint8 RGB (N, 3, H, W) frames (the last batch is remembered)."""
+        key = (frames.data_ptr(), tuple(frames.shape), tuple(frames.stride()), frames.device, frames._version)
+        if self._memo is not None and self._memo[0] == key:
+            return self._memo[1]
+        out = []
+        for i in range(0, frames.shape[0], self.batch_size):
+            x = self.transforms(frames[i:i + self.batch_size].to(self.device))
+            out.append(self.net(x))
+        logits = torch.cat(out) if out else torch.zeros((0, 1000), device=self.device)
+        self._memo = (key, logits)
+        return logits
+
+    def top1(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.logits(frames).argmax(dim=1)
+
+    def topk(self, frames: torch.Tensor, k: int) -> torch.Tensor:
+        return self.logits(frames).topk(k, dim=1).indices
+
+
+def shared_classifier(shared: dict | None, device: str | torch.device, **kwargs: Any) -> VGG19Classifier:
+    """One classifier per (device, weights) in the caller's `shared` dict (a new one without it)."""
+    if shared is None:
+        return VGG19Classifier(device, **kwargs)
+    key = ("vgg19_classifier", str(torch.device(device)), str(kwargs.get("weights_path")),
+           bool(kwargs.get("allow_unverified", False)))
+    if key not in shared:
+        shared[key] = VGG19Classifier(device, **kwargs)
+    return shared[key]
+
+
+class _TopK(Metric):
+    k: int = 1
+    higher_is_better = True
+    gt_side_key = GT_TOP1_KEY
+
+    def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
+                 allow_unverified: bool = False, classifier: VGG19Classifier | None = None,
+                 shared: dict | None = None) -> None:
+        super().__init__()
+        self.device = torch.device(device)
+        self.classifier = classifier or shared_classifier(shared, self.device, weights_path=weights_path,
+                                                          allow_unverified=allow_unverified)
+
+    def weights_used(self) -> dict[str, Any]:
+        return self.classifier.weights_used()
+
+    def gt_side(self, gt: torch.Tensor) -> torch.Tensor:
+        """Per-frame top-1 class of the GT frames (N,) int64, what the scorer caches."""
+        return self.classifier.top1(gt)
+
+    def labels(self, gt: torch.Tensor, ctx: FrameContext | None) -> torch.Tensor:
+        """True labels when given, else the GT frames' top-1 (from the cache when the scorer has it)."""
+        cache = ctx.gt_cache if ctx is not None else {}
+        for key in (LABELS_KEY, GT_TOP1_KEY):
+            if cache.get(key) is not None:
+                lab = cache[key].to(self.device).long().reshape(-1)
+                if lab.shape[0] != gt.shape[0]:
+                    raise InputError(f"{key} has {lab.shape[0]} entries for a batch of {gt.shape[0]} frames")
+                if ((lab < 0) | (lab >= 1000)).any():
+                    raise InputError(f"{key} holds classes outside ImageNet's 0..999",
+                                     hint="give ImageNet-1k class indices")
+                return lab
+        return self.gt_side(gt)
+
+    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+        lab = self.labels(gt, ctx)
+        best = self.classifier.topk(pred, self.k)
+        hit = (best == lab[:, None]).any(dim=1)
+        self._current.extend(float(v) for v in hit.to(torch.float64).cpu().tolist())
+
+
+class Top1(_TopK):
+    """1 when the prediction's top-1 class is the label, else 0; mean = top-1 accuracy."""
+
+    name = "top1"
+    k = 1
+
+
+class Top5(_TopK):
+    """1 when the label is among the prediction's five best classes, else 0; mean = top-5 accuracy."""
+
+    name = "top5"
+    k = 5

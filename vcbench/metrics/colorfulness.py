@@ -1,0 +1,91 @@
+"""Colourfulness (Hasler & Suesstrunk 2003), reported beside the GT's own value.
+
+A colourisation can be too grey or too garish, so the metric ranks by closeness to the GT's
+colourfulness, |log(pred / GT)|, rather than by a direction. The paper's definition on RGB 0..255:
+rg = R - G, yb = (R + G) / 2 - B (signed; some published code wrongly takes abs()), and
+M = sqrt(sd_rg^2 + sd_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2) with population standard deviations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from vcbench.metrics.base import FrameContext, Metric
+
+
+def colorfulness_frames(frames: torch.Tensor) -> torch.Tensor:
+    """Per-frame colourfulness of uint8 RGB (N,3,H,W), float64."""
+    x = frames.to(torch.float64)
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    rg = (r - g).flatten(1)
+    yb = (0.5 * (r + g) - b).flatten(1)
+    sd = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False))
+    mu = torch.sqrt(rg.mean(dim=1).square() + yb.mean(dim=1).square())
+    return sd + 0.3 * mu
+
+
+def closeness(pred_value: float | None, gt_value: float | None) -> float | None:
+    """|log(pred / GT)|: 0 when the prediction is exactly as colourful as the GT; None if undefined."""
+    if pred_value is None or gt_value is None or pred_value <= 0 or gt_value <= 0:
+        return None
+    return abs(math.log(pred_value / gt_value))
+
+
+class Colorfulness(Metric):
+    """The prediction's colourfulness per frame/clip/dataset; the GT's value and the ratio beside it.
+
+    `per_clip` / `per_frame` / `compute()` are the prediction's values (what the leaderboard prints);
+    `gt_per_clip`, `gt_per_frame`, `gt_compute()` the GT's; `ratio()` / `ratio_per_clip` pred / GT.
+    """
+
+    name = "colorfulness"
+    higher_is_better = None
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.device = torch.device(device)
+        self.gt_per_clip: dict[str, float | None] = {}
+        self.gt_per_frame: dict[str, list[float]] = {}
+        self.ratio_per_clip: dict[str, float | None] = {}
+        self._gt_current: list[float] = []
+
+    def _reset_state(self) -> None:
+        self.gt_per_clip.clear()
+        self.gt_per_frame.clear()
+        self.ratio_per_clip.clear()
+        self._gt_current = []
+
+    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+        both = colorfulness_frames(torch.cat([pred.to(self.device), gt.to(self.device)])).cpu().tolist()
+        n = pred.shape[0]
+        self._current.extend(both[:n])
+        self._gt_current.extend(both[n:])
+
+    def end_clip(self, clip: str | None = None) -> float | None:
+        name = clip or self._clip_name or f"clip{len(self.per_clip):05d}"
+        gt_vals = list(self._gt_current)
+        self._gt_current = []
+        value = super().end_clip(name)
+        self.gt_per_frame[name] = gt_vals
+        gt_value = self._clip_value(gt_vals)
+        self.gt_per_clip[name] = gt_value
+        self.ratio_per_clip[name] = (value / gt_value) if value is not None and gt_value else None
+        return value
+
+    def gt_compute(self) -> float | None:
+        """The GT's dataset colourfulness (mean over clips), the reference the prediction is ranked by."""
+        if self._current:
+            self.end_clip()
+        vals = [v for v in self.gt_per_clip.values() if v is not None]
+        return float(sum(vals) / len(vals)) if vals else None
+
+    def ratio(self) -> float | None:
+        """Dataset value of prediction / GT colourfulness (1 is ideal)."""
+        pred, gt = self.compute(), self.gt_compute()
+        return pred / gt if pred is not None and gt else None
+
+    def closeness(self) -> float | None:
+        """|log(pred / GT)| of the dataset values: the ranking key (lower is better)."""
+        return closeness(self.compute(), self.gt_compute())

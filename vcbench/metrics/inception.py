@@ -1,0 +1,350 @@
+"""FID and KID on pytorch-fid's TF-ported InceptionV3 pool3 features, pooled over all frames.
+
+The network is pytorch-fid's (its patched Inception blocks, the 2015-12-05 TF weights), built here so
+that its state dict comes through vcbench's resolver instead of pytorch-fid's silent download.
+Inputs follow pytorch-fid: RGB / 255, bilinear resize to 299x299 (align_corners=False), then 2x - 1.
+
+FID keeps float64 running sums (sum of features and sum of outer products) so memory stays flat in
+the number of frames; the covariance uses ddof 1 and the Frechet distance follows pytorch-fid
+(scipy `sqrtm`, retry with 1e-6 on the diagonals when the product is singular, imaginary-part check),
+without scipy's `disp=` argument, which scipy 1.18 removes. Below 2048 frames the covariance is
+rank-deficient and FID is biased: KID (unbiased MMD, cubic polynomial kernel, torch-fidelity's subset
+scheme) is the number to compare there. KID keeps the features (8 KiB per frame, on the CPU).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vcbench.errors import InputError, WeightsError
+from vcbench.metrics.base import FrameContext, Metric
+
+FEATURE_DIM = 2048
+#: Frames below which the 2048x2048 covariance cannot be full rank.
+FID_MIN_FRAMES = FEATURE_DIM
+FID_EPS = 1e-6
+#: torch-fidelity's defaults: 100 subsets of 1000 frames (fewer when there are fewer), seed 2020.
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+KID_SEED = 2020
+#: Key of the per-frame GT features in FrameContext.gt_cache (and in the scorer's disk cache).
+GT_FEATURES_KEY = "inception_pool3"
+
+
+def build_fid_inception(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """pytorch-fid's FID InceptionV3 up to pool3, loaded strictly from `state_dict`."""
+    from pytorch_fid import inception as pf
+    from torchvision.models import inception_v3
+
+    net = inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
+    net.Mixed_5b = pf.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pf.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pf.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pf.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pf.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pf.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pf.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pf.FIDInceptionE_1(1280)
+    net.Mixed_7c = pf.FIDInceptionE_2(2048)
+    net.load_state_dict(state_dict, strict=True)
+    # The same layer order as pytorch_fid.inception.InceptionV3's blocks 0..3.
+    trunk = torch.nn.Sequential(
+        net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, torch.nn.MaxPool2d(kernel_size=3, stride=2),
+        net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, torch.nn.MaxPool2d(kernel_size=3, stride=2),
+        net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c, net.Mixed_6d,
+        net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, torch.nn.AdaptiveAvgPool2d(output_size=(1, 1)),
+    )
+    trunk.requires_grad_(False)
+    return trunk.eval()
+
+
+class InceptionFeatures:
+    """The FID Inception on a device; `features(uint8 frames)` -> (N, 2048) float32.
+
+    FID and KID can share one instance (pass it as `extractor=`); it remembers the last batch it saw,
+    so the prediction's features are computed once per batch for both metrics.
+    """
+
+    def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
+                 allow_unverified: bool = False, batch_size: int = 32) -> None:
+        from vcbench.weights import load_state_dict, resolve
+
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.resolved = resolve("inception_fid", weights_path, allow_unverified=allow_unverified)
+        try:
+            self.net = build_fid_inception(load_state_dict(self.resolved.path)).to(self.device)
+        except (RuntimeError, KeyError) as exc:
+            raise WeightsError(f"not the FID InceptionV3 state dict ({str(exc).splitlines()[0][:200]})",
+                               path=self.resolved.path, hint="vcbench weights download inception_fid") from None
+        self._memo: tuple[Any, torch.Tensor] | None = None
+
+    def weights_used(self) -> dict[str, Any]:
+        return {self.resolved.path.name: self.resolved}
+
+    @torch.inference_mode()
+    def features(self, frames: torch.Tensor) -> torch.Tensor:
+        key = (frames.data_ptr(), tuple(frames.shape), tuple(frames.stride()), frames.device, frames._version)
+        if self._memo is not None and self._memo[0] == key:
+            return self._memo[1]
+        out = []
+        for i in range(0, frames.shape[0], self.batch_size):
+            x = frames[i:i + self.batch_size].to(self.device, torch.float32) / 255.0
+            x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+            out.append(self.net(2.0 * x - 1.0).flatten(1))
+        feats = torch.cat(out) if out else torch.zeros((0, FEATURE_DIM), device=self.device)
+        self._memo = (key, feats)
+        return feats
+
+
+def shared_extractor(shared: dict | None, device: str | torch.device, **kwargs: Any) -> InceptionFeatures:
+    """One Inception per (device, weights) in the caller's `shared` dict (a new one without it)."""
+    if shared is None:
+        return InceptionFeatures(device, **kwargs)
+    key = ("fid_inception", str(torch.device(device)), str(kwargs.get("weights_path")),
+           bool(kwargs.get("allow_unverified", False)))
+    if key not in shared:
+        shared[key] = InceptionFeatures(device, **kwargs)
+    return shared[key]
+
+
+class RunningStats:
+    """Mean and covariance (ddof 1) from float64 running sums: O(d^2) memory for any number of rows."""
+
+    def __init__(self, dim: int = FEATURE_DIM, device: str | torch.device = "cpu") -> None:
+        self.n = 0
+        self.sum = torch.zeros(dim, dtype=torch.float64, device=device)
+        self.outer = torch.zeros(dim, dim, dtype=torch.float64, device=device)
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.to(self.sum.device, torch.float64)
+        self.n += int(x.shape[0])
+        self.sum += x.sum(dim=0)
+        self.outer += x.T @ x
+
+    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.n < 2:
+            raise InputError(f"FID needs at least 2 frames, got {self.n}")
+        mu = self.sum / self.n
+        cov = (self.outer - self.n * torch.outer(mu, mu)) / (self.n - 1)
+        return mu.cpu().numpy(), cov.cpu().numpy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"n": np.array(self.n, dtype=np.int64), "sum": self.sum.cpu().numpy(),
+                "outer": self.outer.cpu().numpy()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.n = int(np.asarray(state["n"]))
+        self.sum = torch.as_tensor(np.asarray(state["sum"]), dtype=torch.float64, device=self.sum.device).clone()
+        self.outer = torch.as_tensor(np.asarray(state["outer"]), dtype=torch.float64,
+                                     device=self.outer.device).clone()
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = FID_EPS) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), as pytorch-fid computes it (same retry and checks)."""
+    from scipy import linalg
+
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    diff = mu1 - mu2
+    covmean = linalg.sqrtm(sigma1.dot(sigma2))
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"FID: imaginary component {np.max(np.abs(covmean.imag))} in sqrtm(S1 S2)")
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def kid_from_features(f1: torch.Tensor, f2: torch.Tensor, *, subsets: int = KID_SUBSETS,
+                      subset_size: int = KID_SUBSET_SIZE, seed: int = KID_SEED) -> tuple[float, float]:
+    """(mean, std) of the unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3 over random subsets.
+
+    The subsets are drawn exactly as torch-fidelity draws them (numpy RandomState(seed), per subset
+    `choice(n1, m)` then `choice(n2, m)` without replacement, m = min(subset_size, n1, n2)). Where it
+    is cheaper, each kernel matrix is computed once over all frames and the subsets index into it
+    (the kernel is elementwise, so the subset sums are the same); float64 throughout.
+    """
+    n1, n2 = int(f1.shape[0]), int(f2.shape[0])
+    m = min(subset_size, n1, n2)
+    if m < 2:
+        raise InputError(f"KID needs at least 2 frames on each side, got {n1} and {n2}")
+    d = f1.shape[1]
+    rng = np.random.RandomState(seed)
+    draws = [(rng.choice(n1, m, replace=False), rng.choice(n2, m, replace=False)) for _ in range(subsets)]
+    f1 = f1.to(torch.float64)
+    f2 = f2.to(f1.device, torch.float64)
+
+    def kern(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a @ b.T / d + 1.0) ** 3
+
+    full = max(n1, n2) <= 4096 and n1 * n2 <= subsets * m * m
+    sums = np.zeros((subsets, 3))  # off-diagonal sum XX, off-diagonal sum YY, full sum XY
+    for j, (a, b, ia_is_1, ib_is_1) in enumerate([(f1, f1, True, True), (f2, f2, False, False),
+                                                  (f1, f2, True, False)]):
+        big = kern(a, b) if full else None
+        for s, (i1, i2) in enumerate(draws):
+            ia = torch.from_numpy(i1 if ia_is_1 else i2).to(f1.device)
+            ib = torch.from_numpy(i1 if ib_is_1 else i2).to(f1.device)
+            k = big[ia][:, ib] if big is not None else kern(a[ia], b[ib])
+            total = k.sum()
+            sums[s, j] = float(total - k.diagonal().sum()) if j < 2 else float(total)
+        del big
+    mmd = (sums[:, 0] + sums[:, 1]) / (m * (m - 1)) - 2 * sums[:, 2] / (m * m)
+    return float(np.mean(mmd)), float(np.std(mmd))
+
+
+class _InceptionMetric(Metric):
+    """Shared plumbing of FID and KID: the extractor, GT features from the cache, pooled values."""
+
+    higher_is_better = False
+    pooled = True
+    gt_side_key = GT_FEATURES_KEY
+
+    def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
+                 allow_unverified: bool = False, extractor: InceptionFeatures | None = None,
+                 shared: dict | None = None) -> None:
+        super().__init__()
+        self.device = torch.device(device)
+        self.extractor = extractor or shared_extractor(shared, self.device, weights_path=weights_path,
+                                                       allow_unverified=allow_unverified)
+        self.n_frames = 0
+        self._gt_fixed = False
+
+    def weights_used(self) -> dict[str, Any]:
+        return self.extractor.weights_used()
+
+    def gt_side(self, gt: torch.Tensor) -> torch.Tensor:
+        """Per-frame GT features (N, 2048) float32, what the scorer caches under `gt_side_key`."""
+        return self.extractor.features(gt)
+
+    def _gt_features(self, gt: torch.Tensor, ctx: FrameContext | None) -> torch.Tensor:
+        cached = ctx.gt_cache.get(self.gt_side_key) if ctx is not None else None
+        if cached is not None:
+            if tuple(cached.shape) != (gt.shape[0], FEATURE_DIM):
+                raise InputError(f"cached GT Inception features have shape {tuple(cached.shape)}, "
+                                 f"expected ({gt.shape[0]}, {FEATURE_DIM})", hint="clear the GT cache")
+            return cached
+        return self.gt_side(gt)
+
+    @property
+    def note(self) -> str | None:
+        """Why a pooled value may mislead (FID below 2048 frames)."""
+        return None
+
+    @abstractmethod
+    def _add(self, pred_feats: torch.Tensor, gt_feats: torch.Tensor | None) -> None:
+        """Accumulate one batch of prediction features and (unless preloaded) GT features."""
+
+    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+        pred_feats = self.extractor.features(pred)
+        gt_feats = None if self._gt_fixed else self._gt_features(gt, ctx)
+        self._add(pred_feats, gt_feats)
+        self.n_frames += int(pred.shape[0])
+
+    def _clip_value(self, values: list[float]) -> float | None:
+        return None  # pooled: no per-clip value (a handful of frames gives no covariance)
+
+
+class FID(_InceptionMetric):
+    """Frechet Inception Distance (pytorch-fid), pooled over every frame of every clip."""
+
+    name = "fid"
+
+    def __init__(self, device: str | torch.device = "cpu", **kwargs: Any) -> None:
+        super().__init__(device, **kwargs)
+        self._pred = RunningStats(device=self.device)
+        self._gt = RunningStats(device=self.device)
+
+    def _reset_state(self) -> None:
+        self._pred = RunningStats(device=self.device)
+        if not self._gt_fixed:
+            self._gt = RunningStats(device=self.device)
+        self.n_frames = 0
+
+    def _add(self, pred_feats: torch.Tensor, gt_feats: torch.Tensor | None) -> None:
+        self._pred.add(pred_feats)
+        if gt_feats is not None:
+            self._gt.add(gt_feats)
+
+    def gt_state(self) -> dict[str, np.ndarray]:
+        """The GT side's running sums ({"n", "sum", "outer"}, float64) for caching a whole benchmark set."""
+        return self._gt.state()
+
+    def load_gt_state(self, state: dict[str, Any]) -> None:
+        """Use precomputed GT sums (from `gt_state`); later updates then add only prediction frames."""
+        self._gt.load(state)
+        self._gt_fixed = True
+
+    def statistics(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """((mu, sigma) of the prediction, (mu, sigma) of the GT), float64."""
+        return self._pred.mean_cov(), self._gt.mean_cov()
+
+    @property
+    def note(self) -> str | None:
+        if self.n_frames < FID_MIN_FRAMES:
+            return (f"FID pools {self.n_frames} frames; below {FID_MIN_FRAMES} the 2048-d covariance is "
+                    "rank-deficient and FID is biased: compare KID")
+        return None
+
+    def compute(self) -> float | None:
+        if self._pred.n < 2 or self._gt.n < 2:
+            return None
+        (mu1, s1), (mu2, s2) = self.statistics()
+        return frechet_distance(mu1, s1, mu2, s2)
+
+
+class KID(_InceptionMetric):
+    """Kernel Inception Distance (unbiased MMD^2, cubic kernel; torch-fidelity's subsets), pooled.
+
+    `std` holds the standard deviation over subsets after `compute()`.
+    """
+
+    name = "kid"
+
+    def __init__(self, device: str | torch.device = "cpu", *, subsets: int = KID_SUBSETS,
+                 subset_size: int = KID_SUBSET_SIZE, seed: int = KID_SEED, **kwargs: Any) -> None:
+        super().__init__(device, **kwargs)
+        self.subsets, self.subset_size, self.seed = subsets, subset_size, seed
+        self._pred: list[torch.Tensor] = []
+        self._gt: list[torch.Tensor] = []
+        self.std: float | None = None
+
+    def _reset_state(self) -> None:
+        self._pred = []
+        if not self._gt_fixed:
+            self._gt = []
+        self.n_frames = 0
+        self.std = None
+
+    def _add(self, pred_feats: torch.Tensor, gt_feats: torch.Tensor | None) -> None:
+        self._pred.append(pred_feats.detach().to("cpu", torch.float32))
+        if gt_feats is not None:
+            self._gt.append(gt_feats.detach().to("cpu", torch.float32))
+
+    def gt_state(self) -> dict[str, np.ndarray]:
+        """The GT features ({"features": (N, 2048) float32}) for caching a whole benchmark set."""
+        feats = torch.cat(self._gt) if self._gt else torch.zeros((0, FEATURE_DIM))
+        return {"features": feats.numpy()}
+
+    def load_gt_state(self, state: dict[str, Any]) -> None:
+        self._gt = [torch.as_tensor(np.asarray(state["features"]), dtype=torch.float32)]
+        self._gt_fixed = True
+
+    def compute(self) -> float | None:
+        n_pred, n_gt = sum(len(f) for f in self._pred), sum(len(f) for f in self._gt)
+        if n_pred < 2 or n_gt < 2:
+            return None
+        mean, std = kid_from_features(torch.cat(self._pred).to(self.device), torch.cat(self._gt).to(self.device),
+                                      subsets=self.subsets, subset_size=self.subset_size, seed=self.seed)
+        self.std = std
+        return mean

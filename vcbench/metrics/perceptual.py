@@ -1,0 +1,132 @@
+"""LPIPS (Zhang et al. 2018), AlexNet trunk with the v0.1 linear calibration, batched on the device.
+
+The network is the one the `lpips` package builds (torchvision AlexNet features cut after each ReLU,
+its input scaling layer, unit-normalised features, 1x1 linear layers, spatial mean, sum over the
+five layers), assembled here so that the AlexNet weights come through vcbench's resolver (checked,
+recorded, never a silent download) and the linear layers from the file the `lpips` wheel ships.
+Agrees with `lpips.LPIPS(net="alex", version="0.1")` to 1e-5 given the same trunk weights.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from vcbench.errors import WeightsError
+from vcbench.metrics.base import FrameContext, Metric
+
+#: AlexNet `features` indices whose outputs (after ReLU) LPIPS compares: relu1..relu5.
+_TAPS = (1, 4, 7, 9, 11)
+_CHANNELS = (64, 192, 384, 256, 256)
+# lpips' ScalingLayer constants (v0.1): inputs in [-1, 1] are standardised with these.
+_SHIFT = (-0.030, -0.088, -0.188)
+_SCALE = (0.458, 0.448, 0.450)
+_EPS = 1e-10
+
+
+def lpips_linear_weights_path(version: str = "0.1", net: str = "alex") -> Path:
+    """The linear-layer file shipped inside the installed `lpips` wheel (located without importing it)."""
+    spec = importlib.util.find_spec("lpips")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError("the LPIPS linear layers come with the `lpips` package, which is not installed",
+                           hint="pip install lpips==0.1.4")
+    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / f"v{version}" / f"{net}.pth"
+    if not path.is_file():
+        raise WeightsError("the lpips package has no linear-layer file", path=path,
+                           hint="reinstall it: pip install --force-reinstall lpips==0.1.4")
+    return path
+
+
+class LPIPSNet(torch.nn.Module):
+    """AlexNet trunk + v0.1 linear layers; `forward(a, b)` gives the per-image distance (N,)."""
+
+    def __init__(self, alexnet_state: dict[str, torch.Tensor], linear_state: dict[str, torch.Tensor]):
+        super().__init__()
+        from torchvision.models import alexnet
+
+        trunk = alexnet(weights=None)
+        trunk.load_state_dict(alexnet_state, strict=True)
+        self.features = trunk.features[: _TAPS[-1] + 1]
+        self.lins = torch.nn.ParameterList(
+            [torch.nn.Parameter(linear_state[f"lin{i}.model.1.weight"].float(), requires_grad=False)
+             for i in range(len(_TAPS))])
+        for i, (lin, ch) in enumerate(zip(self.lins, _CHANNELS)):
+            if tuple(lin.shape) != (1, ch, 1, 1):
+                raise WeightsError(f"LPIPS linear layer lin{i} has shape {tuple(lin.shape)}, expected (1, {ch}, 1, 1)",
+                                   hint="use the alex.pth of lpips v0.1")
+        self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in _TAPS:
+                outs.append(x / (torch.sqrt(torch.sum(x * x, dim=1, keepdim=True)) + _EPS))
+        return outs
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """a, b: float (N,3,H,W) in [-1, 1]."""
+        n = a.shape[0]
+        feats = self._taps((torch.cat([a, b]) - self.shift) / self.scale)
+        total = torch.zeros(n, dtype=a.dtype, device=a.device)
+        for f, w in zip(feats, self.lins):
+            d = (f[:n] - f[n:]) ** 2
+            total = total + F.conv2d(d, w).mean(dim=(1, 2, 3))
+        return total
+
+
+def to_unit_range(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float32 in [-1, 1], as lpips.im2tensor does (x / 127.5 - 1)."""
+    return frames.to(torch.float32) / 127.5 - 1.0
+
+
+class LPIPS(Metric):
+    """LPIPS distance per frame (AlexNet, v0.1), lower is better."""
+
+    name = "lpips"
+    higher_is_better = False
+
+    def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
+                 allow_unverified: bool = False, batch_size: int = 16) -> None:
+        super().__init__()
+        from vcbench.weights import load_state_dict, resolve
+
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self._resolved = resolve("alexnet", weights_path, allow_unverified=allow_unverified)
+        self._linear_path = lpips_linear_weights_path()
+        linear = torch.load(self._linear_path, map_location="cpu", weights_only=True)
+        self._linear_sha256: str | None = None
+        try:
+            self.net = LPIPSNet(load_state_dict(self._resolved.path), linear).to(self.device)
+        except (RuntimeError, KeyError) as exc:
+            raise WeightsError(f"not an AlexNet/LPIPS state dict ({str(exc).splitlines()[0]})",
+                               path=self._resolved.path,
+                               hint="vcbench weights download alexnet") from None
+
+    def weights_used(self) -> dict[str, Any]:
+        from vcbench.weights import sha256_file
+
+        if self._linear_sha256 is None:
+            self._linear_sha256 = sha256_file(self._linear_path)
+        return {self._resolved.path.name: self._resolved, f"lpips-v0.1-{self._linear_path.name}": self._linear_sha256}
+
+    @torch.inference_mode()
+    def distances(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        """Per-frame LPIPS of uint8 (N,3,H,W) batches (float32 on the device)."""
+        out = []
+        for i in range(0, pred.shape[0], self.batch_size):
+            a = to_unit_range(pred[i:i + self.batch_size].to(self.device))
+            b = to_unit_range(gt[i:i + self.batch_size].to(self.device))
+            out.append(self.net(a, b))
+        return torch.cat(out)
+
+    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+        self._current.extend(float(v) for v in self.distances(pred, gt).cpu().tolist())
