@@ -229,3 +229,20 @@ def test_propagate_exemplar_of_another_size_starts_from_welsh(carphone8, bikes):
     out = p.colorize(L)
     assert torch.equal(out[:1], w.colorize(L[:1]))  # frame 0 is Welsh matching from the exemplar
     assert out.shape == (3, 3, 72, 88)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
+def test_baselines_on_cuda_match_cpu(carphone8):
+    from vcbench.baselines.propagate import Propagate
+
+    ref = _ref(carphone8, 0)
+    L = _L(carphone8[:4])
+    for cls in (Gray, Reinhard, Welsh, Propagate):
+        outs = []
+        for dev in ("cpu", "cuda"):
+            m = cls(device=dev)
+            m.start_clip([ref])
+            outs.append(m.colorize(L.to(dev)).cpu().int())
+        # float32 on another device may flip a truncation by a level, rarely more
+        assert (outs[0] - outs[1]).abs().float().mean() < 0.05, cls.name
