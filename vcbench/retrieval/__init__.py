@@ -1,0 +1,14 @@
+"""Reference retrieval: image descriptors, a faiss gallery index, and top-k references per clip."""
+
+from __future__ import annotations
+
+__all__ = ["retrieve_references"]
+
+
+def __getattr__(name: str):
+    # Lazy, so importing vcbench.retrieval.index does not pull in torch through the descriptors.
+    if name == "retrieve_references":
+        from vcbench.retrieval.topk import retrieve_references
+
+        return retrieve_references
+    raise AttributeError(name)
