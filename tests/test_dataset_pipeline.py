@@ -1,0 +1,254 @@
+"""The build-dataset pipeline end to end on a real video (tiny sizes): byte-identical reruns,
+resume after SIGKILL, verify catching corrupt and missing files, the DEVC export's layout and
+pairs file as DEVC's loader parses it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vcbench.datasets.clips import ClipSpec
+from vcbench.datasets.pipeline import BuildConfig, RunOptions, build_dataset
+from vcbench.errors import InputError
+from vcbench.frames import sample_videos
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("videos")
+    shutil.copyfile(sample_videos()["carphone_pristine"], d / "carphone.mp4")
+    return d
+
+
+def tiny_config(videos: Path, **kw) -> BuildConfig:
+    base = dict(source="local", clips=8, seed=3, spec=ClipSpec(length=5, height=48, width=96, max_clips_per_shot=2), flow="dis",
+                features="weightfree", pseudo_fraction=0.25, shard_size=2, input=str(videos))
+    base.update(kw)
+    return BuildConfig(**base)
+
+
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of every file of a build; stats files compared without their timings."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = str(p.relative_to(root))
+        if p.name.endswith("stats.json"):
+            data = json.loads(p.read_text())
+            data.pop("timings", None)
+            out[rel] = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        else:
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean_build(videos, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("clean") / "build"
+    build_dataset(tiny_config(videos), out, RunOptions(workers=1, quiet=True))
+    return out
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """`vcbench.cli.main` with only the commands under test registered (independent of the others)."""
+    import vcbench.cli as cli_mod
+
+    monkeypatch.setattr(cli_mod, "COMMAND_MODULES", ("datasets_cmd", "build_dataset"))
+    return cli_mod.main
+
+
+def test_build_contents_and_manifest(clean_build):
+    df = pd.read_parquet(clean_build / "manifest.parquet")
+    assert len(df) == 8 and df["clip_id"].is_unique
+    assert list(df["kind"]).count("pseudo") == 2
+    assert set(df["shard"]) == {0, 1, 2, 3}
+    row = df.iloc[0]
+    assert row.num_frames == 5 and (row.height, row.width) == (48, 96)
+    assert row.source == "local" and row.licence and row.origin.startswith("file://")
+    files = json.loads(row.files)
+    assert len(files) == 5 and all((clean_build / f).is_file() for f in files)
+    flow_files = json.loads(row.flow_files)
+    fw = np.load(clean_build / next(f for f in flow_files if f.endswith("flow_fw.npy")))
+    assert fw.dtype == np.float16 and fw.shape == (4, 48, 96, 2)
+    refs = json.loads(row.references)
+    assert len(refs) == 5 and refs == sorted(refs, key=lambda r: -r["score"])
+    aug = json.loads(df[df.variant > 0].iloc[0].augmentation)
+    assert aug["kind"] == "video-augment" and "crop" in aug
+    cands = pd.read_parquet(clean_build / "candidates.parquet")
+    assert len(cands) == 2 and list(cands["start_frame"]) == [0, 5]
+    stats = json.loads((clean_build / "shards" / "shard-00000.stats.json").read_text())
+    assert stats["count"] == 2 and stats["failed"] == 0 and set(stats["timings"]) >= {"augment", "flow", "references", "write"}
+    assert not (clean_build / "work").exists()
+
+
+def test_same_command_gives_identical_bytes(clean_build, videos, tmp_path):
+    out = tmp_path / "again"
+    build_dataset(tiny_config(videos), out, RunOptions(workers=1, quiet=True))
+    assert digests(out) == digests(clean_build)
+
+
+def test_other_seed_changes_augmented_clips_only(clean_build, videos, tmp_path):
+    out = tmp_path / "seed4"
+    build_dataset(tiny_config(videos, seed=4), out, RunOptions(workers=1, quiet=True))
+    a = pd.read_parquet(clean_build / "manifest.parquet").set_index("clip_id")
+    b = pd.read_parquet(out / "manifest.parquet").set_index("clip_id")
+    assert set(a.index) == set(b.index)
+    b = b.loc[a.index]
+    orig = a.variant.eq(0) & a.kind.eq("video")
+    assert (a.augmentation[orig] == b.augmentation[orig]).all()
+    assert (a.augmentation[~orig] != b.augmentation[~orig]).all()
+
+
+def test_rerun_with_other_settings_is_refused(clean_build, videos):
+    with pytest.raises(InputError, match="other settings"):
+        build_dataset(tiny_config(videos, seed=99), clean_build, RunOptions(workers=1, quiet=True))
+
+
+_CHILD = """
+import sys
+from vcbench.datasets.clips import ClipSpec
+from vcbench.datasets.pipeline import BuildConfig, RunOptions, build_dataset
+cfg = BuildConfig(source="local", clips=8, seed=3, spec=ClipSpec(length=5, height=48, width=96, max_clips_per_shot=2), flow="dis",
+                  features="weightfree", pseudo_fraction=0.25, shard_size=2, input=sys.argv[2])
+build_dataset(cfg, sys.argv[1], RunOptions(workers=1, quiet=True))
+"""
+
+
+def test_resume_after_sigkill_matches_clean_build(clean_build, videos, tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(out), str(videos)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    shards = out / "shards"
+    deadline = time.monotonic() + 120
+    killed_mid_shard = False
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (shards / "shard-00000.stats.json").is_file() and any(shards.glob(".shard-*.tmp")):
+                proc.send_signal(signal.SIGKILL)
+                killed_mid_shard = True
+                break
+            time.sleep(0.002)
+    finally:
+        if proc.poll() is None and not killed_mid_shard:
+            proc.kill()
+        proc.wait()
+    assert killed_mid_shard, "the build finished before it could be killed"
+    assert not (out / "manifest.parquet").exists()
+    assert any(shards.glob(".shard-*.tmp"))  # the partial shard is still on disk before the rerun
+    build_dataset(tiny_config(videos), out, RunOptions(workers=1, quiet=True))
+    assert not list(shards.glob(".*"))
+    assert digests(out) == digests(clean_build)
+    df = pd.read_parquet(out / "manifest.parquet")
+    assert df["clip_id"].is_unique and len(df) == 8
+
+
+def test_rerun_of_complete_build_changes_nothing(clean_build, videos, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(clean_build, out)
+    before = digests(out)
+    build_dataset(tiny_config(videos), out, RunOptions(workers=1, quiet=True))
+    assert digests(out) == before
+
+
+def test_verify_finds_corrupt_and_missing_files(clean_build, tmp_path, cli):
+    main = cli
+    out = tmp_path / "v"
+    shutil.copytree(clean_build, out)
+    assert main(["datasets", "verify", str(out)]) == 0
+    df = pd.read_parquet(out / "manifest.parquet")
+    frame = sorted(json.loads(df.iloc[1].files))[2]
+    flow = next(f for f in json.loads(df.iloc[3].flow_files) if f.endswith("flow_bw.npy"))
+    data = bytearray((out / frame).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (out / frame).write_bytes(bytes(data))
+    (out / flow).unlink()
+    from vcbench.datasets.verify import verify_build
+
+    rep = verify_build(out)
+    assert rep.corrupt == [frame] and rep.missing == [flow] and not rep.ok
+    assert main(["datasets", "verify", str(out)]) != 0
+    shutil.rmtree(out / "shards" / "shard-00002")
+    assert "shards/shard-00002/" in verify_build(out).missing
+    with pytest.raises(InputError):
+        verify_build(tmp_path)
+
+
+def test_devc_export_layout_and_pairs_columns(clean_build, tmp_path):
+    """Parse the export as DEVC's lib/videoloader.py does: 12 columns, names cut at '.', then
+    .jpg/.JPEG/.flo/.pgm appended; every file it would open must exist and decode."""
+    import cv2
+
+    from vcbench.datasets.export_devc import export_devc
+    from vcbench.flow.flo import read_flo
+
+    dest = tmp_path / "devc"
+    res = export_devc(clean_build, dest, quiet=True)
+    assert res["clips"] == 8 and res["written"] == 8
+    df = pd.read_parquet(clean_build / "manifest.parquet")
+    for row in df.itertuples(index=False):
+        clip = dest / row.clip_id
+        lines = (clip / "pairs_output_new.txt").read_text().splitlines()
+        assert len(lines) == row.num_frames - 1
+        refs = [r["id"] for r in json.loads(row.references)]
+        fw_store = np.load(clean_build / next(f for f in json.loads(row.flow_files) if f.endswith("flow_fw.npy")))
+        for t, line in enumerate(lines):
+            cols = line.split()
+            assert len(cols) == 12
+            img1, img2, refvid, refvid1, *rest = [c.split(".")[0] for c in cols]
+            ref5, refgt = rest[:5], rest[5:]
+            assert (img1, img2) == (f"{t:05d}", f"{t + 1:05d}")
+            assert ref5 == refs
+            for name in (img1, img2):
+                assert cv2.imread(str(clip / "input_pad" / f"{name}.jpg")).shape == (48, 96, 3)
+            for name in ref5:
+                assert cv2.imread(str(clip / "reference" / f"{name}.JPEG")) is not None
+            for name in refgt:
+                assert (clip / "reference_gt" / f"{name}.jpg").is_file()
+            fw = read_flo(clip / "flow" / f"{img1}_forward.flo")
+            assert fw.shape == (48, 96, 2)
+            np.testing.assert_array_equal(fw, fw_store[t].astype(np.float32))
+            assert read_flo(clip / "flow" / f"{img1}_backward.flo").shape == (48, 96, 2)
+            mask = cv2.imread(str(clip / "mask" / f"{img1}_mask.pgm"), cv2.IMREAD_UNCHANGED)
+            assert mask.shape == (48, 96) and set(np.unique(mask)) <= {0, 255}
+        frames = sorted(json.loads(row.files))
+        if row.frame_format == "jpg":  # frames are copied, not re-encoded
+            assert (clip / "input_pad" / "00003.jpg").read_bytes() == (clean_build / frames[3]).read_bytes()
+    again = export_devc(clean_build, dest, quiet=True)
+    assert again["written"] == 0
+
+
+def test_export_refuses_build_without_flow(videos, tmp_path):
+    from vcbench.datasets.export_devc import export_devc
+
+    out = tmp_path / "noflow"
+    build_dataset(tiny_config(videos, flow="none", features="none", clips=2, pseudo_fraction=0.0), out,
+                  RunOptions(workers=1, quiet=True))
+    assert json.loads(pd.read_parquet(out / "manifest.parquet").iloc[0].flow_files) == {}
+    with pytest.raises(InputError, match="no flow"):
+        export_devc(out, tmp_path / "x", quiet=True)
+
+
+def test_cli_sample_build_is_offline_and_small(tmp_path, cli):
+    """The documented command on the bundled videos, reduced to a few clips: exit 0, verify passes."""
+    main = cli
+    out = tmp_path / "s"
+    rc = main(["build-dataset", "--source", "sample", "--out", str(out), "--clips", "3", "--size", "32x64",
+               "--clip-length", "4", "--workers", "1", "--quiet", "--flow", "farneback"])
+    assert rc == 0
+    assert main(["datasets", "verify", str(out)]) == 0
+    df = pd.read_parquet(out / "manifest.parquet")
+    assert len(df) == 3 and set(df["source"]) <= {"sample", "stills"}
+    assert main(["build-dataset", "--source", "local", "--out", str(tmp_path / "z")]) == 2  # no --input
