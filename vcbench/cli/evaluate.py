@@ -110,7 +110,7 @@ def _result_json(ev: Any, db_path: Path) -> dict[str, Any]:
     return data
 
 
-def format_run(ev: Any) -> str:
+def format_run(ev: Any, db_path: Path | None = None) -> str:
     """The metric table (the same as `vcbench score`'s) with the run's speed and identity below."""
     from vcbench.cli.score import format_table
     from vcbench.metrics.suite import ScoreResult
@@ -129,8 +129,9 @@ def format_run(ev: Any) -> str:
                              n_clips=rec.n_clips, n_frames=rec.n_frames, directions=directions)
     fps = f"{rec.fps:.2f} frames/s (model alone)" if rec.fps else "n/a"
     head = (f"model {rec.model} on {rec.dataset} (reference: {rec.reference_mode}); device {rec.device}; {fps}")
-    tail = (f"reused run {rec.id} recorded {rec.created} (pass --force to rerun)" if ev.reused
-            else f"recorded as run {rec.id}")
+    where = f" in {db_path}" if db_path is not None else ""
+    tail = (f"reused run {rec.id}{where}, recorded {rec.created} (pass --force to rerun)" if ev.reused
+            else f"recorded as run {rec.id}{where}")
     return "\n".join([head, format_table(result), tail])
 
 
@@ -162,5 +163,5 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
         else:
             atomic_write_text(args.json, text)
-    print(format_run(ev), file=out)
+    print(format_run(ev, db.path), file=out)
     return 0
