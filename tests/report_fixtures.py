@@ -53,20 +53,20 @@ def synthetic_run(model: str, *, psnr_shift: float = 0.0, lpips_shift: float = 0
     return run
 
 
-def build_db(path: Path) -> ResultsDB:
+def build_db(path: Path, clips: Sequence[str] = CLIPS) -> ResultsDB:
     """Three models on `sample` under DIS, one also under RAFT, one unverified, one superseded run."""
     db = ResultsDB(path)
-    db.record(synthetic_run("gray", psnr_shift=-3.0, lpips_shift=0.1, colour_scale=0.05, fps=500.0, seed=1,
+    db.record(synthetic_run("gray", psnr_shift=-3.0, lpips_shift=0.1, colour_scale=0.05, fps=500.0, seed=1, clips=clips,
                             created="2026-01-01T00:00:00+00:00"))
-    older = synthetic_run("reinhard", psnr_shift=-9.0, seed=2, created="2026-01-01T00:00:00+00:00")
+    older = synthetic_run("reinhard", psnr_shift=-9.0, seed=2, clips=clips, created="2026-01-01T00:00:00+00:00")
     older.identity_extra = {"max_frames": 12}  # another run of the same model identity: superseded below
     older.run_key = older.identity_key()
     db.record(older)
-    db.record(synthetic_run("reinhard", psnr_shift=0.0, lpips_shift=0.0, colour_scale=0.8, fps=80.0, seed=3,
+    db.record(synthetic_run("reinhard", psnr_shift=0.0, lpips_shift=0.0, colour_scale=0.8, fps=80.0, seed=3, clips=clips,
                             created="2026-01-02T00:00:00+00:00"))
-    db.record(synthetic_run("devc", psnr_shift=1.5, lpips_shift=-0.05, colour_scale=1.1, fps=3.2, seed=4,
+    db.record(synthetic_run("devc", psnr_shift=1.5, lpips_shift=-0.05, colour_scale=1.1, fps=3.2, seed=4, clips=clips,
                             unverified=True, created="2026-01-03T00:00:00+00:00"))
-    db.record(synthetic_run("devc", psnr_shift=1.0, protocol="vcbench-v1/raft", estimator="raft", seed=5,
+    db.record(synthetic_run("devc", psnr_shift=1.0, protocol="vcbench-v1/raft", estimator="raft", seed=5, clips=clips,
                             created="2026-01-03T00:00:00+00:00"))
     return db
 

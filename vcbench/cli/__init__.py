@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "leaderboard",
     "compare",
     "build_dataset",
+    "plot",
+    "report",
 )
 
 

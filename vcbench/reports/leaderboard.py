@@ -12,10 +12,12 @@ a dagger and a footnote.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -85,6 +87,8 @@ class Table:
     rows: list[Row]
     gt: dict[str, float | None]
     notes: list[str] = field(default_factory=list)
+    #: File-name-safe id, unique among the tables built together (plots and report anchors use it).
+    slug: str = ""
 
     @property
     def title(self) -> str:
@@ -137,9 +141,26 @@ def build_tables(runs: Iterable[RunRecord], *, dataset: str | None = None, proto
     groups: dict[tuple, list[RunRecord]] = {}
     for r in latest_runs(chosen):
         groups.setdefault(_group_key(r), []).append(r)
-    tables = [_build_table(rs, metrics, n_resamples) for _, rs in sorted(groups.items(), key=lambda kv: kv[0])]
+    ordered = sorted(groups.items(), key=lambda kv: kv[0])
+    tables = [_build_table(rs, metrics, n_resamples) for _, rs in ordered]
     _note_splits(tables)
+    _assign_slugs(tables, [k for k, _ in ordered])
     return tables
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "x"
+
+
+def _assign_slugs(tables: list[Table], keys: list[tuple]) -> None:
+    """'<dataset>_<protocol>[_<reference mode>]', plus a short hash of the group where that repeats
+    (same set and protocol, other flow parameters or data checksum), so figures never overwrite."""
+    base = [_slug("_".join([t.dataset, t.protocol] + ([t.reference_mode] if t.reference_mode != "first-frame" else [])))
+            for t in tables]
+    for t, b, k in zip(tables, base, keys):
+        if base.count(b) > 1:
+            b += "_" + hashlib.sha256(json.dumps(k).encode()).hexdigest()[:6]
+        t.slug = b
 
 
 def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resamples: int) -> Table:

@@ -1,0 +1,90 @@
+"""`vcbench plot`: PNG figures of the recorded runs (bars, quality vs speed, per-frame curves, strips)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_source_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by `vcbench plot` and `vcbench report`."""
+    p.add_argument("--dataset", default=None, metavar="NAME", help="only this benchmark set")
+    p.add_argument("--protocol", default=None, metavar="P", help="only this protocol, e.g. vcbench-v1/dis")
+    p.add_argument("--db", type=Path, default=None, metavar="PATH",
+                   help="results database (default: the user data folder, or $VCBENCH_DB)")
+    p.add_argument("--frames", "--frames-dir", dest="frames", type=Path, default=None, metavar="DIR",
+                   help="root of frames saved by `vcbench evaluate --save-frames DIR` (DIR/<model>/<clip>/%%05d.png): "
+                        "enables the frame strips")
+    p.add_argument("--gt", type=Path, default=None, metavar="DIR",
+                   help="GT clips for the frame strips (one folder or video per clip); default: the benchmark "
+                        "set named by the runs, when it is available offline")
+    p.add_argument("--resamples", type=int, default=10_000, metavar="N", help="bootstrap resamples (default 10000)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="write PNG figures: per-metric bars, quality vs speed, per-frame curves, frame strips",
+        description="Per-metric bar charts with 95%% intervals, quality versus frames per second, per-frame "
+                    "flicker/warp-error curves for each clip (a line per model) and, with --frames, a strip of the "
+                    "same frames from GT and every model. One set per benchmark set and protocol.",
+    )
+    add_source_args(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder for the PNG files")
+    p.set_defaults(func=run)
+
+
+def gt_clips_for(args: argparse.Namespace, datasets: set[str]) -> dict[str, Any]:
+    """GT clips for the strips: --gt if given, else the named benchmark set if it loads offline."""
+    if args.frames is None or args.gt is not None:
+        return {}
+    import logging
+
+    from vcbench.errors import VcbenchError
+
+    clips: dict[str, Any] = {}
+    for name in sorted(datasets):
+        try:
+            from vcbench.datasets.benchmarks import load_benchmark
+
+            bench = load_benchmark(name)
+        except (VcbenchError, ImportError) as exc:
+            logging.getLogger(__name__).warning("no GT frames for %s's strips (%s); pass --gt DIR", name, exc)
+            continue
+        clips.update({c.name: c for c in bench.clips})
+    return clips
+
+
+def check_args(args: argparse.Namespace):
+    from vcbench.cli.leaderboard import no_runs_error, open_existing_db
+    from vcbench.errors import InputError
+
+    if args.frames is not None and not args.frames.is_dir():
+        raise InputError("saved-frames folder not found", path=args.frames,
+                         hint="pass the DIR given to `vcbench evaluate --save-frames DIR`")
+    if args.gt is not None and not args.gt.is_dir():
+        raise InputError("GT folder not found", path=args.gt, hint="pass a folder with one sub-folder or video per clip")
+    if args.resamples < 100:
+        raise InputError(f"--resamples {args.resamples} is too few for a 95% interval", hint="use at least 1000")
+    db = open_existing_db(args.db)
+    runs = db.runs(dataset=args.dataset, protocol=args.protocol)
+    if not runs:
+        raise no_runs_error(db, args.dataset, args.protocol)
+    return db, runs
+
+
+def run(args: argparse.Namespace) -> int:
+    from vcbench.reports.plots import make_plots
+
+    db, runs = check_args(args)
+    gt = gt_clips_for(args, {r.dataset for r in runs})
+    files = make_plots(db, args.out, dataset=args.dataset, protocol=args.protocol, frames_root=args.frames,
+                       gt_root=args.gt, gt_clips=gt, n_resamples=args.resamples)
+    if not args.quiet:
+        for f in files:
+            print(f.path)
+        print(f"vcbench: wrote {len(files)} figure(s) to {args.out}", file=sys.stderr)
+    return 0
