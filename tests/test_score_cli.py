@@ -79,22 +79,23 @@ def test_metric_suite_gives_the_cli_numbers(gt_pred_dirs, tmp_path, capsys):
     assert res.gt_metrics == pytest.approx(doc["gt_metrics"], rel=1e-9)
 
 
-class CountingFlow:
-    """A user-supplied estimator wrapping vcbench's DIS and counting its calls (no core code mocked)."""
+from vcbench.flow.base import FlowEstimator  # noqa: E402
+
+
+class CountingFlow(FlowEstimator):
+    """A user-supplied estimator: vcbench's DIS, counting the flow fields it computes (no core code mocked)."""
 
     def __init__(self):
         from vcbench.flow.estimators import get_estimator
 
+        super().__init__("cpu")
         self.inner = get_estimator("dis", "cpu")
         self.name, self.params = self.inner.name, self.inner.params
         self.calls = 0
 
-    def weights_used(self):
-        return {}
-
-    def __call__(self, a, b):
-        self.calls += int(a.shape[0])  # flow fields computed
-        return self.inner(a, b)
+    def _flow(self, a, b):
+        self.calls += int(a.shape[0])
+        return self.inner._flow(a, b)
 
 
 def test_gt_cache_is_reused_and_changes_nothing(gt_pred_dirs, tmp_path, sample_frames):
@@ -126,7 +127,7 @@ def test_gt_cache_is_reused_and_changes_nothing(gt_pred_dirs, tmp_path, sample_f
 
     # a changed GT frame is a different key: that clip's flow is recomputed, the other is reused
     frame = gt / "bikes" / "00003.png"
-    img = read_image(frame)
+    img = read_image(frame).copy()
     img[0, 0] ^= 1
     write_frames(gt / "bikes", [img], start=3)
     Scorer(metrics, flow=flow, cache_dir=cache, progress=False).score_dirs(pred, gt)

@@ -211,7 +211,7 @@ class Scorer:
         kinds: set[str] = set()
         bar = tqdm(total=total, unit="frame", desc="scoring", disable=not self.progress, dynamic_ncols=True)
         try:
-            with torch.inference_mode():
+            with torch.no_grad():  # not inference_mode: metrics memoise on tensor version counters
                 for gt_clip, pred_batches in streams:
                     kinds.add(gt_clip.kind)
                     n = counts[gt_clip.name] if counts else gt_clip.num_frames()

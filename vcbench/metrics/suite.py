@@ -131,27 +131,18 @@ def _unverified_of(obj: Any) -> list[str]:
             for v in vals if getattr(v, "verified", True) is False]
 
 
-#: Metrics that can share one network instance (and its per-batch memo) through a constructor argument.
-_SHARED_NETWORKS = {"fid": "extractor", "kid": "extractor", "top1": "classifier", "top5": "classifier"}
-
-
-def _create(name: str, device: torch.device, allow_unverified: bool,
-            shared: dict[str, Metric] | None = None) -> Metric:
-    """A registry metric; FID/KID (and top1/top5) reuse the network already loaded for their sibling,
-    so weights load once and each predicted batch goes through the network once."""
+def _create(name: str, device: torch.device, allow_unverified: bool, shared: dict[str, Any],
+            flow: Any = None) -> Metric:
+    """A registry metric; one `shared` dict per suite lets FID/KID share one Inception and top1/top5 one
+    VGG19 (weights load once, each predicted batch goes through each network once)."""
     from vcbench.metrics.registry import create_metric
 
-    kw: dict[str, Any] = {"allow_unverified": True} if allow_unverified else {}
-    attr = _SHARED_NETWORKS.get(name)
-    for other_name, other in (shared or {}).items():
-        if attr and _SHARED_NETWORKS.get(other_name) == attr and getattr(other, attr, None) is not None:
-            kw[attr] = getattr(other, attr)
-            break
+    kw: dict[str, Any] = {"shared": shared}
+    if allow_unverified:
+        kw["allow_unverified"] = True
+    if flow is not None:
+        kw["flow"] = flow
     return create_metric(name, device, **kw)
-
-
-def _needs_flow(cls_or_obj: Any) -> bool:
-    return "flow" in getattr(cls_or_obj, "needs", frozenset())
 
 
 def check_request(metrics: Sequence[str] | None, device: str | torch.device) -> tuple[torch.device, list[str]]:
@@ -189,37 +180,40 @@ class MetricSuite:
         self.names = names
         # `flow` is a name/path for get_estimator, or an estimator object (e.g. a user's own wrapper).
         self.flow_name = flow if isinstance(flow, str) else str(getattr(flow, "name", type(flow).__name__))
-        self._flow_arg = flow
         self.resize = resize
         self.allow_unverified = allow_unverified_weights
         self.strict = strict
         self.metrics: dict[str, Metric] = {}
         self.unavailable: dict[str, str] = {}
-        for n in names:
+        self._shared: dict[str, Any] = {}
+        from vcbench.metrics.registry import get_info
+
+        flow_names = [n for n in names if "flow" in get_info(n).needs]
+        self.estimator = None
+        if flow_names:
             try:
-                self.metrics[n] = _create(n, self.device, allow_unverified_weights, shared=self.metrics)
+                from vcbench.flow.estimators import get_estimator
+
+                self.estimator = get_estimator(flow, self.device, allow_unverified=allow_unverified_weights)
+            except WeightsError as exc:
+                if strict:
+                    raise
+                for n in flow_names:
+                    self.unavailable[n] = f"flow estimator {self.flow_name!r} unavailable: {exc}"
+        for n in names:
+            if n in self.unavailable:
+                continue
+            try:
+                self.metrics[n] = _create(n, self.device, allow_unverified_weights, self._shared,
+                                          self.estimator if n in flow_names else None)
             except WeightsError as exc:
                 if strict:
                     raise
                 self.unavailable[n] = str(exc)
-        self.estimator = None
-        if any(_needs_flow(m) for m in self.metrics.values()):
-            try:
-                if isinstance(flow, str):
-                    from vcbench.flow.estimators import get_estimator
-
-                    self.estimator = get_estimator(flow, self.device)
-                else:
-                    self.estimator = flow
-            except WeightsError as exc:
-                if strict:
-                    raise
-                for n in [n for n, m in self.metrics.items() if _needs_flow(m)]:
-                    del self.metrics[n]
-                    self.unavailable[n] = f"flow estimator {self.flow_name!r} unavailable: {exc}"
         # GT's own value of the reference metrics: from the metric itself where it tracks it (`gt_compute`),
         # else from a second instance fed the GT as prediction.
-        self.gt_twins: dict[str, Metric] = {n: _create(n, self.device, allow_unverified_weights)
+        self.gt_twins: dict[str, Metric] = {n: _create(n, self.device, allow_unverified_weights, self._shared,
+                                                       self.estimator if n in flow_names else None)
                                             for n in GT_REFERENCE_METRICS
                                             if n in self.metrics and not hasattr(self.metrics[n], "gt_compute")}
         self.clip_frames: dict[str, int] = {}
@@ -252,24 +246,14 @@ class MetricSuite:
     def flow_pairs(self, gt: torch.Tensor, prev_gt: torch.Tensor | None, clip: str | None = None,
                    start: int = 0) -> FlowPairs:
         """GT flow + Lai's non-occlusion mask for the pairs ending in this batch (see FrameContext)."""
-        from vcbench.flow.occlusion import occlusion_mask
+        from vcbench.flow.estimators import gt_flow_pairs
 
         seq = gt if prev_gt is None else torch.cat([prev_gt, gt])
-        h, w = gt.shape[-2:]
-        if seq.shape[0] < 2:
-            z = torch.zeros((0, 1, h, w), dtype=torch.float32, device=self.device)
-            return FlowPairs(fw=z.expand(0, 2, h, w).contiguous(), noc=z)
-        a, b = seq[:-1], seq[1:]
-        pair_fn = getattr(self.estimator, "pairs", None)
-        if pair_fn is not None:  # precomputed flow: read by clip and frame index
-            first = start - 1 if prev_gt is not None else start
-            return pair_fn(clip, first, a.shape[0], (h, w))
-        fw = self.estimator(a, b).float()
-        bw = self.estimator(b, a).float()
-        noc = 1.0 - occlusion_mask(fw, bw).float()
-        return FlowPairs(fw=fw, noc=noc)
+        first = start - 1 if prev_gt is not None else start
+        return gt_flow_pairs(seq, self.estimator, clip=clip, start=first)
 
     # ------------------------------------------------------------------------------ feeding
+    @torch.no_grad()
     def update(self, pred: Any, gt: Any, *, pairs: FlowPairs | None = None,
                gt_cache: dict[str, torch.Tensor] | None = None, clip: str | None = None) -> FrameContext:
         """Feed a batch of consecutive frames of the current clip; returns the context it built
