@@ -88,6 +88,9 @@ def read_image(path: str | Path) -> np.ndarray:
     except UnidentifiedImageError as exc:
         raise InputError("not a readable image (corrupt or unknown format)", path=path,
                          hint="re-export the frame as PNG or JPEG") from exc
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image too large to decode safely ({exc})", path=path,
+                         hint="downscale the frames before scoring") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"corrupt or truncated image ({exc})", path=path,
                          hint="re-export the frame as PNG or JPEG") from exc
@@ -186,7 +189,7 @@ class Clip:
                 return int(stream.frames)
         finally:
             container.close()
-        return sum(1 for _ in self.iter_frames())
+        return sum(1 for _ in self._iter_video(convert=False))
 
     def size(self) -> tuple[int, int]:
         """(H, W) of the clip's frames, read from a header (no full decode)."""
@@ -220,7 +223,8 @@ class Clip:
             return
         yield from self._iter_video()
 
-    def _iter_video(self) -> Iterator[np.ndarray]:
+    def _iter_video(self, convert: bool = True) -> Iterator[np.ndarray | None]:
+        """Decoded frames as rgb24 arrays (or None with convert=False, for counting)."""
         container = _open_video(self.path)
         errors = _av_error_types()
         try:
@@ -237,7 +241,7 @@ class Clip:
                 except errors as exc:
                     raise _video_error(self.path, exc) from exc
                 n += 1
-                yield frame.to_ndarray(format="rgb24")
+                yield frame.to_ndarray(format="rgb24") if convert else None
             if n == 0:
                 raise InputError("video holds no decodable frames", path=self.path,
                                  hint="re-encode it or extract frames to a folder")
