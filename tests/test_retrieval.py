@@ -141,9 +141,9 @@ def test_same_class_filter_and_mean_mode(stills):
     clip = _chelsea_clip()
     unfiltered = top_k_for_clip(clip, index, desc, k=4)
     vehicle = top_k_for_clip(clip, index, desc, k=4, labels=labels, clip_label="vehicle")
-    assert [n for n, _ in vehicle] == [n for n, _ in unfiltered if labels[names.index(n)] == "vehicle"][:3] or \
-        {n for n, _ in vehicle} == {"rocket", "motorcycle_left", "motorcycle_right"}
-    assert {labels[names.index(n)] for n, _ in vehicle} == {"vehicle"} and len(vehicle) == 3
+    # All three vehicles, although fewer of them are among the unfiltered top 4: the search went deeper.
+    assert {n for n, _ in vehicle} == {"rocket", "motorcycle_left", "motorcycle_right"}
+    assert sum(labels[names.index(n)] == "vehicle" for n, _ in unfiltered) < 3
     # Scores of the filtered results equal their unfiltered scores (same max over key frames).
     full = dict(top_k_for_clip(clip, index, desc, k=len(names)))
     for n, s in vehicle:
