@@ -168,3 +168,40 @@ def test_unknown_model_and_missing_dataset_messages(env, capsys):
     err = capsys.readouterr().err.strip()
     assert "davis30" in err and "test.zip" in err and "--data-root" in err and len(err.splitlines()) == 1
     assert not (env / "r.sqlite").exists() or ResultsDB(env / "r.sqlite").runs() == []
+
+
+class LabelProbe(__import__("vcbench.metrics.base", fromlist=["Metric"]).Metric):
+    """Records the label each frame arrives with (what top1/top5 compare against)."""
+
+    name = "labelprobe"
+    higher_is_better = True
+
+    def __init__(self, device="cpu", **kw):
+        super().__init__()
+
+    def update(self, pred, gt, ctx=None):
+        self._current.extend(float(v) for v in ctx.gt_cache["labels"].tolist())
+
+
+def test_imagenet_labels_reach_the_metrics(env, monkeypatch, capsys):
+    from PIL import Image
+
+    from vcbench.datasets.benchmarks import imagenet_entries
+    from vcbench.metrics import registry as metric_registry
+    from vcbench.metrics.registry import MetricInfo
+
+    entries = imagenet_entries()[:3]
+    val = env / "val"
+    clip = frames_mod.Clip("c", frames_mod.sample_videos()["carphone_pristine"], "video")
+    for (synset, fname, _), frame in zip(entries, clip.iter_frames()):
+        (val / synset).mkdir(parents=True)
+        Image.fromarray(frame[:32, :40]).save(val / synset / fname, format="JPEG")
+    monkeypatch.setitem(metric_registry.METRICS, "labelprobe",
+                        MetricInfo("labelprobe", f"{__name__}:LabelProbe", True))
+    assert main(["evaluate", "--model", "gray", "--dataset", "imagenet-ctest10k", "--data-root", str(val),
+                 "--dataset-option", "limit=3", "--metrics", "labelprobe,psnr", "--db", str(env / "r.sqlite"),
+                 "--device", "cpu", "--quiet"]) == 0
+    run = ResultsDB(env / "r.sqlite").runs()[0]
+    assert run.dataset == "imagenet-ctest10k" and run.n_clips == 3 and run.n_frames == 3
+    assert {c: v["labelprobe"] for c, v in run.per_clip.items()} == {
+        Path(f).stem: float(label) for _, f, label in entries}
