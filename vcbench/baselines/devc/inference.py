@@ -145,11 +145,19 @@ def devc_lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     xyz = torch.where(f > 0.2068966, f.clamp(min=0.0) ** 3.0, (f - 16.0 / 116.0) / 7.787)
     white = torch.tensor([0.95047, 1.0, 1.08883], dtype=lab.dtype, device=lab.device).view(1, 3, 1, 1)
     xyz = xyz * white
-    m = torch.tensor([[3.24048134, -1.53715152, -0.49853633],
-                      [-0.96925495, 1.87599, 0.04155593],
-                      [0.05564664, -0.20404134, 1.05731107]], dtype=lab.dtype, device=lab.device)
-    rgb = torch.einsum("ij,njhw->nihw", m, xyz)
-    rgb = torch.where(rgb > 0.0031308, 1.055 * rgb.clamp(min=0.0031308) ** (1 / 2.4) - 0.055, rgb * 12.92)
+    # rows of (x, y, z) times the inverse sRGB matrix, as one matrix product: the official code
+    # does exactly this, and the same product keeps the result equal to the last bit
+    m = torch.tensor([[3.24048134, -0.96925495, 0.05564664],
+                      [-1.53715152, 1.87599, -0.20404134],
+                      [-0.49853633, 0.04155593, 1.05731107]], dtype=torch.float64).to(lab.dtype).to(lab.device)
+    n, _, h, w = xyz.shape
+    rgb = torch.mm(xyz.permute(0, 2, 3, 1).reshape(-1, 3), m).view(n, h, w, 3).permute(0, 3, 1, 2)
+    # gamma on the selected elements only: torch's pow over a gathered 1-D tensor and over the full
+    # tensor can differ in the last bit, and the official code takes the gathered path
+    bright = rgb > 0.0031308
+    out = rgb * 12.92
+    out[bright] = 1.055 * torch.pow(rgb[bright], 1 / 2.4) - 0.055
+    rgb = out
     return rgb.clamp(0.0, 1.0)
 
 
