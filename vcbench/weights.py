@@ -206,7 +206,7 @@ def resolve(name: str, path: str | Path | None = None, *, download: bool = True,
     if not download or offline():
         why = f"offline ({OFFLINE_ENV}=1)" if offline() else "downloads disabled"
         raise WeightsError(f"weights file {spec.filename} ({spec.name}) is not in the cache and {why}",
-                           hint=f"run `{_download_command(spec)}` on a machine with network, {where}")
+                           hint=f"Run `{_download_command(spec)}` on a machine with network, {where}")
     try:
         _download_file(spec.url, cached, sha256=spec.sha256, sha256_prefix=spec.sha256_prefix, quiet=quiet)
     except DownloadError as exc:
