@@ -47,14 +47,13 @@ def check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
         raise ValueError(f"frames must both be (N, 3, H, W) of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Replicate-pad (N, C, H, W) on both sides to the next multiple (RAFT's and ptlflow's InputPadder).
-
-    Returns the padded tensor and (left, right, top, bottom) for `unpad`.
+def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 0) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Replicate-pad (N, C, H, W) on both sides to the next multiple (RAFT's and ptlflow's InputPadder),
+    and to at least `min_size` per side. Returns the padded tensor and (left, right, top, bottom) for `unpad`.
     """
     h, w = x.shape[-2:]
-    ph = (-h) % multiple
-    pw = (-w) % multiple
+    ph = max(h + (-h) % multiple, min_size + (-min_size) % multiple) - h
+    pw = max(w + (-w) % multiple, min_size + (-min_size) % multiple) - w
     pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
     if ph == 0 and pw == 0:
         return x, pads

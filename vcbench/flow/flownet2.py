@@ -15,7 +15,9 @@ ptlflow's pure-torch fallback when the CUDA extension is absent).
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
+import warnings
 from typing import Any
 
 import torch
@@ -31,8 +33,14 @@ def import_ptlflow_flownet2() -> tuple[Any, Any]:
     """(ptlflow module, FlowNet2 class), imported with faiss hidden from ptlflow."""
     saved = sys.modules.get("faiss", _MISSING)
     sys.modules["faiss"] = None  # type: ignore[assignment]  # `import faiss` -> ImportError inside ptlflow
+    # ptlflow's import chatter (models FlowNet2 never uses: "xFormers not available" from its vendored
+    # dinov2, timm deprecation warnings) is muted for the import only.
+    dinov2_log = logging.getLogger("dinov2")
+    was_disabled = dinov2_log.disabled
+    dinov2_log.disabled = True
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             import ptlflow
             from ptlflow.models.flownet.flownet2 import FlowNet2
     except ImportError as exc:
@@ -41,11 +49,27 @@ def import_ptlflow_flownet2() -> tuple[Any, Any]:
         raise VcbenchError(f"FlowNet2 needs ptlflow 0.4.2, which failed to import ({exc})",
                            hint="pip install 'vcbench[flownet2]' or choose --flow dis|raft") from exc
     finally:
+        dinov2_log.disabled = was_disabled
         if saved is _MISSING:
             sys.modules.pop("faiss", None)
         else:
             sys.modules["faiss"] = saved  # type: ignore[assignment]
     return ptlflow, FlowNet2
+
+
+def _check_keys(model_cls: Any, state_dict: dict[str, Any]) -> None:
+    """Fail fast (no 162M-parameter build) when the keys or shapes are not FlowNet2's."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in model_cls().state_dict().items()}
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state_dict)
+                   if tuple(getattr(state_dict[k], "shape", ())) != expected[k])
+    if missing or unexpected or wrong:
+        parts = [f"{len(missing)} missing keys (e.g. {missing[0]})" if missing else "",
+                 f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})" if unexpected else "",
+                 f"{len(wrong)} wrong shapes (e.g. {wrong[0]})" if wrong else ""]
+        raise RuntimeError("not FlowNet2's state dict: " + ", ".join(p for p in parts if p))
 
 
 def build_flownet2(checkpoint: dict[str, Any] | None = None, *, fast_correlation: bool = True) -> torch.nn.Module:
@@ -55,10 +79,14 @@ def build_flownet2(checkpoint: dict[str, Any] | None = None, *, fast_correlation
     optional "hyper_parameters" whose train_size / train_avg_length ptlflow copies onto the model.
     """
     _, FlowNet2 = import_ptlflow_flownet2()
-    model = FlowNet2()
     if checkpoint is not None:
         if "state_dict" not in checkpoint:
             raise KeyError("no 'state_dict' entry: not a ptlflow Lightning checkpoint")
+        _check_keys(FlowNet2, checkpoint["state_dict"])
+    # Built on the CPU with its (wasted) random init: a meta-device build would skip it, but ptlflow
+    # also hangs torchmetrics training state on every sub-network, outside the state dict.
+    model = FlowNet2()
+    if checkpoint is not None:
         hp = checkpoint.get("hyper_parameters") or {}
         for key in ("train_size", "train_avg_length"):
             if key in hp:
