@@ -75,15 +75,20 @@ def resize_fill(frame: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def clip_measures(frames: np.ndarray) -> dict:
-    """Motion, chroma and brightness of a (T, H, W, 3) uint8 clip, as plain floats."""
-    luma = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]).astype(np.float32)
+    """Motion, chroma and brightness of a (T, H, W, 3) uint8 clip, as plain floats.
+
+    Measured on every second pixel of each axis: these are means over the whole clip, which the
+    subsampling leaves practically unchanged at a quarter of the cost."""
+    frames = frames[:, ::2, ::2]
+    luma = np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]).astype(np.float32)
     motion = float(np.mean(np.abs(np.diff(luma, axis=0)))) if len(frames) > 1 else 0.0
-    # Lab from OpenCV's float path (L 0..100, a/b unscaled), on every frame of the clip.
+    # Lab from OpenCV's 8-bit path (L scaled to 0..255, a and b offset by 128): quantised to one
+    # level, which is far below the filter thresholds, and several times faster than the float path.
     chroma, light = [], []
     for f in frames:
-        lab = cv2.cvtColor(f.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-        chroma.append(float(np.mean(np.hypot(lab[..., 1], lab[..., 2]))))
-        light.append(float(np.mean(lab[..., 0])))
+        lab = cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2Lab).astype(np.float32)
+        chroma.append(float(np.mean(np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0))))
+        light.append(float(np.mean(lab[..., 0])) * 100.0 / 255.0)
     return {"motion": round(motion, 4), "chroma": round(float(np.mean(chroma)), 4), "luma": round(float(np.mean(light)), 4)}
 
 
