@@ -252,3 +252,16 @@ def test_cli_sample_build_is_offline_and_small(tmp_path, cli):
     df = pd.read_parquet(out / "manifest.parquet")
     assert len(df) == 3 and set(df["source"]) <= {"sample", "stills"}
     assert main(["build-dataset", "--source", "local", "--out", str(tmp_path / "z")]) == 2  # no --input
+
+
+def test_undecodable_video_is_logged_and_skipped(videos, tmp_path):
+    src = tmp_path / "in"
+    shutil.copytree(videos, src)
+    (src / "broken.mp4").write_bytes((videos / "carphone.mp4").read_bytes()[:2000])
+    out = tmp_path / "b"
+    totals = build_dataset(tiny_config(src, flow="none", features="none", clips=2, pseudo_fraction=0.0), out,
+                           RunOptions(workers=1, quiet=True))
+    fails = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [(f["item"], f["stage"]) for f in fails] == [("broken", "extract")]
+    assert "broken.mp4" in fails[0]["reason"]
+    assert totals["clips"] == 2 and totals["videos"] == 2

@@ -234,7 +234,10 @@ def _check_config(out: Path, cfg: BuildConfig) -> None:
         if have is not None and have != want:
             raise InputError("this folder holds a build made with other settings", path=out,
                              hint="rerun with the same options to resume, or choose another --out")
-    atomic_write_text(path, json.dumps(cfg.as_dict(), indent=1, sort_keys=True) + "\n")
+
+
+def _write_config(out: Path, cfg: BuildConfig) -> None:
+    atomic_write_text(out / "build.json", json.dumps(cfg.as_dict(), indent=1, sort_keys=True) + "\n")
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -254,15 +257,16 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
     if cfg.frame_format not in shardio.FRAME_FORMATS:
         raise InputError(f"unknown frame format {cfg.frame_format!r}", hint=f"choose one of {', '.join(shardio.FRAME_FORMATS)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     _check_config(out, cfg)
-    shardio.clean_incomplete(out)
     t0 = time.perf_counter()
 
     src = resolve_source(cfg.source, SourceOptions(download_dir=out / "downloads", input=Path(cfg.input) if cfg.input else None,
                                                     urls=Path(cfg.urls) if cfg.urls else None,
                                                     min_interval_s=opts.min_interval_s, retries=opts.retries, quiet=opts.quiet))
     failures = [dict(f.as_dict(), stage="source") for f in src.failures]
+    out.mkdir(parents=True, exist_ok=True)
+    _write_config(out, cfg)
+    shardio.clean_incomplete(out)
     executor = make_executor(opts.executor, workers=opts.workers, address=opts.address,
                              num_gpus_per_task=opts.num_gpus_per_task)
     try:
