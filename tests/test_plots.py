@@ -12,7 +12,7 @@ from report_fixtures import build_db, run_cli
 PLOT_CLIPS = ("bear", "boat", "camel")
 from vcbench.frames import list_clips, read_image, write_frames
 from vcbench.reports.leaderboard import build_tables
-from vcbench.reports.plots import frame_strip, make_plots, png_variance, strip_indices
+from vcbench.reports.plots import FrameSources, bar_chart, clip_curves, frame_strip, make_plots, png_variance, strip_indices
 
 
 def _frames(n: int = 6) -> np.ndarray:
@@ -40,26 +40,27 @@ def saved(tmp_path):
 def test_all_figures_written_with_stable_names(tmp_path, saved):
     gt_root, frames_root = saved
     db = build_db(tmp_path / "r.sqlite", clips=PLOT_CLIPS)
-    files = make_plots(db, tmp_path / "plots", frames_root=frames_root, gt_root=gt_root, n_resamples=500)
-    names = [f.path.name for f in files]
-    dis, raft = "sample_vcbench-v1-dis", "sample_vcbench-v1-raft"
-    for t in (dis, raft):
-        for m in ("psnr", "lpips", "colorfulness", "fid", "flicker"):
-            assert f"bar_{t}_{m}.png" in names
-        assert f"speed_{t}_psnr.png" in names and f"speed_{t}_lpips.png" in names
-        for clip in PLOT_CLIPS:
-            assert f"curves_{t}_{clip}.png" in names
-    # strips only where frames were saved (devc's dis run and gray); raft table's devc too (same folder)
-    assert sorted(n for n in names if n.startswith(f"strip_{dis}")) == [f"strip_{dis}_bear.png", f"strip_{dis}_camel.png"]
-    assert len(names) == len(set(names))
+    files = make_plots(db, tmp_path / "plots", protocol="vcbench-v1/dis", frames=frames_root, gt_root=gt_root,
+                       n_resamples=500)
+    t = "sample_vcbench-v1-dis"
+    expected = [f"bar_{t}_{m}.png" for m in ("psnr", "lpips", "colorfulness", "fid", "flicker")]
+    expected += [f"speed_{t}_psnr.png", f"speed_{t}_lpips.png"]
+    expected += [f"curves_{t}_{clip}.png" for clip in PLOT_CLIPS]
+    expected += [f"strip_{t}_bear.png", f"strip_{t}_camel.png"]  # strips only where frames were saved
+    assert [f.path.name for f in files] == expected
+    assert [f.kind for f in files] == ["bar"] * 5 + ["speed"] * 2 + ["curves"] * 3 + ["strip"] * 2
     for f in files:
         assert f.path.is_file() and png_variance(f.path) > 50, f.path  # not blank
-    assert not [p for p in (tmp_path / "plots").iterdir() if p.name.startswith(".")]  # no temporary files left
-    # deterministic: same database, same bytes (one table is enough to show it)
-    again = make_plots(db, tmp_path / "plots2", protocol="vcbench-v1/raft", frames_root=frames_root, gt_root=gt_root,
-                       n_resamples=500)
+        assert f.table == t
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(expected)  # no temporary files left
+    # deterministic: same inputs, same bytes
+    (table,) = build_tables(db.runs(protocol="vcbench-v1/dis"), n_resamples=500)
+    runs = [db.get(r.run_id) for r in table.rows]
+    gt_clips = {c.name: c for c in list_clips(gt_root)}
+    again = [bar_chart(table, "psnr", tmp_path / "again"), clip_curves(table, runs, "bear", tmp_path / "again"),
+             frame_strip(table, "bear", frames_root, gt_clips, tmp_path / "again")]
     first = {f.path.name: f.path.read_bytes() for f in files}
-    assert again and all(first[f.path.name] == f.path.read_bytes() for f in again)
+    assert all(first[f.path.name] == f.path.read_bytes() for f in again)
 
 
 def test_strip_shows_gt_and_each_model(tmp_path, saved):
@@ -98,3 +99,17 @@ def test_plot_cli(tmp_path, saved):
     assert all("raft" in n for n in listed) and "strip_sample_vcbench-v1-raft_bear.png" in listed
     rc, _, err = run_cli(["plot", "--db", str(db.path), "--out", str(out), "--frames", str(tmp_path / "nope")], ["plot"])
     assert rc == 2 and "saved-frames folder not found" in err
+
+
+def test_frame_sources_accept_model_folders(tmp_path, saved):
+    """`--frames MODEL=DIR` points at one run's --save-frames folder (DIR/<clip>/...)."""
+    gt_root, frames_root = saved
+    db = build_db(tmp_path / "r.sqlite", clips=PLOT_CLIPS)
+    (table, _) = build_tables(db.runs(), n_resamples=300)
+    gt_clips = {c.name: c for c in list_clips(gt_root)}
+    src = FrameSources.parse([f"gray={frames_root / 'gray'}"])
+    assert src.models == (("gray", frames_root / "gray"),) and not src.roots
+    pf = frame_strip(table, "bear", src, gt_clips, tmp_path / "x")
+    assert pf is not None and pf.caption.startswith("clip bear: GT, then each model")
+    both = frame_strip(table, "bear", FrameSources.parse([frames_root]), gt_clips, tmp_path / "y")
+    assert read_image(both.path).shape[0] > read_image(pf.path).shape[0]  # GT+devc+gray vs GT+gray

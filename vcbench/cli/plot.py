@@ -14,9 +14,10 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default=None, metavar="P", help="only this protocol, e.g. vcbench-v1/dis")
     p.add_argument("--db", type=Path, default=None, metavar="PATH",
                    help="results database (default: the user data folder, or $VCBENCH_DB)")
-    p.add_argument("--frames", "--frames-dir", dest="frames", type=Path, default=None, metavar="DIR",
-                   help="root of frames saved by `vcbench evaluate --save-frames DIR` (DIR/<model>/<clip>/%%05d.png): "
-                        "enables the frame strips")
+    p.add_argument("--frames", "--frames-dir", dest="frames", action="append", default=None, metavar="DIR|MODEL=DIR",
+                   help="frames saved by `vcbench evaluate --save-frames`: a root holding one folder per model "
+                        "(DIR/<model>/<clip>/%%05d.png), or MODEL=DIR for one model's folder (DIR/<clip>/...); "
+                        "repeat for several. Enables the frame strips")
     p.add_argument("--gt", type=Path, default=None, metavar="DIR",
                    help="GT clips for the frame strips (one folder or video per clip); default: the benchmark "
                         "set named by the runs, when it is available offline")
@@ -62,9 +63,14 @@ def check_args(args: argparse.Namespace):
     from vcbench.cli.leaderboard import no_runs_error, open_existing_db
     from vcbench.errors import InputError
 
-    if args.frames is not None and not args.frames.is_dir():
-        raise InputError("saved-frames folder not found", path=args.frames,
-                         hint="pass the DIR given to `vcbench evaluate --save-frames DIR`")
+    from vcbench.reports.plots import FrameSources
+
+    sources = FrameSources.parse(args.frames)
+    for folder in list(sources.roots) + [d for _, d in sources.models]:
+        if not folder.is_dir():
+            raise InputError("saved-frames folder not found", path=folder,
+                             hint="pass the DIR given to `vcbench evaluate --save-frames DIR` (or MODEL=DIR)")
+    args.frames = sources if sources else None
     if args.gt is not None and not args.gt.is_dir():
         raise InputError("GT folder not found", path=args.gt, hint="pass a folder with one sub-folder or video per clip")
     if args.resamples < 100:
@@ -81,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     db, runs = check_args(args)
     gt = gt_clips_for(args, {r.dataset for r in runs})
-    files = make_plots(db, args.out, dataset=args.dataset, protocol=args.protocol, frames_root=args.frames,
+    files = make_plots(db, args.out, dataset=args.dataset, protocol=args.protocol, frames=args.frames,
                        gt_root=args.gt, gt_clips=gt, n_resamples=args.resamples)
     if not args.quiet:
         for f in files:

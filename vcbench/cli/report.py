@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     db, runs = check_args(args)
     gt = gt_clips_for(args, {r.dataset for r in runs})
-    path = build_report(db, args.out, dataset=args.dataset, protocol=args.protocol, frames_root=args.frames,
+    path = build_report(db, args.out, dataset=args.dataset, protocol=args.protocol, frames=args.frames,
                         gt_root=args.gt, gt_clips=gt, embed=args.embed, n_resamples=args.resamples)
     if not args.quiet:
         print(path)

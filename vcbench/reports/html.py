@@ -151,15 +151,17 @@ def render_report(tables: Sequence[Table], runs: Mapping[int, RunRecord], plots:
 
 
 def build_report(db: ResultsDB, out_dir: str | Path, *, dataset: str | None = None, protocol: str | None = None,
-                 frames_root: str | Path | None = None, gt_root: str | Path | None = None,
+                 frames: Any = None, gt_root: str | Path | None = None,
                  gt_clips: Mapping[str, Any] | None = None, embed: bool = False,
                  n_resamples: int = N_RESAMPLES) -> Path:
-    """Write `out_dir/index.html` (and `out_dir/plots/*.png`); returns the page's path."""
+    """Write `out_dir/index.html` (and `out_dir/plots/*.png`); returns the page's path.
+
+    `frames` locates saved frames for the strips (`plots.FrameSources` or its specs)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     all_runs = db.runs(dataset=dataset, protocol=protocol)
     tables = build_tables(all_runs, n_resamples=n_resamples)
-    plots = make_plots(db, out / "plots", dataset=dataset, protocol=protocol, frames_root=frames_root,
+    plots = make_plots(db, out / "plots", dataset=dataset, protocol=protocol, frames=frames,
                        gt_root=gt_root, gt_clips=gt_clips, n_resamples=n_resamples, tables=tables)
     shown = {row.run_id for t in tables for row in t.rows}
     runs = {r.id: r for r in all_runs if r.id in shown}

@@ -165,9 +165,12 @@ def _assign_slugs(tables: list[Table], keys: list[tuple]) -> None:
 
 def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resamples: int) -> Table:
     first = runs[0]
+    missing: list[str] = []
     if metrics is None:
         names = {m for r in runs for m in r.metrics}
-        metrics = sorted(names, key=_metric_sort_key)
+        # a metric no run could measure (e.g. its weights were missing) gets no column, only a note
+        missing = sorted((m for m in names if all(_finite(r.metrics.get(m)) is None for r in runs)), key=_metric_sort_key)
+        metrics = sorted(names - set(missing), key=_metric_sort_key)
     metrics = list(metrics)
     gt: dict[str, float | None] = {}
     for r in runs:
@@ -217,9 +220,18 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
         if direction(m) == "closer":
             notes.append(f"{m} ranks by closeness to the GT's value, |log(pred/GT)|"
                          + (f"; GT = {_fmt(gt[m])}" if gt.get(m) is not None else ""))
+    if missing:
+        reasons = {m: next((r.unavailable[m] for r in runs if m in (r.unavailable or {})), "") for m in missing}
+        why = "; ".join(f"{m}: {_short(reasons[m])}" if reasons[m] else m for m in missing)
+        notes.append(f"not measured in any run here: {why}")
     return Table(dataset=first.dataset, protocol=first.protocol, flow=dict(first.flow),
                  reference_mode=first.reference_mode, dataset_checksum=first.dataset_checksum,
                  metrics=metrics, rows=rows, gt=gt, notes=notes)
+
+
+def _short(reason: str, limit: int = 60) -> str:
+    first = reason.split(". ")[0].split(": /")[0].split(": download of")[0]
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _note_splits(tables: list[Table]) -> None:
@@ -236,8 +248,11 @@ def _note_splits(tables: list[Table]) -> None:
 
 # ----------------------------------------------------------------------------------- formatting
 def _decimals(v: float) -> int:
+    """Enough decimals for about 4 significant digits (warp error is ~1e-4; PSNR ~30)."""
     a = abs(v)
-    return 1 if a >= 100 else 2 if a >= 10 else 3 if a >= 1 else 4
+    if a >= 1 or a == 0:
+        return 1 if a >= 100 else 2 if a >= 10 else 3 if a >= 1 else 4
+    return min(8, max(4, 3 - math.floor(math.log10(a))))
 
 
 def _fmt(v: float | None, decimals: int | None = None) -> str:

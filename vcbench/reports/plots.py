@@ -200,31 +200,69 @@ def _thumb(img: np.ndarray, width: int = 320) -> np.ndarray:
     return cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
 
 
-def frame_strip(table: Table, clip: str, frames_root: Path, gt_clips: Mapping[str, Any], out_dir: Path,
-                models: Sequence[tuple[str, str]] | None = None) -> PlotFile | None:
+@dataclass(frozen=True)
+class FrameSources:
+    """Where saved frames are: roots laid out `<root>/<model>/<clip>/`, and explicit per-model folders
+    laid out `<dir>/<clip>/` (what `--save-frames DIR` of one run holds)."""
+
+    roots: tuple[Path, ...] = ()
+    models: tuple[tuple[str, Path], ...] = ()
+
+    @classmethod
+    def parse(cls, specs: Iterable[str | Path] | str | Path | None) -> "FrameSources":
+        """`DIR` (a root with one folder per model) or `MODEL=DIR` (one model's clips)."""
+        if specs is None:
+            return cls()
+        if isinstance(specs, (str, Path)):
+            specs = [specs]
+        roots: list[Path] = []
+        models: list[tuple[str, Path]] = []
+        for spec in specs:
+            text = str(spec)
+            name, sep, folder = text.partition("=")
+            if sep and name and not Path(text).exists():
+                models.append((name, Path(folder)))
+            else:
+                roots.append(Path(text))
+        return cls(tuple(roots), tuple(models))
+
+    def clip_dirs(self, model: str, clip: str) -> list[Path]:
+        """Candidate folders holding `model`'s frames of `clip`, explicit mapping first."""
+        out = [d / clip for m, d in self.models if m == model]
+        out += [r / model / clip for r in self.roots]
+        return [d for d in out if d.is_dir()]
+
+    def __bool__(self) -> bool:
+        return bool(self.roots or self.models)
+
+
+def frame_strip(table: Table, clip: str, frames: FrameSources | Path | str, gt_clips: Mapping[str, Any],
+                out_dir: Path, models: Sequence[tuple[str, str]] | None = None) -> PlotFile | None:
     """Rows: GT (when found) then each model that saved frames of `clip`; columns: the same frames.
 
-    `frames_root/<model>/<clip>/` holds what `vcbench evaluate --save-frames` wrote; `gt_clips` maps
-    clip names to GT `Clip`s. Models are (label, folder name) pairs, defaulting to the table's rows.
+    `frames` says where `vcbench evaluate --save-frames` wrote each model's frames (see
+    `FrameSources`); `gt_clips` maps clip names to GT `Clip`s. Models are (label, model name) pairs,
+    defaulting to the table's rows.
     """
     from vcbench.errors import VcbenchError
-    from vcbench.frames import list_clips
+    from vcbench.frames import Clip
 
+    sources = frames if isinstance(frames, FrameSources) else FrameSources.parse(frames)
     models = models or [(r.label, r.model) for r in table.rows]
     rows: list[tuple[str, dict[int, np.ndarray]]] = []
     n_frames: int | None = None
     pred: list[tuple[str, Any]] = []
-    for label, folder in models:
-        root = frames_root / folder
-        if not (root / clip).is_dir():
-            continue
-        try:
-            found = {c.name: c for c in list_clips(root)}
-        except VcbenchError as exc:
-            log.warning("frame strip: skipping %s: %s", root, exc)
-            continue
-        if clip in found:
-            pred.append((label, found[clip]))
+    for label, name in models:
+        for folder in sources.clip_dirs(name, clip):
+            try:
+                c = Clip(clip, folder, "frames")
+                if c.num_frames() == 0:
+                    continue
+            except VcbenchError as exc:
+                log.warning("frame strip: skipping %s: %s", folder, exc)
+                continue
+            pred.append((label, c))
+            break
     if not pred:
         return None
     n_frames = min(c.num_frames() for _, c in pred)
@@ -275,12 +313,12 @@ def _clip_order(runs: Iterable[RunRecord]) -> list[str]:
 
 
 def make_plots(db: ResultsDB, out_dir: str | Path, *, dataset: str | None = None, protocol: str | None = None,
-               frames_root: str | Path | None = None, gt_root: str | Path | None = None,
+               frames: FrameSources | Iterable[str | Path] | str | Path | None = None, gt_root: str | Path | None = None,
                gt_clips: Mapping[str, Any] | None = None, n_resamples: int = N_RESAMPLES,
                tables: Sequence[Table] | None = None) -> list[PlotFile]:
     """Every figure for the selected runs; returns what was written, in a stable order.
 
-    Frame strips need `frames_root` (the `--save-frames` folder); GT frames come from `gt_root`
+    Frame strips need `frames` (see `FrameSources`: roots `<root>/<model>/<clip>/` or `MODEL=DIR`); GT frames come from `gt_root`
     (a folder of clips) or the `gt_clips` mapping; without either the strip shows the models only.
     """
     from vcbench.frames import list_clips
@@ -291,6 +329,7 @@ def make_plots(db: ResultsDB, out_dir: str | Path, *, dataset: str | None = None
     if tables is None:
         tables = build_tables(all_runs, n_resamples=n_resamples)
     latest_ids = {r.id for r in latest_runs(all_runs)}
+    sources = frames if isinstance(frames, FrameSources) else FrameSources.parse(frames)
     gt_map: dict[str, Any] = dict(gt_clips or {})
     if gt_root is not None:
         gt_map.update({c.name: c for c in list_clips(gt_root)})
@@ -312,9 +351,9 @@ def make_plots(db: ResultsDB, out_dir: str | Path, *, dataset: str | None = None
             pf = clip_curves(t, full, clip, out)
             if pf:
                 written.append(pf)
-        if frames_root is not None:
+        if sources:
             for clip in _clip_order(full):
-                pf = frame_strip(t, clip, Path(frames_root), gt_map, out)
+                pf = frame_strip(t, clip, sources, gt_map, out)
                 if pf:
                     written.append(pf)
     return written
