@@ -40,12 +40,21 @@ def test_ray_and_local_builds_are_identical(videos, tmp_path):
     except ImportError:
         pytest.skip("ray is not installed")
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # one declared (not real) GPU: Ray only books it, which is what placement is about
+        ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     except Exception as exc:  # noqa: BLE001 - any start-up failure in a sandbox is a reason to skip
         pytest.skip(f"ray could not start here: {type(exc).__name__}: {exc}")
     try:
         ex = make_executor("ray")
-        assert ex.cluster_gpus == 0  # no GPU here: GPU stages are not given num_gpus
+        assert ex.cluster_gpus == 1
+
+        def gpu_ids(_):  # local function: Ray ships it by value to the workers
+            import ray as r
+
+            return [str(g) for g in r.get_gpu_ids()]
+
+        assert list(ex.map_unordered(gpu_ids, [0], gpu=True)) == [["0"]]  # GPU stage placed on the GPU
+        assert list(ex.map_unordered(gpu_ids, [0], gpu=False)) == [[]]
         cfg = tiny_config(videos, clips=4)
         build_dataset(cfg, tmp_path / "ray", RunOptions(executor="ray", quiet=True))
     finally:
