@@ -99,24 +99,29 @@ class WelshMatcher:
     def match(self, L: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """ab (N, 2, H, W) for luminance (N, 1, H, W); with `mask` (N, 1, H, W) bool, only those
         pixels are matched (others are left 0) while the statistics still use the whole frame."""
-        n, _, h, w = L.shape
+        n, _, h, w_px = L.shape
         sd_map = local_std(L, self.window)
-        out = torch.zeros(n, 2, h * w, device=L.device, dtype=torch.float32)
+        out = torch.zeros(n, 2, h * w_px, device=L.device, dtype=torch.float32)
         for i in range(n):
             flat = L[i, 0].double().flatten()
             mu_t, sd_t = float(flat.mean()), float(flat.std(unbiased=False))
             scale = sd_t / self.sd_r if self.sd_r > 0 else 0.0
             s_l = ((self.sample_l.double() - self.mu_r) * scale + mu_t).float()
             s_sd = (self.sample_sd.double() * scale).float()
-            lum = L[i, 0].flatten()
-            sdv = sd_map[i, 0].flatten()
-            idx_px = torch.arange(h * w, device=L.device) if mask is None else mask[i, 0].flatten().nonzero()[:, 0]
+            # argmin_s w (L - L_s)^2 + (1 - w) (sd - sd_s)^2 drops the per-pixel terms and becomes one
+            # matrix product: [L, sd, 1] . [-2w L_s, -2(1-w) sd_s, w L_s^2 + (1-w) sd_s^2]; float64
+            # keeps the expanded squares exact enough that only true near-ties can resolve differently.
+            w = self.weight
+            s_l64, s_sd64 = s_l.double(), s_sd.double()
+            coef = torch.stack([-2 * w * s_l64, -2 * (1 - w) * s_sd64, w * s_l64 ** 2 + (1 - w) * s_sd64 ** 2])
+            feats = torch.stack([L[i, 0].flatten().double(), sd_map[i, 0].flatten().double(),
+                                 torch.ones(h * w_px, device=L.device, dtype=torch.float64)], dim=1)
+            idx_px = torch.arange(h * w_px, device=L.device) if mask is None else mask[i, 0].flatten().nonzero()[:, 0]
             for start in range(0, idx_px.numel(), _CHUNK):
                 px = idx_px[start:start + _CHUNK]
-                d = self.weight * (lum[px, None] - s_l[None]) ** 2 + (1 - self.weight) * (sdv[px, None] - s_sd[None]) ** 2
-                best = d.argmin(dim=1)
+                best = (feats[px] @ coef).argmin(dim=1)
                 out[i, :, px] = self.sample_ab[:, best]
-        return out.reshape(n, 2, h, w)
+        return out.reshape(n, 2, h, w_px)
 
 
 class Welsh(Colorizer):
