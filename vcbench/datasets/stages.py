@@ -33,11 +33,6 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def key_frame_indices(n: int) -> list[int]:
-    """First, middle and last frame: the clip's content at its start, centre and end."""
-    return sorted({0, n // 2, n - 1})
-
-
 # ------------------------------------------------------------------------------------------- flow
 @dataclass
 class FlowResult:
@@ -81,85 +76,31 @@ def gallery_dir(out_root: Path) -> Path:
     return Path(out_root) / "gallery"
 
 
-def gallery_images(folder: Path | None) -> list[tuple[str, str]]:
-    """(id, path) of every gallery image: a folder's images (ids from relative paths, no dots, as
-    DEVC's pairs file needs), or scikit-image's stills (`skimage:<name>`) offline."""
-    from vcbench.datasets.sources import safe_id
-    from vcbench.datasets.stills import list_stills
-    from vcbench.frames import IMAGE_EXTENSIONS, natural_key
-
-    if folder is None:
-        return [(s.still_id, s.origin) for s in list_stills(None)]
-    if not folder.is_dir():
-        raise InputError("gallery folder not found", path=folder, hint="point --gallery at a folder of images (e.g. ImageNet train)")
-    files = sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                    and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
-                   key=lambda p: natural_key(str(p.relative_to(folder))))
-    if not files:
-        raise InputError("no images in the gallery folder", path=folder, hint="it should hold .jpg/.JPEG/.png images")
-    out, seen = [], set()
-    for p in files:
-        gid = safe_id(p.stem)
-        if gid in seen:  # same base name in two class folders: prefix the folder
-            gid = safe_id(str(p.relative_to(folder).with_suffix("")).replace("/", "__"))
-        seen.add(gid)
-        out.append((gid, str(p.resolve())))
-    return out
-
-
-def _load_gallery_image(path: str) -> np.ndarray:
-    from vcbench.datasets.stills import load_skimage_still
-    from vcbench.frames import read_image
-
-    return load_skimage_still(path.split(":", 1)[1]) if path.startswith("skimage:") else read_image(path)
-
-
-def prepare_gallery(cfg, out_root: Path, *, batch: int = 64, quiet: bool = True) -> Path | None:
-    """Describe every gallery image with `cfg.features` and save a faiss index in OUT/gallery, once
-    per build (kept when complete: its sidecar is written last). None when references are off."""
+def prepare_gallery(cfg, out_root: Path, *, quiet: bool = True) -> Path | None:
+    """Build the gallery index once per build in OUT/gallery (`vcbench.retrieval.build.ensure_gallery`:
+    resumable, reused when current). None when references are off."""
     if cfg.features == "none":
         return None
-    from tqdm import tqdm
+    from vcbench.retrieval.build import ensure_gallery
 
-    from vcbench.retrieval.descriptors import get_descriptor
-    from vcbench.retrieval.index import META_FILE, GalleryIndex
-
-    folder = gallery_dir(out_root)
-    if (folder / META_FILE).is_file():
-        return folder
-    items = gallery_images(Path(cfg.gallery) if cfg.gallery else None)
-    desc = get_descriptor(cfg.features, _device())
-    feats = []
-    for s in tqdm(range(0, len(items), batch), unit="batch", desc="gallery", disable=quiet):
-        feats.append(desc([_load_gallery_image(p) for _, p in items[s:s + batch]]))
-    GalleryIndex.build(np.concatenate(feats), [i for i, _ in items], [p for _, p in items],
-                       descriptor=desc.name).save(folder)
-    return folder
+    return ensure_gallery(gallery_dir(out_root), cfg.gallery, cfg.features, device=_device(), quiet=quiet)
 
 
 class ReferenceStage:
-    """Top-5 gallery images for a clip: each key frame queries the index; per gallery image the
-    best score over the key frames counts; the five best, ties broken by gallery id."""
+    """Top-5 gallery images for a clip from its first, middle and last frames: each key frame
+    queries the index and a gallery image keeps its best score (`top_k_for_clip`, "max")."""
 
     def __init__(self, out_root: Path, features: str, device: str | None = None, k: int = TOP_K):
-        from vcbench.retrieval.descriptors import get_descriptor
-        from vcbench.retrieval.index import GalleryIndex
+        from vcbench.retrieval.build import load_gallery
 
-        dev = device or _device()
-        self.descriptor = get_descriptor(features, dev)
-        self.index = GalleryIndex.load(gallery_dir(out_root), descriptor=self.descriptor.name, device=dev)
+        self.gallery = load_gallery(gallery_dir(out_root), features, device or _device())
         self.k = k
 
     def __call__(self, frames: np.ndarray) -> list[dict]:
-        keys = frames[key_frame_indices(len(frames))]
-        res = self.index.search(self.descriptor(keys), self.k)
-        best: dict[int, float] = {}
-        for row_s, row_i in zip(res.scores, res.ids):
-            for s, i in zip(row_s, row_i):
-                if i >= 0 and (int(i) not in best or float(s) > best[int(i)]):
-                    best[int(i)] = float(s)
-        ranked = sorted(best.items(), key=lambda kv: (-kv[1], self.index.ids[kv[0]]))[: self.k]
-        return [{"id": self.index.ids[i], "path": self.index.paths[i], "score": round(s, 6)} for i, s in ranked]
+        from vcbench.retrieval.topk import key_frame_indices
+
+        refs = self.gallery.references(frames[key_frame_indices(len(frames))], self.k)
+        return [{"id": gid, "path": self.gallery.path_of(gid), "score": round(float(score), 6)} for gid, score in refs]
 
 
 # -------------------------------------------------------------------------------------- the chain
