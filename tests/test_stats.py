@@ -118,7 +118,7 @@ def test_colourfulness_ranks_by_closeness_to_gt():
     assert res["colorfulness"].better == "B" and res["colorfulness"].quantity == "|log(colorfulness/GT)|"
     assert res["psnr"].better == "tie" and res["psnr"].p_value == 1.0
     assert res["fid"].n == 0 and "pooled" in res["fid"].note and res["fid"].better == "tie"
-    assert closeness(0.0, 10.0) is None
+    assert closeness(-1.0, 10.0) is None
     ci = metric_ci(over, "colorfulness")
     assert ci.mean == pytest.approx(70.0) and ci.lo < 70 < ci.hi
     assert metric_ci(over, "fid") is None
@@ -132,3 +132,35 @@ def test_compare_refuses_mixed_protocols_and_disjoint_clips():
     c = _run("c", [20, 21, 22], [30, 30, 30], [30, 30, 30], clips=["x", "y", "c0"])
     with pytest.raises(VcbenchError, match="share 1 clip"):
         compare_runs(a, c)
+
+
+def test_colourless_prediction_is_infinitely_far_and_still_tested():
+    gt = [30.0, 40.0, 50.0, 20.0, 35.0, 45.0, 25.0]
+    gray = _run("gray", [20] * 7, [0.0] * 7, gt)
+    near = _run("near", [21] * 7, [g * 0.9 for g in gt], gt)
+    assert closeness(0.0, 30.0) == float("inf") and closeness(5.0, 0.0) is None
+    res = {r.metric: r for r in compare_runs(near, gray)}
+    col = res["colorfulness"]
+    assert col.better == "A" and col.diff == float("-inf") and col.lo is None and "infinite" in col.note
+    # ranks only: 7 clips all favouring A gives the exact two-sided p = 2 / 2**7
+    assert col.p_value == pytest.approx(2 / 2 ** 7) and col.significant
+    assert col.as_dict()["diff"] is None
+    both = compare_runs(gray, gray)
+    assert {r.metric: r for r in both}["colorfulness"].better == "tie"
+
+
+def test_few_clips_are_never_called_significant():
+    a = {f"c{i}": 30.0 + i for i in range(4)}
+    b = {f"c{i}": 20.0 + i for i in range(4)}
+    r = paired_test(a, b, metric="psnr")
+    assert r.lo == r.hi == 10.0 and r.p_value == pytest.approx(0.125)
+    assert r.better == "A" and not r.significant and "only 4 clips" in r.note
+
+
+def test_unmeasured_metrics_say_why():
+    a = _run("a", [20, 21, 22], [30, 30, 30], [30, 30, 30])
+    b = _run("b", [21, 22, 23], [30, 30, 30], [30, 30, 30])
+    a.metrics["lpips"] = b.metrics["lpips"] = None
+    a.unavailable = {"lpips": "weights file alexnet-owt-7be5be79.pth (alexnet) is not in the cache. Run x"}
+    res = {r.metric: r for r in compare_runs(a, b)}
+    assert res["lpips"].n == 0 and res["lpips"].note.startswith("not measured in A: weights file alexnet")

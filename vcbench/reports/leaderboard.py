@@ -201,12 +201,13 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
             row.cells[m] = cell
         rows.append(row)
     for m in metrics:
-        keys = [row.cells[m].rank_key for row in rows if row.cells[m].rank_key is not None]
+        keys = [k for row in rows if (k := row.cells[m].rank_key) is not None and math.isfinite(k)]
         if keys:
             top = min(keys)
             for row in rows:
                 k = row.cells[m].rank_key
-                row.cells[m].best = k is not None and math.isclose(k, top, rel_tol=1e-12, abs_tol=1e-15)
+                row.cells[m].best = k is not None and math.isfinite(k) and math.isclose(k, top, rel_tol=1e-12,
+                                                                                      abs_tol=1e-15)
     # order rows by the first ranked metric that every row has, best first
     order_metric = next((m for m in metrics if all(rw.cells[m].rank_key is not None for rw in rows)), None)
     if order_metric is not None:

@@ -113,9 +113,12 @@ def bootstrap_ci(values: Iterable[float | None], *, n_resamples: int = N_RESAMPL
 
 # ------------------------------------------------------------------------------ per-clip values
 def closeness(pred: float | None, gt: float | None) -> float | None:
-    """|log(pred / GT)|: 0 when the prediction is exactly as colourful as the GT."""
-    if pred is None or gt is None or not (pred > 0 and gt > 0):
+    """|log(pred / GT)|: 0 when the prediction is exactly as colourful as the GT; infinite for a colourless
+    prediction of a colourful GT (the gray floor); None where undefined (GT colourless, negative values)."""
+    if pred is None or gt is None or not gt > 0 or pred < 0:
         return None
+    if pred == 0:
+        return math.inf
     return abs(math.log(pred / gt))
 
 
@@ -189,7 +192,8 @@ class PairedResult:
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready: infinities (colourless predictions) become null; the note says why."""
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
 def wilcoxon_p(diffs: np.ndarray) -> float:
@@ -216,22 +220,53 @@ def paired_test(a: Mapping[str, float], b: Mapping[str, float], *, metric: str, 
                            hint="evaluate both models on the same benchmark set")
     xa = np.asarray([a[c] for c in common], dtype=np.float64)
     xb = np.asarray([b[c] for c in common], dtype=np.float64)
-    d = xa - xb
-    ci = bootstrap_ci(d, n_resamples=n_resamples, level=level, seed=seed)
-    diff = float(d.mean())
+    with np.errstate(invalid="ignore"):
+        d = xa - xb
+    note = ""
+    if np.all(np.isfinite(d)):
+        ci = bootstrap_ci(d, n_resamples=n_resamples, level=level, seed=seed)
+        lo, hi, diff = ci.lo, ci.hi, float(d.mean())
+        ranked = d
+    else:
+        # Infinite per-clip values (|log| of a colourless prediction): the mean and its interval are
+        # undefined, but the signed-rank test only needs ranks, so an infinity ranks above every finite
+        # difference. inf - inf (both colourless) is a tie.
+        d = np.where(np.isnan(d), 0.0, d)
+        finite_max = float(np.max(np.abs(d[np.isfinite(d)]), initial=1.0))
+        ranked = np.where(np.isinf(d), np.sign(d) * (finite_max * 10.0 + 1.0), d)
+        pos, neg = bool(np.any(d == np.inf)), bool(np.any(d == -np.inf))
+        lo = hi = None
+        if pos or neg:
+            diff = math.nan if (pos and neg) else (math.inf if pos else -math.inf)
+            note = "infinite on some clips (colourless prediction): no mean difference or interval"
+        else:  # only ties between two infinities: compare the remaining clips as usual
+            ci = bootstrap_ci(d, n_resamples=n_resamples, level=level, seed=seed)
+            lo, hi, diff = ci.lo, ci.hi, float(d.mean())
     dirn = direction(metric)
     better: str | None
-    if dirn is None:
+    if dirn is None or math.isnan(diff):
         better = None
     elif diff == 0:
         better = "tie"
     else:
         a_up = diff > 0
         better = ("A" if a_up else "B") if dirn == "higher" else ("B" if a_up else "A")
-    significant = ci.lo is not None and ci.hi is not None and (ci.lo > 0 or ci.hi < 0)
+    p = wilcoxon_p(ranked)
+    alpha = 1.0 - level
+    # Both must agree: with very few clips the bootstrap interval is too narrow, while the signed-rank
+    # test honestly cannot reach p < 0.05 below 6 clips.
+    ci_excludes_0 = lo is not None and hi is not None and (lo > 0 or hi < 0)
+    significant = p < alpha and (ci_excludes_0 or (lo is None and better in ("A", "B")))
+    if len(common) < 6 and not note:
+        note = f"only {len(common)} clips: the signed-rank test cannot reach p < {alpha:g}"
+
+    def mean(x: np.ndarray) -> float | None:
+        m = float(x.mean())
+        return m if math.isfinite(m) else None
+
     return PairedResult(metric=metric, quantity=quantity or metric, direction=dirn, n=len(common),
-                        mean_a=float(xa.mean()), mean_b=float(xb.mean()), diff=diff, lo=ci.lo, hi=ci.hi,
-                        p_value=wilcoxon_p(d), better=better, significant=bool(significant))
+                        mean_a=mean(xa), mean_b=mean(xb), diff=None if math.isnan(diff) else diff, lo=lo, hi=hi,
+                        p_value=p, better=better, significant=bool(significant), note=note)
 
 
 def check_comparable(run_a: Any, run_b: Any) -> None:
@@ -266,15 +301,26 @@ def compare_runs(run_a: Any, run_b: Any, metrics: Sequence[str] | None = None, *
             out.append(_untested(m, quantity, dirn, run_a, run_b,
                                  "pooled over all frames: no per-clip values to pair"))
             continue
+        gone = [(who, run.unavailable[m]) for who, run in (("A", run_a), ("B", run_b)) if m in (run.unavailable or {})]
+        if gone:
+            why = "; ".join(f"not measured in {who}: {_short(reason)}" for who, reason in gone)
+            out.append(_untested(m, quantity, dirn, run_a, run_b, why))
+            continue
         va, vb = ranking_values(run_a, m), ranking_values(run_b, m)
         n_common = sum(1 for c in va if c in vb)
         if n_common < 2:
             why = ("per-clip GT values missing" if dirn == "closer" and (clip_values(run_a, m) and clip_values(run_b, m))
+                   and not (run_a.gt_per_clip and run_b.gt_per_clip)
                    else f"defined on {n_common} shared clip(s)")
             out.append(_untested(m, quantity, dirn, run_a, run_b, why))
             continue
         out.append(paired_test(va, vb, metric=m, quantity=quantity, **kw))
     return out
+
+
+def _short(reason: str, limit: int = 70) -> str:
+    first = reason.split(". ")[0].split(": /")[0].split(": download of")[0]
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _untested(metric: str, quantity: str, dirn: str | None, run_a: Any, run_b: Any, note: str) -> PairedResult:
