@@ -8,6 +8,9 @@ on the GT video, and only where Lai's occlusion test says the motion is trustwor
 - flicker_t = sum(|warp(O_{t+1}, fw_t) - O_t| * noc) / sum(noc), RGB in 0..255, same counting. A
   property of the output alone (the GT clip itself scores a few units), reported beside the GT's own.
 
+Everything is computed in float64 (frames, flow and the bilinear warp): Lai's code warps in float32,
+which moves values by ~1e-6 relative; float64 is the definition without that rounding.
+
 Per-frame values are per pair t (a clip of N frames has N-1); the clip value is their mean. The
 scorer shares one GT flow computation through `FrameContext.pairs`; used standalone (a training loop
 calling `update(pred, gt)`), the metric estimates GT flow itself with the estimator given at
@@ -47,21 +50,19 @@ def _masked_mean(err: torch.Tensor, noc: torch.Tensor) -> torch.Tensor:
 def warp_error_pairs(first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> torch.Tensor:
     """Lai's warping error (float64, one per pair) of uint8 frames O_t = first, O_{t+1} = second."""
     _check(first, second, pairs)
-    a = first.to(torch.float32) / 255.0
-    warped = backward_warp(second.to(torch.float32) / 255.0, pairs.fw.to(a.device))
+    a = first.to(torch.float64) / 255.0
+    warped = backward_warp(second.to(torch.float64) / 255.0, pairs.fw.to(a.device))
     noc = pairs.noc.to(a.device, torch.float64)
-    diff = (warped.to(torch.float64) - a.to(torch.float64)) * noc
-    return _masked_mean(diff.square(), noc)
+    return _masked_mean(((warped - a) * noc).square(), noc)
 
 
 def flicker_pairs(first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> torch.Tensor:
     """Mean absolute difference (0..255, float64, one per pair) of O_t and warp(O_{t+1}) on noc pixels."""
     _check(first, second, pairs)
-    a = first.to(torch.float32)
-    warped = backward_warp(second.to(torch.float32), pairs.fw.to(a.device))
+    a = first.to(torch.float64)
+    warped = backward_warp(second.to(torch.float64), pairs.fw.to(a.device))
     noc = pairs.noc.to(a.device, torch.float64)
-    diff = (warped.to(torch.float64) - a.to(torch.float64)).abs() * noc
-    return _masked_mean(diff, noc)
+    return _masked_mean((warped - a).abs() * noc, noc)
 
 
 class _FlowPairMetric(Metric):
