@@ -180,3 +180,13 @@ def test_compare_asks_which_setting_when_ambiguous(db):
     rc, out, err = run_cli(["compare", "devc", "reinhard", "--db", str(db.path), "--protocol", "vcbench-v1/raft",
                             "--json", "--resamples", "1000"], MODS)
     assert rc == 0 and json.loads(out)["protocol"] == "vcbench-v1/raft"
+
+
+def test_registered_in_the_real_cli(db, capsys):
+    from vcbench.cli import COMMAND_MODULES, main
+
+    assert {"leaderboard", "compare", "plot", "report"} <= set(COMMAND_MODULES)
+    assert main(["leaderboard", "--db", str(db.path), "--format", "json", "--resamples", "200"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["tables"]) == 2
+    assert main(["compare", "gray", "nosuch", "--db", str(db.path)]) == 2
+    assert "no recorded run of 'nosuch'" in capsys.readouterr().err

@@ -419,8 +419,8 @@ def render_html_tables(tables: Sequence[Table]) -> str:
         out.append(
             f'<section class="leaderboard" data-dataset="{e(t.dataset)}" data-protocol="{e(t.protocol)}">'
             f"<h2>{e(t.title)}</h2><p class=\"sub\">{e(t.subtitle)}</p>"
-            f'<table><thead><tr><th>model</th>{head}<th>fps</th><th>device</th><th>run</th></tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>" + (f'<ul class="notes">{notes}</ul>' if notes else "")
+            f'<div class="scroll"><table><thead><tr><th>model</th>{head}<th>fps</th><th>device</th><th>run</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>" + (f'<ul class="notes">{notes}</ul>' if notes else "")
             + "</section>")
     return "\n".join(out)
 
@@ -431,7 +431,8 @@ table{border-collapse:collapse;margin:.5em 0 1em}
 th,td{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:left}
 thead th{border-bottom:2px solid #444}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.ci{color:#777;font-size:.85em}
+.ci{color:#777;font-size:.8em;display:block}
+.scroll{overflow-x:auto;max-width:100%}
 .sub{color:#555;margin-top:-.6em}
 tr.gt{color:#666;background:#fafafa}
 ul.notes{color:#555;font-size:.9em}

@@ -123,8 +123,11 @@ def speed_scatter(table: Table, metric: str, out_dir: Path) -> PlotFile | None:
         ax.errorbar([r.fps], [c.value], yerr=yerr, fmt="o", color=_PALETTE[i % len(_PALETTE)], capsize=3,
                     label=_row_label(r.label, r.unverified))
         ax.annotate(r.label, (r.fps, c.value), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel(f"frames per second (log; device: {', '.join(sorted({r.device for r in rows}))})")
+    fps = [r.fps for r in rows]
+    log_x = max(fps) / min(fps) > 20  # speeds of baselines and networks differ by orders of magnitude
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"frames per second ({'log; ' if log_x else ''}device: {', '.join(sorted({r.device for r in rows}))})")
     ax.set_ylabel(header(metric))
     ax.set_title(f"{metric} vs speed · {table.dataset} · {table.protocol}", fontsize=9)
     ax.grid(alpha=0.3, which="both")
