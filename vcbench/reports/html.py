@@ -18,8 +18,7 @@ from typing import Any, Mapping, Sequence
 from vcbench import __version__
 from vcbench.atomic import atomic_write_text
 from vcbench.reports.db import ResultsDB, RunRecord
-from vcbench.reports.leaderboard import (N_RESAMPLES, TABLE_CSS, Table, _fmt, build_tables, flow_label, header,
-                                         render_html_tables)
+from vcbench.reports.leaderboard import N_RESAMPLES, TABLE_CSS, Table, _fmt, build_tables, header, render_html_tables
 from vcbench.reports.plots import PlotFile, make_plots, table_slug
 from vcbench.reports.stats import direction, ranking_values
 
@@ -171,4 +170,4 @@ def build_report(db: ResultsDB, out_dir: str | Path, *, dataset: str | None = No
     return path
 
 
-__all__ = ["build_report", "render_report", "flow_label"]
+__all__ = ["build_report", "render_report"]

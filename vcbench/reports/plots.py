@@ -22,7 +22,6 @@ import numpy as np
 
 from vcbench.reports.db import ResultsDB, RunRecord
 from vcbench.reports.leaderboard import N_RESAMPLES, Table, build_tables, header, latest_runs
-from vcbench.reports.stats import direction
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +252,6 @@ def frame_strip(table: Table, clip: str, frames: FrameSources | Path | str, gt_c
     sources = frames if isinstance(frames, FrameSources) else FrameSources.parse(frames)
     models = models or [(r.label, r.model) for r in table.rows]
     rows: list[tuple[str, dict[int, np.ndarray]]] = []
-    n_frames: int | None = None
     pred: list[tuple[str, Any]] = []
     for label, name in models:
         for folder in sources.clip_dirs(name, clip):
