@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import requires_gpu
+
 from vcbench.errors import InputError, WeightsError
 from vcbench.flow.base import pad_to_multiple, unpad
 from vcbench.flow.estimators import estimator_names, get_estimator, gt_flow_pairs
@@ -462,3 +464,24 @@ def test_precomputed_errors_name_the_missing_files(tmp_path):
     assert "fw_flow/other/00000.flo" in str(ei.value)
     with pytest.raises(InputError, match="but the frames are"):
         pre.pairs("c", 0, 1, (7, 8))
+
+
+# ------------------------------------------------------------------------------------------- GPU
+@requires_gpu
+@pytest.mark.gpu
+def test_gpu_paths_equal_cpu(raft_weights, bikes_frames):
+    from vcbench.flow.correlation import flownetc_correlation
+
+    g = torch.Generator().manual_seed(4)
+    img = torch.rand((2, 3, 20, 30), generator=g, dtype=torch.float64)
+    flow = (torch.rand((2, 2, 20, 30), generator=g, dtype=torch.float64) - 0.5) * 10
+    assert torch.allclose(backward_warp(img.cuda(), flow.cuda()).cpu(), backward_warp(img, flow), atol=1e-12)
+    fw, bw = flow.float(), -flow.float()
+    assert torch.equal(occlusion_mask(fw.cuda(), bw.cuda()).cpu(), occlusion_mask(fw, bw))
+    x1, x2 = torch.randn((1, 64, 12, 20), generator=g), torch.randn((1, 64, 12, 20), generator=g)
+    assert torch.allclose(flownetc_correlation(x1.cuda(), x2.cuda()).cpu(), flownetc_correlation(x1, x2), atol=1e-4)
+    frames = np.stack([cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in bikes_frames[:2]])
+    a, b = to_t(frames[:1]), to_t(frames[1:])
+    cpu = get_estimator("raft", "cpu", allow_unverified=True)(a, b)
+    gpu = get_estimator("raft", "cuda", allow_unverified=True)(a.cuda(), b.cuda())
+    assert gpu.device.type == "cuda" and (gpu.cpu() - cpu).abs().max() < 1e-2

@@ -102,3 +102,7 @@ def gt_flow_pairs(gt_frames: torch.Tensor, estimator: AnyEstimator, *, clip: str
     fw = estimator(a, b).to(dev, torch.float32)
     bw = estimator(b, a).to(dev, torch.float32)
     return FlowPairs(fw=fw, noc=1.0 - occlusion_mask(fw, bw))
+
+
+#: The name docs/ARCHITECTURE.md uses for `gt_flow_pairs` (the same function).
+gt_flow = gt_flow_pairs

@@ -129,7 +129,8 @@ class _FlowPairMetric(Metric):
         if seq.shape[0] > 1:
             vals = self._pair_values(seq[:-1], seq[1:], pairs)
             self._current.extend(float(v) for v in vals.cpu())
-        self._prev_pred, self._prev_gt = pred[-1:], gt[-1:]
+        # copies, so the previous batch's storage is not kept alive for one frame
+        self._prev_pred, self._prev_gt = pred[-1:].clone(), gt[-1:].clone()
         self._t = start + int(gt.shape[0])
 
 
