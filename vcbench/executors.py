@@ -19,19 +19,19 @@ from vcbench.errors import VcbenchError
 
 @contextlib.contextmanager
 def single_threaded() -> Iterator[None]:
-    """Run a block with OpenCV and torch on one thread (restored afterwards): workers already give
-    the parallelism, and one thread keeps float reductions in a fixed order."""
+    """Run a block with OpenCV (and torch, when loaded) on one thread, restored afterwards: workers
+    already give the parallelism, and one thread keeps float reductions in a fixed order. Torch is
+    not imported here (extraction does not need it); code that uses torch imports it first."""
+    import sys
+
     import cv2
 
     prev_cv = cv2.getNumThreads()
     cv2.setNumThreads(1)
-    try:
-        import torch
-
-        prev_torch = torch.get_num_threads()
+    torch = sys.modules.get("torch")
+    prev_torch = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
         torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a hard dependency, kept defensive for workers
-        torch, prev_torch = None, None
     try:
         yield
     finally:

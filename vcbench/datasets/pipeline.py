@@ -137,6 +137,8 @@ class ShardTask:
 
 def run_shard(task: ShardTask) -> dict:
     """augment -> references -> flow -> write, for one shard; returns its stats."""
+    import torch  # noqa: F401  (loaded before single_threaded, so its thread count is pinned too)
+
     from vcbench.datasets.stages import build_clip_stages
     from vcbench.executors import single_threaded
 
@@ -297,6 +299,8 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
             plan = make_plan(cfg, src.videos, candidates)
             _write_jsonl(out / "failures.jsonl", failures)
             atomic_write_text(plan_path, json.dumps({"clips": plan}, sort_keys=True) + "\n")
+
+        import torch  # noqa: F401  (descriptors run on torch; loaded first so single_threaded pins it)
 
         from vcbench.datasets.stages import prepare_gallery, stage_needs_gpu
         from vcbench.executors import single_threaded
