@@ -196,3 +196,15 @@ def test_hollywood_hostile_archive_is_refused(tmp_path):
 def test_hollywood3d_needs_urls_or_input(tmp_path):
     with pytest.raises(InputError, match="cvssp.org/Hollywood3D"):
         resolve_source("hollywood3d", SourceOptions(download_dir=tmp_path / "dl"))
+
+
+def test_videvo_id_rows_use_local_files(tmp_path):
+    local = tmp_path / "have"
+    local.mkdir()
+    shutil.copyfile(sample_videos()["carphone_pristine"], local / "clip-7.mp4")
+    csv = tmp_path / "clips.csv"
+    csv.write_text("id,licence,origin\nclip-7,Videvo Free License,https://www.videvo.net/video/clip-7/\n"
+                   "clip-8,Videvo Free License,https://www.videvo.net/video/clip-8/\n")
+    res = resolve_source("videvo", SourceOptions(download_dir=tmp_path / "dl", urls=csv, input=local))
+    assert [(v.video_id, v.path.name, v.licence) for v in res.videos] == [("clip-7", "clip-7.mp4", "Videvo Free License")]
+    assert [f.item for f in res.failures] == ["clip-8"]

@@ -307,6 +307,10 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
 
         with single_threaded():  # descriptors in a fixed summation order: same index bytes on any machine
             prepare_gallery(cfg, out, quiet=opts.quiet)
+        if cfg.flow != "none":  # missing weights or an unknown estimator: one clear error before any shard
+            from vcbench.flow.estimators import get_estimator
+
+            get_estimator(cfg.flow, "cpu")
         n_shards = (len(plan) + cfg.shard_size - 1) // cfg.shard_size
         pending = [i for i in range(n_shards) if not shardio.shard_complete(out, i)]
         tasks = [ShardTask(str(out), i, tuple(e for e in plan[i * cfg.shard_size:(i + 1) * cfg.shard_size]), cfg)
