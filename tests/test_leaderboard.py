@@ -147,6 +147,11 @@ def test_cli_user_errors(db, tmp_path):
     assert not (tmp_path / "missing.sqlite").exists()
     rc, _, err = run_cli(["leaderboard", "--db", str(db.path), "--dataset", "davis30"], MODS)
     assert rc == 2 and "it holds: sample (vcbench-v1/dis), sample (vcbench-v1/raft)" in err
+    rc, out, err = run_cli(["leaderboard", "--db", str(db.path), "--metrics", "psnr,lpips", "--format", "csv",
+                            "--resamples", "200"], MODS)
+    assert rc == 0 and "psnr_ci_lo" in out and "flicker" not in out
+    rc, _, err = run_cli(["leaderboard", "--db", str(db.path), "--metrics", "psnr,warp"], MODS)
+    assert rc == 2 and "no recorded run has metric(s) warp" in err
     rc, _, err = run_cli(["leaderboard", "--db", str(db.path), "--export-clips", str(tmp_path / "x.xlsx")], MODS)
     assert rc == 2 and ".csv or .parquet" in err and not (tmp_path / "x.xlsx").exists()
 

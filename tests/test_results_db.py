@@ -118,8 +118,7 @@ def _writer(path: str, model: str, n: int) -> None:
 
 
 def test_two_processes_writing_at_once_both_land(tmp_path):
-    path = str(tmp_path / "r.sqlite")
-    ResultsDB(path)
+    path = str(tmp_path / "r.sqlite")  # not created beforehand: both processes also race to create the schema
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(path, f"model{k}", 5)) for k in range(2)]
     for p in procs:

@@ -69,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
     if not runs:
         raise no_runs_error(db, args.dataset, args.protocol)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if metrics:
+        known = sorted({m for r in runs for m in r.metrics})
+        unknown = [m for m in metrics if m not in known]
+        if unknown:
+            raise InputError(f"no recorded run has metric(s) {', '.join(unknown)}; recorded: {', '.join(known)}",
+                             hint="fix --metrics")
     tables = build_tables(runs, metrics=metrics, n_resamples=args.resamples)
     text = render(tables, "json" if args.json else args.format)
     ranked = latest_runs(runs)
