@@ -7,7 +7,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 
 from vcbench.datasets.clips import ClipSpec, clip_measures, extract_clips, judge, resize_fill
 from vcbench.datasets.sources import SourceVideo

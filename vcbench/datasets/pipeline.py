@@ -36,7 +36,7 @@ from vcbench.atomic import atomic_write_text
 from vcbench.datasets import shards as shardio
 from vcbench.datasets.clips import ClipSpec, extract_clips
 from vcbench.datasets.manifest import canonical_json, concat_manifests, write_manifest
-from vcbench.datasets.sources import Failure, SourceOptions, SourceVideo, resolve_source
+from vcbench.datasets.sources import SourceOptions, SourceVideo, resolve_source
 from vcbench.errors import InputError
 
 log = logging.getLogger(__name__)
