@@ -74,6 +74,15 @@ def test_run_key_is_identity_not_circumstance():
     assert a.model_id == b.model_id != make_run(config={"size": 1}).model_id
 
 
+def test_record_uses_the_current_identity(tmp_path):
+    db = ResultsDB(tmp_path / "r.sqlite")
+    run = make_run()
+    stale = run.run_key
+    run.identity_extra = {"metrics": ["psnr"]}  # changed after construction
+    db.record(run)
+    assert run.run_key != stale and db.find(stale) is None and db.find(run.run_key).id == run.id
+
+
 def test_identical_run_refused_then_replaced_never_duplicated(tmp_path):
     db = ResultsDB(tmp_path / "r.sqlite")
     first = db.record(make_run())

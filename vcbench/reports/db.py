@@ -158,7 +158,8 @@ class RunRecord:
     `per_clip` / `per_frame` hold the model's values; `gt_metrics` the GT's own dataset values
     (colorfulness, flicker) and `gt_per_clip` the GT's per-clip values, which colourfulness ranking
     (closeness to GT, per clip) and paired tests need. `run_key` is filled from the identity fields
-    when left empty. `id` is the database row id once recorded (None before).
+    when left empty, and `ResultsDB.record` always recomputes it. `id` is the database row id once
+    recorded (None before).
     """
 
     model: str
@@ -324,7 +325,7 @@ class ResultsDB:
         A run whose `run_key` is already stored is refused unless `replace=True`, which deletes the old
         run inside the same transaction (so `--force` never leaves zero or two copies).
         """
-        key = run.run_key or run.identity_key()
+        key = run.identity_key()  # recomputed: identity fields set after construction must count
         row = self._run_row(run, key)
 
         def body(c: sqlite3.Connection) -> int:
