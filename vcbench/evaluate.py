@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import inspect
-import logging
 import os
 import platform
 import shutil
@@ -31,15 +30,13 @@ import numpy as np
 import torch
 
 from vcbench.baselines.base import Colorizer
-from vcbench.baselines.registry import get_model, model_class
+from vcbench.baselines.registry import model_class
 from vcbench.datasets.benchmarks import Benchmark
 from vcbench.errors import VcbenchError, WeightsError
 from vcbench.frames import Clip, write_frames
 from vcbench.lab import rgb_uint8_to_lab
 from vcbench.metrics.suite import GT_REFERENCE_METRICS
 from vcbench.reports.db import ResultsDB, RunRecord
-
-log = logging.getLogger(__name__)
 
 #: Packages whose versions are recorded with every run (those that can change a number).
 VERSIONED_PACKAGES: tuple[str, ...] = ("vcbench", "torch", "torchvision", "numpy", "scipy", "scikit-image",
