@@ -325,7 +325,10 @@ class ResultsDB:
         A run whose `run_key` is already stored is refused unless `replace=True`, which deletes the old
         run inside the same transaction (so `--force` never leaves zero or two copies).
         """
-        key = run.identity_key()  # recomputed: identity fields set after construction must count
+        try:
+            key = run.identity_key()  # recomputed: identity fields set after construction must count
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"run record for {run.model!r} holds a value that is not plain JSON data: {exc}") from exc
         row = self._run_row(run, key)
 
         def body(c: sqlite3.Connection) -> int:
