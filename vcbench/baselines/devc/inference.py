@@ -47,6 +47,8 @@ from vcbench.errors import InputError
 
 OFFICIAL_SIZE = (432, 768)
 TRAIN_SIZE = (216, 384)
+#: Smallest network side: relu5_2 (1/16) must keep 2 pixels for WarpNet's reflection padding.
+MIN_SIDE = 32
 L_CENTRE = 50.0
 
 Geometry = Literal["official", "leaderboard", "pad"]
@@ -75,8 +77,8 @@ class DEVCOptions:
             raise InputError(f"unknown DEVC geometry {self.geometry!r}; valid: official, leaderboard, pad")
         if self.precision not in ("fp32", "fp16", "bf16"):
             raise InputError(f"unknown precision {self.precision!r}; valid: fp32, fp16, bf16")
-        if self.net_area < 64 * 64 or not 0 < self.net_scale <= 4:
-            raise InputError("net_area must be >= 4096 and net_scale in (0, 4]")
+        if self.net_area < MIN_SIDE * MIN_SIDE or not 0 < self.net_scale <= 4:
+            raise InputError(f"net_area must be >= {MIN_SIDE * MIN_SIDE} and net_scale in (0, 4]")
         return self
 
 
@@ -84,7 +86,7 @@ class DEVCOptions:
 def leaderboard_size(h: int, w: int, area: int = TRAIN_SIZE[0] * TRAIN_SIZE[1]) -> tuple[int, int]:
     """(H, W) of the aspect-preserving resize to about `area` pixels, W % 16 == 0, H % 8 == 0."""
     s = math.sqrt(area / (h * w))
-    return max(8, int(round(h * s / 8)) * 8), max(16, int(round(w * s / 16)) * 16)
+    return max(MIN_SIDE, int(round(h * s / 8)) * 8), max(MIN_SIDE, int(round(w * s / 16)) * 16)
 
 
 def pad_amounts(h: int, w: int) -> tuple[int, int, int, int]:
@@ -264,7 +266,7 @@ class DEVCEngine:
         if o.geometry == "leaderboard":
             size = leaderboard_size(h, w, o.net_area)
             return _Plan((h, w), size, (0, 0, 0, 0), size)
-        rh, rw = max(8, int(round(h * o.net_scale))), max(16, int(round(w * o.net_scale)))
+        rh, rw = max(MIN_SIDE, int(round(h * o.net_scale))), max(MIN_SIDE, int(round(w * o.net_scale)))
         pad = pad_amounts(rh, rw)
         return _Plan((h, w), (rh + pad[2] + pad[3], rw + pad[0] + pad[1]), pad, (rh, rw))
 
@@ -298,7 +300,8 @@ class DEVCEngine:
             size = p.net_hw if o.propagate else None
             if size is None:  # pad geometry: same scale as the frames, own aspect, multiple-of sizes
                 hh, ww = rgb.shape[:2]
-                size = (max(8, int(round(hh * o.net_scale / 8)) * 8), max(16, int(round(ww * o.net_scale / 16)) * 16))
+                size = (max(MIN_SIDE, int(round(hh * o.net_scale / 8)) * 8),
+                        max(MIN_SIDE, int(round(ww * o.net_scale / 16)) * 16))
         else:
             size = leaderboard_size(rgb.shape[0], rgb.shape[1], o.net_area)
         t = F.interpolate(t, size=size, mode="bilinear", align_corners=False,
