@@ -205,3 +205,25 @@ def test_imagenet_labels_reach_the_metrics(env, monkeypatch, capsys):
     assert run.dataset == "imagenet-ctest10k" and run.n_clips == 3 and run.n_frames == 3
     assert {c: v["labelprobe"] for c, v in run.per_clip.items()} == {
         Path(f).stem: float(label) for _, f, label in entries}
+
+
+@pytest.mark.slow
+def test_two_evaluations_at_once_both_land(env):
+    """Two processes evaluating different models into one database (and racing to build the sample)."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "vcbench", "evaluate", "--dataset", "sample", "--dataset-option", "frames=2",
+           "--dataset-option", "width=32", "--dataset-option", "clips=carphone", "--db", str(env / "shared.sqlite"),
+           "--metrics", "psnr", "--flow", "dis", "--device", "cpu", "--quiet"]
+    child_env = dict(os.environ, VCBENCH_CACHE_DIR=str(env / "race-cache"), OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen(cmd + ["--model", m], env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for m in ("gray", "reinhard")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1].decode()[-2000:] for o in outs]
+    runs = ResultsDB(env / "shared.sqlite").runs()
+    assert sorted(r.model for r in runs) == ["gray", "reinhard"]
+    assert len({r.dataset_checksum for r in runs}) == 1  # both saw the same sample files
+    benches = [p for p in (env / "race-cache" / "benchmarks").iterdir()]
+    assert [p.name for p in benches] == ["sample-v1-2f-32w-carphone"]  # the loser of the race left nothing
