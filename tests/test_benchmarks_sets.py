@@ -216,3 +216,14 @@ def test_datasets_list_cli(tmp_path, capsys, monkeypatch):
     assert rows["sample"]["available"] is True
     assert rows["davis30"]["available"] is False and B.LAI_TEST_ZIP_URL in rows["davis30"]["location"]
     assert set(rows) == {"sample", "davis30", "videvo20", "imagenet-ctest10k"}
+
+
+def test_benchmark_rebuilt_from_a_run_protocol(tmp_path, tiny_frames):
+    b = B.load_benchmark("sample", reference="exemplar", cache_dir=tmp_path,
+                         options={"frames": 2, "width": 40, "clips": "carphone"})
+    again = B.benchmark_from_protocol(json.loads(json.dumps(b.protocol)), cache_dir=tmp_path)
+    assert again.checksum == b.checksum and again.reference_mode == "exemplar" and again.protocol == b.protocol
+    clips = tmp_path / "clips"
+    _video_folder(clips, ["a"], tiny_frames, ext="png")
+    f = B.load_benchmark(str(clips))
+    assert B.benchmark_from_protocol(f.protocol).checksum == f.checksum

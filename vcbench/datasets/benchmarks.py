@@ -427,7 +427,7 @@ def _load_imagenet(reference: str, exemplars: str | Path | None, data_root: str 
         raise InputError("exemplar mode on imagenet-ctest10k needs --exemplars DIR (one image per image id)")
     list_digest = hashlib.sha256("\n".join(f"{s}/{f} {lab}" for s, f, lab in entries).encode()).hexdigest()
     checksum = content_checksum(_clip_files(clips) + _exemplar_files(ex), extra=[f"labels\t{list_digest}"])
-    protocol = {"dataset": "imagenet-ctest10k", "reference_mode": reference, "images": len(clips),
+    protocol = {"dataset": "imagenet-ctest10k", "reference_mode": reference, "images": len(clips), "limit": limit,
                 "labels": "ILSVRC2012 class index (0..999) from the ctest10k list",
                 "source": BENCHMARKS["imagenet-ctest10k"].source}
     if reference == "first-frame":
@@ -497,3 +497,31 @@ def benchmark_status(name: str, data_root: str | Path | None = None) -> tuple[bo
         return True, str(root)
     except InputError as exc:
         return False, str(exc)
+
+
+def benchmark_from_protocol(protocol: Mapping[str, Any], *, data_root: str | Path | None = None,
+                            cache_dir: str | Path | None = None) -> Benchmark:
+    """The benchmark a recorded run used, rebuilt from its `Benchmark.protocol` (stored by `vcbench
+    evaluate` in the run's identity as `dataset_protocol`): the same sample size and clips, the same
+    reference mode, so reports can show the exact GT frames the run was scored on."""
+    name = str(protocol.get("dataset", ""))
+    reference = str(protocol.get("reference_mode", "first-frame"))
+    exemplars = protocol.get("exemplars") or {}
+    folder = None
+    if exemplars and not all(str(v).startswith("skimage:") for v in exemplars.values()):
+        folder = Path(str(next(iter(exemplars.values())))).parent
+    if name == "sample":
+        options = {k: protocol[k] for k in ("frames", "width") if k in protocol}
+        if protocol.get("clips"):
+            options["clips"] = ",".join(protocol["clips"])
+        return load_benchmark("sample", reference=reference, exemplars=folder, cache_dir=cache_dir, options=options)
+    if name == "imagenet-ctest10k":
+        options = {"limit": protocol["limit"]} if protocol.get("limit") is not None else {}
+        return load_benchmark(name, reference=reference, exemplars=folder, data_root=data_root, options=options)
+    if name in BENCHMARKS:
+        return load_benchmark(name, reference=reference, exemplars=folder, data_root=data_root)
+    source = protocol.get("source")
+    if source and Path(str(source)).is_dir():
+        return load_benchmark(str(source), reference=reference, exemplars=folder)
+    raise InputError(f"cannot rebuild dataset {name!r} from its run record (source {source!r} not found)",
+                     hint="pass the GT folder explicitly")
