@@ -45,7 +45,8 @@ class VGG19Classifier:
                                path=self.resolved.path, hint="vcbench weights download vgg19") from None
         self.net = net.requires_grad_(False).eval().to(self.device)
         self.transforms = VGG19_Weights.IMAGENET1K_V1.transforms()
-        self._memo: tuple[Any, torch.Tensor] | None = None
+        # The last two batches (prediction and GT of one update) and their outputs.
+        self._memo: list[tuple[torch.Tensor, int, torch.Tensor]] = []
 
     def weights_used(self) -> dict[str, Any]:
         return {self.resolved.path.name: self.resolved}
@@ -53,15 +54,18 @@ class VGG19Classifier:
     @torch.inference_mode()
     def logits(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 1000) float32 logits of uint8 RGB (N, 3, H, W) frames (the last batch is remembered)."""
-        key = (frames.data_ptr(), tuple(frames.shape), tuple(frames.stride()), frames.device, frames._version)
-        if self._memo is not None and self._memo[0] == key:
-            return self._memo[1]
+        # Same tensor object, unmodified since: the memo holds a reference, so its storage cannot be
+        # freed and reused by another batch while remembered (a data_ptr alone could be).
+        version = _version(frames)
+        for t, v, value in self._memo:
+            if t is frames and v == version:
+                return value
         out = []
         for i in range(0, frames.shape[0], self.batch_size):
             x = self.transforms(frames[i:i + self.batch_size].to(self.device))
             out.append(self.net(x))
         logits = torch.cat(out) if out else torch.zeros((0, 1000), device=self.device)
-        self._memo = (key, logits)
+        self._memo = [*self._memo[-1:], (frames, version, logits)]
         return logits
 
     def top1(self, frames: torch.Tensor) -> torch.Tensor:
@@ -135,3 +139,8 @@ class Top5(_TopK):
 
     name = "top5"
     k = 5
+
+
+def _version(t: torch.Tensor) -> int:
+    """In-place modification counter (inference tensors have none: they count as never modified)."""
+    return -1 if t.is_inference() else t._version
