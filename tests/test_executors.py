@@ -24,11 +24,11 @@ def videos(tmp_path_factory):
 
 
 def test_local_executor_runs_every_task_once():
-    inline = sorted(LocalExecutor(1).map_unordered(_square, range(7)))
+    inline = sorted(LocalExecutor(1).map(_square, range(7)))
     ex = LocalExecutor(2)
     try:
-        pooled = sorted(ex.map_unordered(_square, range(7)))
-        again = sorted(ex.map_unordered(_square, [3, 4]))  # the pool is reused across phases
+        pooled = sorted(ex.map(_square, range(7)))
+        again = sorted(ex.map(_square, [3, 4]))  # the pool is reused across phases
     finally:
         ex.close()
     assert inline == pooled == [i * i for i in range(7)] and again == [9, 16]
@@ -53,8 +53,8 @@ def test_ray_and_local_builds_are_identical(videos, tmp_path):
 
             return [str(g) for g in r.get_gpu_ids()]
 
-        assert list(ex.map_unordered(gpu_ids, [0], gpu=True)) == [["0"]]  # GPU stage placed on the GPU
-        assert list(ex.map_unordered(gpu_ids, [0], gpu=False)) == [[]]
+        assert list(ex.map(gpu_ids, [0], gpu=True)) == [["0"]]  # GPU stage placed on the GPU
+        assert list(ex.map(gpu_ids, [0], gpu=False)) == [[]]
         cfg = tiny_config(videos, clips=4)
         build_dataset(cfg, tmp_path / "ray", RunOptions(executor="ray", quiet=True))
     finally:

@@ -62,7 +62,7 @@ class LocalExecutor:
                                              initializer=_worker_init)
         return self._pool
 
-    def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, gpu: bool = False) -> Iterator[Any]:
+    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, gpu: bool = False) -> Iterator[Any]:
         """Yield `fn(task)` for every task, in completion order (`gpu` is ignored locally)."""
         tasks = list(tasks)
         if not tasks:
@@ -122,7 +122,7 @@ class RayExecutor:
         self.num_gpus_per_task = float(num_gpus_per_task)
         self.max_in_flight = max_in_flight or max(2, int(ray.cluster_resources().get("CPU", 2)) * 2)
 
-    def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, gpu: bool = False) -> Iterator[Any]:
+    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, gpu: bool = False) -> Iterator[Any]:
         ray = self._ray
         num_gpus = self.num_gpus_per_task if (gpu and self.cluster_gpus > 0) else 0
         remote = ray.remote(num_cpus=1, num_gpus=num_gpus, max_retries=2)(fn)

@@ -280,7 +280,7 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
                 if v.video_id in needed and not (extract_dir(out, v.video_id) / "candidates.json").is_file()]
         if todo:
             with _progress(len(todo), "video", "extract", opts.quiet) as bar:
-                for _ in executor.map_unordered(run_extract, todo):
+                for _ in executor.map(run_extract, todo):
                     bar.update(1)
         if plan is None:
             candidates = []
@@ -317,7 +317,7 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
                  for i in pending]
         done_clips = len(plan) - sum(len(t.entries) for t in tasks)
         with _progress(len(plan), "clip", "build", opts.quiet, initial=done_clips) as bar:
-            for stats in executor.map_unordered(run_shard, tasks, gpu=stage_needs_gpu(cfg)):
+            for stats in executor.map(run_shard, tasks, gpu=stage_needs_gpu(cfg)):
                 bar.update(stats["count"])
     finally:
         executor.close()
