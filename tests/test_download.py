@@ -166,6 +166,21 @@ def test_unreachable_host_is_a_download_error(tmp_path):
         download(f"http://127.0.0.1:{port}/f", tmp_path / "f", retries=1, quiet=True, sleep=lambda s: None)
 
 
+def test_unresolvable_host_fails_at_once_without_retries(tmp_path, monkeypatch):
+    """No DNS means no network: retrying only stalls every run that lacks a weight file."""
+    import socket
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    sleeps: list[float] = []
+    with pytest.raises(DownloadError, match=r"cannot reach weights\.example\.org .*no network"):
+        download("https://weights.example.org/f.pth", tmp_path / "f.pth", quiet=True, sleep=sleeps.append)
+    assert sleeps == []
+    assert not (tmp_path / "f.pth").exists()
+
+
 def test_offline_mode_forbids_downloads(server, tmp_path, monkeypatch):
     monkeypatch.setenv("VCBENCH_OFFLINE", "1")
     with pytest.raises(DownloadError, match="offline"):

@@ -14,10 +14,12 @@ import hashlib
 import http.client
 import logging
 import os
+import socket
 import stat
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -105,7 +107,16 @@ def download(url: str, dest: str | Path, sha256: str | None = None, sha256_prefi
             except _DeadLink as exc:
                 raise DownloadError(f"dead link: {url} answered HTTP {exc.status}", path=dest,
                                     hint="the file may have moved; download it by hand and place it there") from None
-            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, _Transient) as exc:
+            except urllib.error.URLError as exc:
+                if isinstance(getattr(exc, "reason", None), socket.gaierror):
+                    # The host name does not resolve: this machine is offline (or the name is wrong).
+                    # Retrying cannot help and would stall every run that lacks a weight file.
+                    raise DownloadError(f"cannot reach {urllib.parse.urlsplit(url).hostname} to download {url} "
+                                        f"(no network?)", path=dest,
+                                        hint="download it on a machine with network access and place it there") from None
+                last_error = f"{type(exc).__name__}: {exc}"
+                continue
+            except (http.client.HTTPException, ConnectionError, TimeoutError, _Transient) as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 continue
             if not complete:
