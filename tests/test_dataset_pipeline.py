@@ -264,3 +264,33 @@ def test_undecodable_video_is_logged_and_skipped(videos, tmp_path):
     assert [(f["item"], f["stage"]) for f in fails] == [("broken", "extract")]
     assert "broken.mp4" in fails[0]["reason"]
     assert totals["clips"] == 2 and totals["videos"] == 2
+
+
+def test_flow_stage_is_the_scorers_flow_and_mask(videos):
+    """Batched forward/backward flow and the mask equal vcbench.flow's estimator and Lai's test
+    called pair by pair (one implementation of flow, warp and occlusion)."""
+    import torch
+
+    from vcbench.datasets.clips import resize_fill
+    from vcbench.datasets.stages import FlowStage
+    from vcbench.flow.estimators import get_estimator
+    from vcbench.flow.occlusion import occlusion_mask
+    from vcbench.frames import Clip
+
+    frames = []
+    for i, f in enumerate(Clip("c", videos / "carphone.mp4", "video").iter_frames()):
+        if i == 6:
+            break
+        frames.append(resize_fill(f, 48, 96))
+    frames = np.stack(frames)
+    res = FlowStage("dis", "cpu", batch=2)(frames)
+    assert res.forward.shape == res.backward.shape == (5, 48, 96, 2) and res.valid.shape == (5, 48, 96)
+    est = get_estimator("dis", "cpu")
+    t = torch.from_numpy(frames.transpose(0, 3, 1, 2).copy())
+    for k in (0, 3):
+        fw = est(t[k:k + 1], t[k + 1:k + 2])
+        bw = est(t[k + 1:k + 2], t[k:k + 1])
+        np.testing.assert_array_equal(res.forward[k], fw[0].permute(1, 2, 0).numpy())
+        np.testing.assert_array_equal(res.backward[k], bw[0].permute(1, 2, 0).numpy())
+        np.testing.assert_array_equal(res.valid[k], occlusion_mask(fw, bw)[0, 0].numpy() == 0)
+    assert 0.5 < res.valid.mean() < 1.0  # a real clip: mostly visible, some occlusion/boundaries
