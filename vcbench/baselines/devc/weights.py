@@ -127,7 +127,8 @@ def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return state
 
 
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path | None) -> None:
+def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path | None, *,
+                model: str = "DEVC", hint: str = "use the official release zip; " + HOW_TO_GET) -> None:
     """`load_state_dict(strict=True)`, turning a mismatch into one clear WeightsError."""
     state = strip_module_prefix(state)
     expected = module.state_dict()
@@ -143,6 +144,6 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, so
             parts.append(f"unexpected {len(unexpected)} keys (e.g. {', '.join(unexpected[:3])})")
         if wrong:
             parts.append(f"wrong shapes ({'; '.join(wrong[:3])})")
-        raise WeightsError(f"{what} does not match DEVC's architecture: " + ", ".join(parts),
-                           path=source, hint="use the official release zip; " + HOW_TO_GET)
+        raise WeightsError(f"{what} does not match {model}'s architecture: " + ", ".join(parts),
+                           path=source, hint=hint)
     module.load_state_dict(state, strict=True)
