@@ -163,6 +163,9 @@ def test_unknown_model_and_missing_dataset_messages(env, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("vcbench: error:") and "unknown model 'nope'" in err and "reinhard" in err
     assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert _evaluate(env, "--model-option", "bogus=1", model="welsh") == 2
+    err = capsys.readouterr().err
+    assert "does not take the option(s) bogus" in err and "samples, window, weight, seed" in err
     assert main(["evaluate", "--model", "gray", "--dataset", "davis30", "--data-root", str(env / "none"),
                  "--db", str(env / "r.sqlite"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()

@@ -32,7 +32,7 @@ import torch
 from vcbench.baselines.base import Colorizer
 from vcbench.baselines.registry import model_class
 from vcbench.datasets.benchmarks import Benchmark
-from vcbench.errors import VcbenchError, WeightsError
+from vcbench.errors import InputError, VcbenchError, WeightsError
 from vcbench.frames import Clip, write_frames
 from vcbench.lab import rgb_uint8_to_lab
 from vcbench.metrics.suite import GT_REFERENCE_METRICS
@@ -96,10 +96,13 @@ def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
     if "allow_unverified_weights" in params or (takes_any and getattr(cls, "weights", ())):
         kwargs.setdefault("allow_unverified_weights", allow_unverified_weights)
     try:
-        return cls(device=device, **kwargs)
+        inspect.signature(cls).bind(device=device, **kwargs)
     except TypeError as exc:
-        raise VcbenchError(f"model {name!r} rejected its options {sorted(options)} ({exc})",
-                           hint="check --model-option names") from exc
+        accepted = [p.name for p in params.values() if p.name not in ("self", "device")
+                    and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
+        raise InputError(f"model {name!r} does not take the option(s) {', '.join(sorted(options))} ({exc})",
+                         hint=f"its options: {', '.join(accepted) or 'none'}") from exc
+    return cls(device=device, **kwargs)
 
 
 def unverified_model_weights(model: Colorizer) -> list[str]:

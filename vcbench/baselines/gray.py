@@ -23,6 +23,9 @@ class Gray(Colorizer):
     uses_reference = False
     batch_size = 16
 
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)  # no options: nothing to tune
+
     def start_clip(self, references: Sequence[np.ndarray]) -> None:
         """Nothing to prepare: the output depends on the luminance alone."""
 

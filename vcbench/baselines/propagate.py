@@ -45,9 +45,9 @@ class Propagate(Colorizer):
     batch_size = 8
 
     def __init__(self, device: str | torch.device = "cpu", *, flow: str = "dis", samples: int = 200,
-                 window: int = 5, weight: float = 0.5, seed: int = 0, **options) -> None:
+                 window: int = 5, weight: float = 0.5, seed: int = 0) -> None:
         super().__init__(device, flow=str(flow), samples=int(samples), window=int(window),
-                         weight=float(weight), seed=int(seed), **options)
+                         weight=float(weight), seed=int(seed))
         from vcbench.flow.estimators import get_estimator
 
         self._estimator = get_estimator(self.options["flow"], self.device)

@@ -55,6 +55,9 @@ class Reinhard(Colorizer):
     description = "global Lab mean/std transfer from the reference (Reinhard et al. 2001), L kept"
     batch_size = 16
 
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)  # no options: nothing to tune
+
     def start_clip(self, references: Sequence[np.ndarray]) -> None:
         lab = reference_lab_pixels(references, self.device)
         mean = lab.mean(dim=1)

@@ -132,9 +132,8 @@ class Welsh(Colorizer):
     batch_size = 8
 
     def __init__(self, device: str | torch.device = "cpu", *, samples: int = 200, window: int = 5,
-                 weight: float = 0.5, seed: int = 0, **options) -> None:
-        super().__init__(device, samples=int(samples), window=int(window), weight=float(weight),
-                         seed=int(seed), **options)
+                 weight: float = 0.5, seed: int = 0) -> None:
+        super().__init__(device, samples=int(samples), window=int(window), weight=float(weight), seed=int(seed))
         self._matcher: WelshMatcher | None = None
 
     def start_clip(self, references: Sequence[np.ndarray]) -> None:
