@@ -28,8 +28,10 @@ WARPNET_FILE = "nonlocal_net_iter_76000.pth"
 COLORNET_FILE = "colornet_iter_76000.pth"
 VGG_FILE = "vgg19_conv.pth"
 MEMBERS = (WARPNET_FILE, COLORNET_FILE, VGG_FILE)
+PATH_OPTION = ("or pass `--model-option weights=PATH` (Python: DEVC(weights=PATH)) to the zip or to a folder "
+               "holding its three .pth files")
 HOW_TO_GET = (f"download {ZIP_URL} (or run `vcbench weights download devc`) into $TORCH_HOME/hub/checkpoints/, "
-              "or pass --weights PATH to the zip or to a folder holding the three .pth files")
+              + PATH_OPTION)
 
 
 @dataclass
@@ -109,8 +111,13 @@ def load_devc_weights(path: str | Path | None = None, *, download: bool = True,
     else:
         from vcbench import weights as registry
 
-        resolved = registry.resolve("devc", path, download=download,
-                                    allow_unverified=allow_unverified, quiet=quiet)
+        try:
+            resolved = registry.resolve("devc", path, download=download,
+                                        allow_unverified=allow_unverified, quiet=quiet)
+        except WeightsError as exc:
+            if path is not None:
+                raise
+            raise WeightsError(f"{str(exc).rstrip('.')}; {PATH_OPTION}") from exc
         source = Path(resolved.path)
         sha[source.name] = resolved.sha256
         verified = bool(resolved.verified)
