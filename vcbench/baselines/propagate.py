@@ -25,11 +25,12 @@ import numpy as np
 import torch
 
 from vcbench.baselines.base import Colorizer
+from vcbench.baselines.reinhard import reference_lab
 from vcbench.baselines.welsh import WelshMatcher
 from vcbench.errors import InputError
 from vcbench.flow.occlusion import occlusion_mask
 from vcbench.flow.warp import backward_warp
-from vcbench.lab import lab_to_rgb_uint8, rgb_uint8_to_lab
+from vcbench.lab import lab_to_rgb_uint8
 
 
 def luminance_image(L: torch.Tensor) -> torch.Tensor:
@@ -71,8 +72,7 @@ class Propagate(Colorizer):
         o = self.options
         self._matcher = WelshMatcher(references, self.device, samples=o["samples"], window=o["window"],
                                      weight=o["weight"], seed=o["seed"])
-        ref = np.ascontiguousarray(references[0])
-        lab = rgb_uint8_to_lab(torch.from_numpy(ref).permute(2, 0, 1)[None].to(self.device))
+        lab = reference_lab(references[0], self.device)
         self._ref = (lab[:, :1], lab[:, 1:])
         self._prev_L = None
         self._prev_ab = None

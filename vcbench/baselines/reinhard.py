@@ -33,19 +33,22 @@ from vcbench.errors import InputError
 from vcbench.lab import lab_to_rgb_uint8, rgb_uint8_to_lab
 
 
+def reference_lab(ref: np.ndarray, device: torch.device) -> torch.Tensor:
+    """One RGB uint8 (H, W, 3) reference image as a (1, 3, H, W) float32 Lab tensor on `device`."""
+    ref = np.asarray(ref)
+    if ref.dtype != np.uint8 or ref.ndim != 3 or ref.shape[2] != 3:
+        raise InputError(f"reference must be an RGB uint8 (H, W, 3) image, got {ref.shape} {ref.dtype}")
+    # a copy: decoded frames may be read-only arrays, which torch.from_numpy must not alias
+    t = torch.from_numpy(np.array(ref, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].to(device)
+    return rgb_uint8_to_lab(t)
+
+
 def reference_lab_pixels(references: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
     """All pixels of the reference image(s) as an (3, P) float64 Lab tensor."""
     if not references:
         raise InputError("this model needs a reference image but none was given",
                          hint="evaluate with --reference first-frame or --reference exemplar")
-    cols = []
-    for ref in references:
-        ref = np.asarray(ref)
-        if ref.dtype != np.uint8 or ref.ndim != 3 or ref.shape[2] != 3:
-            raise InputError(f"reference must be an RGB uint8 (H, W, 3) image, got {ref.shape} {ref.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(ref)).permute(2, 0, 1)[None].to(device)
-        cols.append(rgb_uint8_to_lab(t)[0].reshape(3, -1).double())
-    return torch.cat(cols, dim=1)
+    return torch.cat([reference_lab(ref, device)[0].reshape(3, -1).double() for ref in references], dim=1)
 
 
 class Reinhard(Colorizer):

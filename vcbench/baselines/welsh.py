@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from vcbench.baselines.base import Colorizer
+from vcbench.baselines.reinhard import reference_lab
 from vcbench.errors import InputError
-from vcbench.lab import lab_to_rgb_uint8, rgb_uint8_to_lab
+from vcbench.lab import lab_to_rgb_uint8
 
 # Pixels matched per step against all samples; bounds memory at chunk x samples floats.
 _CHUNK = 1 << 16
@@ -71,13 +72,7 @@ class WelshMatcher:
             raise InputError(f"welsh window must be an odd positive size, got {window}")
         self.window, self.weight = window, float(weight)
         gen = torch.Generator().manual_seed(int(seed))
-        labs = []
-        for ref in references:
-            ref = np.asarray(ref)
-            if ref.dtype != np.uint8 or ref.ndim != 3 or ref.shape[2] != 3:
-                raise InputError(f"reference must be an RGB uint8 (H, W, 3) image, got {ref.shape} {ref.dtype}")
-            t = torch.from_numpy(np.ascontiguousarray(ref)).permute(2, 0, 1)[None].to(device)
-            labs.append(rgb_uint8_to_lab(t).float())
+        labs = [reference_lab(ref, device).float() for ref in references]
         area = sum(lab.shape[-2] * lab.shape[-1] for lab in labs)
         all_l = torch.cat([lab[0, 0].flatten() for lab in labs]).double()
         self.mu_r = float(all_l.mean())
