@@ -84,8 +84,9 @@ def test_rerun_is_reused_and_force_reruns(env, capsys, monkeypatch):
         raise AssertionError("an identical rerun must not run the model")
 
     monkeypatch.setattr(Reinhard, "colorize", boom)
-    assert _evaluate(env, "--json", str(env / "again.json")) == 0
-    assert "reused run 1" in capsys.readouterr().out
+    assert _evaluate(env, "--json", str(env / "again.json"), "--save-frames", str(env / "f")) == 0
+    captured = capsys.readouterr()
+    assert "reused run 1" in captured.out and "no frames written" in captured.err
     assert json.loads((env / "again.json").read_text())["run"]["reused"] is True
     monkeypatch.undo()
     monkeypatch.setenv("VCBENCH_CACHE_DIR", str(env / "cache"))

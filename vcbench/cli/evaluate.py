@@ -164,4 +164,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             atomic_write_text(args.json, text)
     print(format_run(ev, db.path), file=out)
+    if ev.reused and args.save_frames is not None:
+        print(f"vcbench: note: no frames written to {args.save_frames}: the stored run was reused "
+              "(pass --force to run the model again)", file=sys.stderr)
     return 0
