@@ -60,4 +60,5 @@ def test_ray_and_local_builds_are_identical(videos, tmp_path):
     finally:
         ray.shutdown()
     build_dataset(cfg, tmp_path / "local", RunOptions(executor="local", workers=2, quiet=True))
-    assert digests(tmp_path / "ray") == digests(tmp_path / "local")
+    build_dataset(cfg, tmp_path / "inline", RunOptions(executor="local", workers=1, quiet=True))
+    assert digests(tmp_path / "ray") == digests(tmp_path / "local") == digests(tmp_path / "inline")
