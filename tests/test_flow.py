@@ -270,6 +270,9 @@ def test_classic_estimators_are_deterministic_and_batched(bikes_frames):
         assert torch.equal(whole, single) and torch.equal(whole, est(a, b))
     with pytest.raises(TypeError):
         est(a.float(), b.float())
+    for name in ("dis", "farneback"):             # frames smaller than DIS's 12 px minimum still work
+        tiny = get_estimator(name)(a[:1, :, :8, :5], b[:1, :, :8, :5])
+        assert tiny.shape == (1, 2, 8, 5) and torch.isfinite(tiny).all()
 
 
 def test_pad_and_unpad_round_trip():
@@ -313,20 +316,20 @@ def test_raft_random_weights_match_torchvision(raft_weights, bikes_frames, torch
     assert est.params["num_flow_updates"] == 12
     (fname, sha), = est.weights_used().items()
     assert fname == "raft_large_C_T_SKHT_V2-ff5fadd5.pth" and len(sha) == 64
-    frames = np.stack([cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in bikes_frames[:2]])
+    # 120x100: no multiple of 8 and under RAFT's 128 px minimum, so the padding path runs too
+    frames = np.stack([cv2.resize(f, (100, 120), interpolation=cv2.INTER_AREA) for f in bikes_frames[:2]])
     a, b = to_t(frames[:1]), to_t(frames[1:2])
     got = est(a, b)
+    assert got.shape == (1, 2, 120, 100) and torch.isfinite(got).all()
+    # torchvision on RAFT's InputPadder-style input: replicate, split evenly (4+4 rows, 14+14 columns)
     ref_model = raft_large(weights=None, progress=False)
     ref_model.load_state_dict(raft_weights)
     ref_model.eval()
-    x, y = Raft_Large_Weights.C_T_SKHT_V2.transforms()(a, b)
+    pad = lambda t: torch.nn.functional.pad(t.float(), (14, 14, 4, 4), mode="replicate").round().to(torch.uint8)  # noqa: E731
+    x, y = Raft_Large_Weights.C_T_SKHT_V2.transforms()(pad(a), pad(b))
     with torch.no_grad():
-        ref = ref_model(x, y, num_flow_updates=12)[-1]
-    assert got.shape == (1, 2, 128, 128)
+        ref = ref_model(x, y, num_flow_updates=12)[-1][:, :, 4:124, 14:114]
     assert torch.allclose(got, ref, atol=1e-4, rtol=1e-4), (got - ref).abs().max()
-    # a size that is no multiple of 8, and below RAFT's 128 px minimum, is padded and cropped back
-    odd = est(to_t(frames[:1, :60, :90]), to_t(frames[1:2, :60, :90]))
-    assert odd.shape == (1, 2, 60, 90) and torch.isfinite(odd).all()
 
 
 # -------------------------------------------------------------------------------------- FlowNet2

@@ -12,6 +12,8 @@ import torch
 
 from vcbench.flow.base import FlowEstimator
 
+MIN_DIS_SIDE = 12
+
 
 def _gray(frames: torch.Tensor) -> list[np.ndarray]:
     arr = frames.detach().to("cpu").permute(0, 2, 3, 1).contiguous().numpy()
@@ -30,7 +32,15 @@ class DISFlow(FlowEstimator):
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
     def _flow(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        out = [self._dis.calc(x, y, None) for x, y in zip(_gray(a), _gray(b))]
+        h, w = a.shape[-2:]
+        # OpenCV's DIS refuses frames under 12 px on both sides (and 1-px strips): replicate-pad them
+        ph, pw = max(0, MIN_DIS_SIDE - h), max(0, MIN_DIS_SIDE - w)
+        out = []
+        for x, y in zip(_gray(a), _gray(b)):
+            if ph or pw:
+                x = cv2.copyMakeBorder(x, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+                y = cv2.copyMakeBorder(y, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+            out.append(self._dis.calc(x, y, None)[:h, :w])
         return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
 
 
