@@ -99,8 +99,9 @@ def gt_flow_pairs(gt_frames: torch.Tensor, estimator: AnyEstimator, *, clip: str
         p = estimator.pairs(clip, start, n - 1, (h, w))
         return FlowPairs(fw=p.fw.to(dev), noc=p.noc.to(dev))
     a, b = gt_frames[:-1], gt_frames[1:]
-    fw = estimator(a, b).to(dev, torch.float32)
-    bw = estimator(b, a).to(dev, torch.float32)
+    # forward and backward pairs in one call: networks see one larger batch
+    both = estimator(torch.cat([a, b]), torch.cat([b, a])).to(dev, torch.float32)
+    fw, bw = both[:n - 1], both[n - 1:]
     return FlowPairs(fw=fw, noc=1.0 - occlusion_mask(fw, bw))
 
 
