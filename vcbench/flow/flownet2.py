@@ -76,7 +76,8 @@ def build_flownet2(checkpoint: dict[str, Any] | None = None, *, fast_correlation
     """ptlflow's FlowNet2, restored from a loaded Lightning checkpoint as `ptlflow.restore_model` does.
 
     A ptlflow `.ckpt` is a Lightning checkpoint: the weights under "state_dict" (strict load) and
-    optional "hyper_parameters" whose train_size / train_avg_length ptlflow copies onto the model.
+    optional "hyper_parameters" whose train_size / train_avg_length / extra_params ptlflow copies onto
+    the model (bookkeeping only: FlowNet2's forward does not read them).
     """
     _, FlowNet2 = import_ptlflow_flownet2()
     if checkpoint is not None:
@@ -91,6 +92,8 @@ def build_flownet2(checkpoint: dict[str, Any] | None = None, *, fast_correlation
         for key in ("train_size", "train_avg_length"):
             if key in hp:
                 setattr(model, key, hp[key])
+        for key, value in (hp.get("extra_params") or {}).items():
+            model.add_extra_param(key, value)
         model.load_state_dict(checkpoint["state_dict"], strict=True)
     if fast_correlation:
         model.flownetc.corr = flownetc_correlation  # an instance attribute in ptlflow's FlowNetC
