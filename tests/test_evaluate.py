@@ -231,3 +231,23 @@ def test_two_evaluations_at_once_both_land(env):
     assert len({r.dataset_checksum for r in runs}) == 1  # both saw the same sample files
     benches = [p for p in (env / "race-cache" / "benchmarks").iterdir()]
     assert [p.name for p in benches] == ["sample-v1-2f-32w-carphone"]  # the loser of the race left nothing
+
+
+def test_unverified_model_weights_are_refused_or_marked(env, monkeypatch, capsys):
+    from vcbench.evaluate import unverified_model_weights
+
+    class Reported(Reinhard):
+        verified = False
+
+        def weights_used(self):
+            return {"model.pth": "ab" * 32}
+
+    assert unverified_model_weights(Reported()) == ["model.pth"]
+    assert unverified_model_weights(Reinhard()) == []
+    monkeypatch.setattr(registry, "_import_target", lambda target: Reported if target == "x:Reported" else Reinhard)
+    monkeypatch.setitem(registry.BUILTIN_MODELS, "reported", "x:Reported")
+    assert _evaluate(env, model="reported") == 2
+    assert "--allow-unverified-weights" in capsys.readouterr().err
+    assert _evaluate(env, "--allow-unverified-weights", model="reported") == 0
+    run = ResultsDB(env / "r.sqlite").runs()[0]
+    assert run.unverified_weights is True and run.weights == {"model.pth": "ab" * 32}

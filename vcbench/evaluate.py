@@ -106,11 +106,14 @@ def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
 
 
 def unverified_model_weights(model: Colorizer) -> list[str]:
-    """Files the model used whose sha256 contradicts the weights registry (or that it reports itself)."""
+    """Files the model used whose sha256 contradicts the weights registry, or that the model reports as
+    unverified (`verified = False` or an `unverified_weights` list)."""
     from vcbench.weights import REGISTRY
 
     used = model.weights_used()
     bad = set(getattr(model, "unverified_weights", ()) or ())
+    if getattr(model, "verified", True) is False:  # models that resolved their files themselves say so
+        bad.update(used)
     for spec in REGISTRY.values():
         digest = used.get(spec.filename)
         if digest is not None and spec.has_hash and not spec.matches(digest):
