@@ -34,30 +34,13 @@ WEIGHT_FILES = ("alexnet-owt-7be5be79.pth", "vgg19-dcbb9e9d.pth", "pt_inception-
 
 def _prepare_weights(tmp: Path) -> str:
     """Use the user's weights if all present, else random-init ones in a temporary TORCH_HOME."""
-    import torch
-
     home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
     if all((home / "hub" / "checkpoints" / f).is_file() for f in WEIGHT_FILES):
         return f"real weights from {home}"
-    import torchvision
-    from pytorch_fid import inception as pf
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import build_random_weights  # the test suite's random-init state dicts
 
-    ck = tmp / "torch_home" / "hub" / "checkpoints"
-    ck.mkdir(parents=True)
-    torch.manual_seed(0)
-    torch.save(torchvision.models.alexnet().state_dict(), ck / WEIGHT_FILES[0])
-    torch.save(torchvision.models.vgg19().state_dict(), ck / WEIGHT_FILES[1])
-    net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=True)
-    net.Mixed_5b = pf.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = pf.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = pf.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = pf.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = pf.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = pf.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = pf.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = pf.FIDInceptionE_1(1280)
-    net.Mixed_7c = pf.FIDInceptionE_2(2048)
-    torch.save(net.state_dict(), ck / WEIGHT_FILES[2])
+    build_random_weights(tmp / "torch_home" / "hub" / "checkpoints")
     os.environ["TORCH_HOME"] = str(tmp / "torch_home")
     return f"RANDOM-INIT weights in a temporary TORCH_HOME ({tmp / 'torch_home'}): real ones are absent"
 

@@ -129,3 +129,43 @@ def gt_pred_dirs(tmp_path, sample_frames) -> tuple[Path, Path]:
         write_frames(gt_dir / name, frames)
         write_frames(pred_dir / name, degrade(frames, PRED_DEGRADATIONS[name], seed=i))
     return pred_dir, gt_dir
+
+
+def build_random_weights(ck: Path, seed: int = 0) -> dict[str, Path]:
+    """Random-init state dicts, with the real keys and shapes, of the torchvision AlexNet (LPIPS backbone),
+    torchvision VGG19 (top1/top5) and pytorch-fid's FID InceptionV3, saved under their canonical names."""
+    import torchvision
+    from pytorch_fid import inception as pf
+
+    ck.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    files = {"alexnet": ck / "alexnet-owt-7be5be79.pth", "vgg19": ck / "vgg19-dcbb9e9d.pth",
+             "inception_fid": ck / "pt_inception-2015-12-05-6726825d.pth"}
+    torch.save(torchvision.models.alexnet().state_dict(), files["alexnet"])
+    torch.save(torchvision.models.vgg19().state_dict(), files["vgg19"])
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=True)
+    net.Mixed_5b = pf.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pf.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pf.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pf.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pf.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pf.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pf.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pf.FIDInceptionE_1(1280)
+    net.Mixed_7c = pf.FIDInceptionE_2(2048)
+    torch.save(net.state_dict(), files["inception_fid"])
+    return files
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> dict[str, Path]:
+    """{weights name: file}: build_random_weights once per session (VGG19 alone is 548 MB to initialise)."""
+    return build_random_weights(tmp_path_factory.mktemp("random_weights"))
+
+
+@pytest.fixture
+def weights_home(torch_home, random_weights) -> Path:
+    """`torch_home` holding (links to) the session's random-init AlexNet, VGG19 and FID Inception."""
+    for path in random_weights.values():
+        (torch_home / "hub" / "checkpoints" / path.name).symlink_to(path)
+    return torch_home

@@ -143,24 +143,6 @@ def test_scorer_matches_reference_tools(gt_pred_dirs):
     assert res.metrics["warp_error"] > 0 and res.gt_metrics["flicker"] < res.metrics["flicker"]
 
 
-def _fid_inception_random() -> torch.nn.Module:
-    """pytorch_fid's FID Inception architecture, random init (built without fetching weights)."""
-    import torchvision
-    from pytorch_fid import inception as pfi
-
-    net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=True)
-    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
-    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
-    return net
-
-
 @pytest.fixture
 def small_pair(tmp_path, sample_frames) -> tuple[Path, Path]:
     """Smaller frames (48x80, 3 per clip) for the network metrics: CI has 2 cores, Inception runs at 299x299."""
@@ -174,12 +156,11 @@ def small_pair(tmp_path, sample_frames) -> tuple[Path, Path]:
     return pred_dir, gt_dir
 
 
-def test_network_metrics_match_reference_packages(small_pair, torch_home, tmp_path):
+def test_network_metrics_match_reference_packages(small_pair, weights_home, tmp_path):
     import lpips
     import torchvision
     from pytorch_fid.fid_score import calculate_fid_given_paths
 
-    _random_weights_simple(torch_home)
     pred_dir, gt_dir = small_pair
     res = Scorer(["lpips", "fid", "top1", "top5"], batch_size=2, use_cache=False, progress=False,
                  allow_unverified_weights=True).score_dirs(pred_dir, gt_dir)
@@ -213,7 +194,7 @@ def test_network_metrics_match_reference_packages(small_pair, torch_home, tmp_pa
     # top1/top5: torchvision VGG19 with its IMAGENET1K_V1 preprocessing; label = top-1 on the GT frame
     weights = torchvision.models.VGG19_Weights.IMAGENET1K_V1
     net = torchvision.models.vgg19()
-    net.load_state_dict(torch.load(torch_home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth", weights_only=True))
+    net.load_state_dict(torch.load(weights_home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth", weights_only=True))
     net.eval()
     tf = weights.transforms()
     top1, top5 = {}, {}
@@ -229,16 +210,6 @@ def test_network_metrics_match_reference_packages(small_pair, torch_home, tmp_pa
     assert res.metrics["top5"] == pytest.approx(np.mean(list(top5.values())), abs=1e-9)
     assert set(res.protocol["weights"]) >= {"alexnet-owt-7be5be79.pth", "pt_inception-2015-12-05-6726825d.pth",
                                             "vgg19-dcbb9e9d.pth"}
-
-
-def _random_weights_simple(torch_home: Path) -> None:
-    import torchvision
-
-    ck = torch_home / "hub" / "checkpoints"
-    torch.manual_seed(0)
-    torch.save(torchvision.models.alexnet().state_dict(), ck / "alexnet-owt-7be5be79.pth")
-    torch.save(torchvision.models.vgg19().state_dict(), ck / "vgg19-dcbb9e9d.pth")
-    torch.save(_fid_inception_random().state_dict(), ck / "pt_inception-2015-12-05-6726825d.pth")
 
 
 def test_missing_weights_are_reported_and_the_rest_still_runs(small_pair, torch_home):
