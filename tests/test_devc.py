@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from vcbench.baselines.devc import DEVC, build_devc_net
+from vcbench.baselines.devc import DEVC
 from vcbench.baselines.devc.inference import (OFFICIAL_SIZE, DEVCEngine, DEVCNet, DEVCOptions, devc_lab_to_rgb,
                                               leaderboard_size, official_center_pad, official_colorize, pad_amounts)
 from vcbench.baselines.devc.vgg import CAFFE_MEAN_BGR, caffe_preprocess

@@ -4,7 +4,6 @@ official checkpoint files strictly and reproduces the official `test.py` (see `i
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
