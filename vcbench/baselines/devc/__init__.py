@@ -76,5 +76,7 @@ class DEVC(Colorizer):
         return dict(self._sha256)
 
     def config(self) -> dict:
+        """Options that change the output (the correlation's chunk size only bounds memory)."""
         cfg = asdict(self.devc_options)
+        cfg.pop("corr_chunk_mb", None)
         return cfg
