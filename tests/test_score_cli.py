@@ -146,3 +146,47 @@ def test_cache_entries_are_complete_or_absent(gt_pred_dirs, tmp_path):
         Scorer(["warp_error"], cache_dir=cache, progress=False).score_dirs(pred, gt)
     files = sorted(p.name for p in (cache / "flow").iterdir())
     assert len(files) == 1 and files[0].endswith(".npy")  # bigbuckbunny finished; bikes left nothing
+
+
+def test_gt_feature_cache_inception_and_classifier(tmp_path, sample_frames, weights_home):
+    """GT Inception features and GT classifier labels are cached per clip and reused; numbers unchanged."""
+    import cv2
+
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    for name, frames in sample_frames.items():
+        small = np.stack([cv2.resize(f, (64, 40), interpolation=cv2.INTER_AREA) for f in frames[:3]])
+        write_frames(gt / name, small)
+        write_frames(pred / name, np.ascontiguousarray(small[..., ::-1]))  # channel swap: a wrong colourisation
+    cache = tmp_path / "cache"
+    kw = dict(batch_size=2, allow_unverified_weights=True, progress=False)
+    metrics = ["kid", "top1", "top5", "lpips"]
+    first = Scorer(metrics, cache_dir=cache, **kw)
+    a = first.score_dirs(pred, gt)
+    assert not a.unavailable
+    assert first.cache.hits == 0
+    assert len(list((cache / "inception_pool3").glob("*.npy"))) == 2
+    assert len(list((cache / "vgg19_gt_top1").glob("*.npy"))) == 2
+    second = Scorer(metrics, cache_dir=cache, **kw)
+    b = second.score_dirs(pred, gt)
+    assert second.cache.hits == 4 and second.cache.misses == 0  # 2 clips x (features, labels)
+    c = Scorer(metrics, use_cache=False, **kw).score_dirs(pred, gt)
+    assert a.metrics == b.metrics == c.metrics and a.per_frame == b.per_frame == c.per_frame
+    # the key carries the weights' sha256: other weights are a miss, not a stale hit
+    target = weights_home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
+    state = torch.load(target, weights_only=True)
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = state[key] + 0.5
+    target.unlink()  # a link to the session's file: replace it, never write through it
+    torch.save(state, target)
+    third = Scorer(["kid"], cache_dir=cache, **kw)
+    third.score_dirs(pred, gt)
+    assert third.cache.hits == 0
+
+
+def test_missing_flow_weights_make_temporal_metrics_unavailable(gt_pred_dirs, torch_home):
+    pred, gt = gt_pred_dirs
+    res = Scorer(["psnr", "warp_error", "flicker"], flow="raft", use_cache=False, progress=False).score_dirs(pred, gt)
+    assert set(res.unavailable) == {"warp_error", "flicker"}
+    assert all("vcbench weights download" in r for r in res.unavailable.values()), res.unavailable
+    assert res.metrics["psnr"] is not None and res.metrics["warp_error"] is None
+    assert res.protocol["name"] == "vcbench-v1/raft"

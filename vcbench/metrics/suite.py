@@ -350,8 +350,8 @@ class MetricSuite:
         flow_label = flow["name"] if flow else self.flow_name
         n_frames = sum(self.clip_frames.values())
         pooled = {n: n_frames for n, m in self.metrics.items() if getattr(m, "pooled", False)}
-        notes = [f"{n} pools all {k} frames; below 2048 frames the FID covariance is rank-deficient, compare kid"
-                 for n, k in pooled.items() if n == "fid" and k < 2048]
+        # Metrics say themselves why a value may mislead (FID below 2048 frames).
+        notes = [str(note) for m in self.metrics.values() if (note := getattr(m, "note", None))]
         proto: dict[str, Any] = {
             "name": f"{PROTOCOL_VERSION}/{flow_label}",
             "version": PROTOCOL_VERSION,
