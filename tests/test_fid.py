@@ -238,3 +238,11 @@ def test_cuda_features_match_cpu(inception_home, sample_frames):
     cpu = InceptionFeatures("cpu", allow_unverified=True).features(frames)
     gpu = InceptionFeatures("cuda", allow_unverified=True).features(frames.cuda()).cpu()
     np.testing.assert_allclose(gpu.numpy(), cpu.numpy(), rtol=1e-3, atol=1e-3)
+
+
+def test_frechet_distance_refuses_a_large_imaginary_part():
+    """As pytorch-fid: sqrtm of a product with negative eigenvalues is imaginary, not a distance."""
+    from vcbench.metrics.inception import frechet_distance
+
+    with pytest.raises(ValueError, match="imaginary"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), -np.eye(2))

@@ -268,6 +268,7 @@ class FID(_InceptionMetric):
         super().__init__(device, **kwargs)
         self._pred = RunningStats(device=self.device)
         self._gt = RunningStats(device=self.device)
+        self._failure: str | None = None
 
     def _reset_state(self) -> None:
         self._pred = RunningStats(device=self.device)
@@ -295,6 +296,8 @@ class FID(_InceptionMetric):
 
     @property
     def note(self) -> str | None:
+        if self._failure:
+            return self._failure
         if self.n_frames < FID_MIN_FRAMES:
             return (f"FID pools {self.n_frames} frames; below {FID_MIN_FRAMES} the 2048-d covariance is "
                     "rank-deficient and FID is biased: compare KID")
@@ -304,7 +307,12 @@ class FID(_InceptionMetric):
         if self._pred.n < 2 or self._gt.n < 2:
             return None
         (mu1, s1), (mu2, s2) = self.statistics()
-        return frechet_distance(mu1, s1, mu2, s2)
+        try:
+            self._failure = None
+            return frechet_distance(mu1, s1, mu2, s2)
+        except ValueError as exc:  # sqrtm left a large imaginary part: FID is undefined here, not a crash
+            self._failure = f"FID undefined over {self.n_frames} frames ({exc}); compare KID"
+            return None
 
 
 class KID(_InceptionMetric):
