@@ -294,3 +294,34 @@ def test_flow_stage_is_the_scorers_flow_and_mask(videos):
         np.testing.assert_array_equal(res.backward[k], bw[0].permute(1, 2, 0).numpy())
         np.testing.assert_array_equal(res.valid[k], occlusion_mask(fw, bw)[0, 0].numpy() == 0)
     assert 0.5 < res.valid.mean() < 1.0  # a real clip: mostly visible, some occlusion/boundaries
+
+
+# ------------------------------------------------------------------ a source with nothing usable
+def test_source_without_usable_clips_fails_instead_of_building_stills(videos, tmp_path):
+    """A source whose only video is undecodable must not silently become --clips pseudo-clips
+    (70,000 by default): one InputError naming the source and the failure, no plan or shard written."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "broken.mp4").write_bytes((videos / "carphone.mp4").read_bytes()[:2000])
+    out = tmp_path / "b"
+    with pytest.raises(InputError) as exc:
+        build_dataset(tiny_config(src, clips=70_000, flow="none", features="none"), out, RunOptions(workers=1, quiet=True))
+    msg = str(exc.value)
+    assert "\n" not in msg and "'local'" in msg and "broken" in msg and str(out / "failures.jsonl") in msg
+    assert not (out / "plan.json").exists() and not (out / "shards").exists() and not (out / "manifest.parquet").exists()
+    fails = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [f["item"] for f in fails] == ["broken"]
+    # Stills only, asked for explicitly, still works from the same source.
+    totals = build_dataset(tiny_config(src, clips=2, flow="none", features="none", pseudo_fraction=1.0), tmp_path / "p",
+                           RunOptions(workers=1, quiet=True))
+    assert totals["clips"] == 2 and totals["accepted"] == 0
+
+
+def test_offline_hollywood2_without_input_exits_nonzero_with_the_failure(tmp_path, cli, monkeypatch, capsys):
+    monkeypatch.setenv("VCBENCH_OFFLINE", "1")
+    out = tmp_path / "h"
+    rc = cli(["build-dataset", "--source", "hollywood2", "--out", str(out), "--quiet", "--workers", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "'hollywood2' produced no videos" in err and "Hollywood2-actions.tar.gz" in err and "failures.jsonl" in err
+    assert sorted(p.name for p in out.iterdir()) == ["failures.jsonl"]

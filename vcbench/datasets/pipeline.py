@@ -175,10 +175,34 @@ def run_shard(task: ShardTask) -> dict:
 
 
 # -------------------------------------------------------------------------------------------- plan
-def make_plan(cfg: BuildConfig, videos: list[SourceVideo], candidates: list[dict]) -> list[dict]:
+def _summarise_failures(failures: list[dict], limit: int = 3) -> str:
+    """'N failures: item (reason); ...' on one line, for an error message."""
+    if not failures:
+        return "no failures were recorded"
+    parts = [f"{f.get('item', '?')} ({' '.join(str(f.get('reason', '')).split())[:160]})" for f in failures[:limit]]
+    more = f"; and {len(failures) - limit} more" if len(failures) > limit else ""
+    return f"{len(failures)} failure{'s' if len(failures) != 1 else ''}: " + "; ".join(parts) + more
+
+
+def no_clips_error(cfg: BuildConfig, n_videos: int, n_candidates: int, failures: list[dict],
+                   out: Path | None = None) -> InputError:
+    """The one-line error for a source that gave nothing to build from. Pseudo-video from stills is
+    never a silent substitute: a full-size build of stills alone writes GBs nobody asked for."""
+    what = (f"source {cfg.source!r} produced no videos" if n_videos == 0 else
+            f"source {cfg.source!r} gave {n_videos} video(s) but none of their {n_candidates} cut clips passed the filters")
+    where = f"; details in {out / 'failures.jsonl'}" + ("" if n_videos == 0 else f" and {out / 'candidates.parquet'}") \
+        if out is not None else ""
+    return InputError(f"{what} ({_summarise_failures(failures)}){where}",
+                      hint="fix the source (--input/--urls, network), add videos or loosen the filters; "
+                           "--pseudo-fraction 1 builds from still images only")
+
+
+def make_plan(cfg: BuildConfig, videos: list[SourceVideo], candidates: list[dict], *,
+              failures: list[dict] | None = None, out: Path | None = None) -> list[dict]:
     """The output clips, in order: real clips (variant 0 = as cut, then augmented variants), then
     pseudo-videos from stills. Base clips are visited in a seeded shuffle so that a small `--clips`
-    samples every video rather than the first ones."""
+    samples every video rather than the first ones. Raises `no_clips_error` when video clips are
+    wanted (`pseudo_fraction` < 1) but the source gave none."""
     from vcbench.datasets.augment import rng_for
     from vcbench.datasets.stills import list_stills
 
@@ -187,11 +211,8 @@ def make_plan(cfg: BuildConfig, videos: list[SourceVideo], candidates: list[dict
     stills = list_stills(Path(cfg.stills) if cfg.stills else None) if cfg.pseudo_fraction > 0 else []
     n_pseudo = int(round(cfg.clips * cfg.pseudo_fraction)) if stills else 0
     n_video = cfg.clips - n_pseudo
-    if n_video > 0 and not bases:
-        if not stills:
-            raise InputError("no usable clip was found in the source videos (see candidates.parquet for the reasons)",
-                             hint="add videos, loosen the filters, or allow pseudo-video from stills")
-        n_video, n_pseudo = 0, cfg.clips
+    if not bases and cfg.pseudo_fraction < 1.0:
+        raise no_clips_error(cfg, len(videos), len(candidates), failures or [], out)
     order = rng_for(cfg.seed, "plan:bases").permutation(len(bases)) if bases else []
     plan: list[dict] = []
     for j in range(n_video):
@@ -267,6 +288,10 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
                                                     min_interval_s=opts.min_interval_s, retries=opts.retries, quiet=opts.quiet))
     failures = [dict(f.as_dict(), stage="source") for f in src.failures]
     out.mkdir(parents=True, exist_ok=True)
+    if not src.videos and cfg.pseudo_fraction < 1.0 and not (out / "plan.json").is_file():
+        # Nothing to build from: say why now, before any settings, cache or shard is written.
+        _write_jsonl(out / "failures.jsonl", failures)
+        raise no_clips_error(cfg, 0, 0, failures, out)
     _write_config(out, cfg)
     shardio.clean_incomplete(out)
     executor = make_executor(opts.executor, workers=opts.workers, address=opts.address,
@@ -296,8 +321,8 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
                 pa.table({c: pa.array([], pa.string()) for c in cols})
             with atomic_path(out / "candidates.parquet", suffix=".parquet") as tmp:
                 pq.write_table(table, tmp, compression="zstd")
-            plan = make_plan(cfg, src.videos, candidates)
             _write_jsonl(out / "failures.jsonl", failures)
+            plan = make_plan(cfg, src.videos, candidates, failures=failures, out=out)
             atomic_write_text(plan_path, json.dumps({"clips": plan}, sort_keys=True) + "\n")
 
         import torch  # noqa: F401  (descriptors run on torch; loaded first so single_threaded pins it)
