@@ -52,6 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VcbenchError as exc:
         print(f"vcbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # Last resort for the user's environment (permissions, a file where a folder should be, a full
+        # disk) that no module turned into a VcbenchError: one line, no traceback. Programming errors
+        # (every other exception type) still propagate with their traceback.
+        where = exc.filename if exc.filename is not None else "vcbench"
+        print(f"vcbench: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("vcbench: interrupted; nothing half-written was kept, rerun to resume.", file=sys.stderr)
         return 130

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="paired test per metric between two models (or run ids) over the clips both scored",
-        description="For each metric: mean of A, mean of B, A-B with its 95%% paired-bootstrap interval, the "
+        description="For each metric: mean of A, mean of B, A-B with its 95% paired-bootstrap interval, the "
                     "Wilcoxon signed-rank p-value, the number of shared clips, and which is better. Colourfulness "
                     "compares |log(pred/GT)| per clip. Runs must share the benchmark set and protocol.",
     )
@@ -75,6 +75,7 @@ def _f(v: float | None, digits: int = 4) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from vcbench.cli.leaderboard import open_existing_db
+    from vcbench.cli.table import format_table
     from vcbench.reports.stats import compare_runs
 
     db = open_existing_db(args.db)
@@ -99,7 +100,5 @@ def run(args: argparse.Namespace) -> int:
             f"{r.better}{' (significant)' if r.significant else ' (not significant)' if r.n else ''}"
         rows.append((r.quantity, _f(r.mean_a), _f(r.mean_b), _f(r.diff), ci,
                      "n/a" if r.p_value is None else f"{r.p_value:.3g}", str(r.n), better + (f"  [{r.note}]" if r.note else "")))
-    widths = [max(len(x[i]) for x in [head] + rows) for i in range(len(head))]
-    for line in [head] + rows:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
+    print(format_table(head, rows))
     return 0

@@ -136,7 +136,7 @@ def format_run(ev: Any, db_path: Path | None = None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vcbench.atomic import atomic_write_text
+    from vcbench.atomic import atomic_write_text, check_writable
     from vcbench.datasets.benchmarks import load_benchmark
     from vcbench.errors import InputError
     from vcbench.evaluate import evaluate
@@ -145,8 +145,14 @@ def run(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if args.metrics is not None and not metrics:
         raise InputError("--metrics is empty", hint="pass names such as psnr,ssim or leave it out for all")
-    if args.json and args.json != "-" and Path(args.json).is_dir():
-        raise InputError("--json points at a folder", path=args.json, hint="give a file name such as results.json")
+    # Output mistakes (a folder for --json, a file for --save-frames, no permission) surface now, not
+    # after the model has run.
+    if args.json and args.json != "-":
+        if Path(args.json).is_dir():
+            raise InputError("--json points at a folder", path=args.json, hint="give a file name such as results.json")
+        check_writable(args.json)
+    if args.save_frames is not None:
+        check_writable(args.save_frames, folder=True)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     bench = load_benchmark(args.dataset, reference=args.reference, exemplars=args.exemplars, data_root=args.data_root,

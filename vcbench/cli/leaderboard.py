@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "leaderboard",
         help="rank recorded runs per benchmark set and protocol (md, csv, latex, html, json)",
         description="One table per benchmark set and protocol (flow estimator, reference mode): the latest run "
-                    "of each model, every value with its 95%% bootstrap interval over clips, the best in bold.",
+                    "of each model, every value with its 95% bootstrap interval over clips, the best in bold.",
     )
     p.add_argument("--dataset", default=None, metavar="NAME", help="only this benchmark set")
     p.add_argument("--protocol", default=None, metavar="P", help="only this protocol, e.g. vcbench-v1/dis")

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plot",
         help="write PNG figures: per-metric bars, quality vs speed, per-frame curves, frame strips",
-        description="Per-metric bar charts with 95%% intervals, quality versus frames per second, per-frame "
+        description="Per-metric bar charts with 95% intervals, quality versus frames per second, per-frame "
                     "flicker/warp-error curves for each clip (a line per model) and, with --frames, a strip of the "
                     "same frames from GT and every model. One set per benchmark set and protocol.",
     )
@@ -60,6 +60,7 @@ def gt_clips_for(args: argparse.Namespace, datasets: set[str]) -> dict[str, Any]
 
 
 def check_args(args: argparse.Namespace):
+    from vcbench.atomic import check_writable
     from vcbench.cli.leaderboard import no_runs_error, open_existing_db
     from vcbench.errors import InputError
 
@@ -79,6 +80,7 @@ def check_args(args: argparse.Namespace):
     runs = db.runs(dataset=args.dataset, protocol=args.protocol)
     if not runs:
         raise no_runs_error(db, args.dataset, args.protocol)
+    check_writable(args.out, folder=True)
     return db, runs
 
 
