@@ -325,3 +325,74 @@ def test_offline_hollywood2_without_input_exits_nonzero_with_the_failure(tmp_pat
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
     assert "'hollywood2' produced no videos" in err and "Hollywood2-actions.tar.gz" in err and "failures.jsonl" in err
     assert sorted(p.name for p in out.iterdir()) == ["failures.jsonl"]
+
+
+# ------------------------------------------------------------------------------------ weights
+RAFT_FILE = "raft_large_C_T_SKHT_V2-ff5fadd5.pth"
+
+
+def _random_raft(path: Path, seed: int) -> str:
+    """A random-init RAFT-large state dict where the resolver looks; its sha256 cannot match the registry's."""
+    import torch
+    from torchvision.models.optical_flow import raft_large
+
+    torch.manual_seed(seed)
+    torch.save(raft_large(weights=None, progress=False).state_dict(), path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_missing_flow_weights_fail_before_the_source_is_touched(videos, tmp_path, torch_home, cli, capsys):
+    out = tmp_path / "r"
+    t0 = time.perf_counter()
+    rc = cli(["build-dataset", "--source", "local", "--input", str(videos), "--out", str(out), "--flow", "raft",
+              "--quiet", "--workers", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and RAFT_FILE in err and "vcbench weights download" in err
+    assert not out.exists()  # no download, extraction or settings file before the weights check
+    assert time.perf_counter() - t0 < 10
+
+
+def test_unverified_weights_need_the_flag_and_are_recorded(videos, tmp_path, torch_home):
+    from vcbench.datasets.manifest import read_build_metadata
+    from vcbench.errors import WeightsError
+
+    digest = _random_raft(torch_home / "hub" / "checkpoints" / RAFT_FILE, seed=0)
+    cfg = tiny_config(videos, flow="raft", features="none", clips=2, pseudo_fraction=0.0, shard_size=1,
+                      spec=ClipSpec(length=2, height=64, width=128, max_clips_per_shot=1))
+    out = tmp_path / "u"
+    with pytest.raises(WeightsError, match="allow-unverified-weights"):
+        build_dataset(cfg, out, RunOptions(workers=1, quiet=True))
+    assert not out.exists()
+    totals = build_dataset(cfg, out, RunOptions(workers=1, quiet=True, allow_unverified=True))
+    want = {"weights": {RAFT_FILE: digest}, "unverified_weights": True}
+    build = json.loads((out / "build.json").read_text())
+    assert {k: build[k] for k in want} == want and build["flow"] == "raft"
+    for i in range(2):
+        stats = json.loads((out / "shards" / f"shard-{i:05d}.stats.json").read_text())
+        assert {k: stats[k] for k in want} == want and stats["successes"] == 1
+    meta = read_build_metadata(out / "manifest.parquet")
+    assert {k: meta[k] for k in want} == want and meta["flow"] == "raft"
+    assert {k: totals[k] for k in want} == want
+    # The same files again resume (nothing to redo); other files are another dataset.
+    before = digests(out)
+    build_dataset(cfg, out, RunOptions(workers=1, quiet=True, allow_unverified=True))
+    assert digests(out) == before
+    _random_raft(torch_home / "hub" / "checkpoints" / RAFT_FILE, seed=1)
+    with pytest.raises(InputError, match="other weight files"):
+        build_dataset(cfg, out, RunOptions(workers=1, quiet=True, allow_unverified=True))
+
+
+def test_allow_unverified_flag_is_not_part_of_the_datasets_identity(clean_build, tmp_path):
+    """A build with no weights (DIS, weight-free descriptor) records none, is verified, and resumes
+    unchanged whether or not --allow-unverified-weights is given; other flow settings are refused."""
+    build = json.loads((clean_build / "build.json").read_text())
+    assert build["weights"] == {} and build["unverified_weights"] is False
+    out = tmp_path / "copy"
+    shutil.copytree(clean_build, out)
+    before = digests(out)
+    cfg = json.loads((out / "build.json").read_text())
+    videos = Path(cfg["input"])
+    build_dataset(tiny_config(videos), out, RunOptions(workers=1, quiet=True, allow_unverified=True))
+    assert digests(out) == before
+    with pytest.raises(InputError, match="other settings"):
+        build_dataset(tiny_config(videos, flow="farneback"), out, RunOptions(workers=1, quiet=True, allow_unverified=True))

@@ -67,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="clip list for videvo (url or id, licence, origin) or archive URLs for hollywood3d")
     p.add_argument("--min-interval", type=float, default=1.0, metavar="S",
                    help="seconds between two requests to one host (default 1)")
+    p.add_argument("--allow-unverified-weights", action="store_true",
+                   help="use weight files whose sha256 differs from the registry's; the build records every "
+                        "file's sha256 and is marked unverified (build.json, shard stats, manifest)")
     p.add_argument("--export-devc", type=Path, default=None, metavar="DIR",
                    help="also write the folder layout DEVC's training loader reads")
     p.add_argument("--keep-work", action="store_true", help="keep the extraction cache (work/) after the build")
@@ -97,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                       input=resolve(args.input), urls=resolve(args.urls))
     opts = RunOptions(executor=args.executor, address=args.address, workers=args.workers,
                       num_gpus_per_task=args.gpus_per_task, quiet=args.quiet, keep_work=args.keep_work,
-                      min_interval_s=args.min_interval)
+                      min_interval_s=args.min_interval, allow_unverified=args.allow_unverified_weights)
     totals = build_dataset(cfg, args.out, opts)
     if args.export_devc is not None:
         from vcbench.datasets.export_devc import export_devc

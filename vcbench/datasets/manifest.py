@@ -73,10 +73,23 @@ def read_manifest(path: Path):
                          hint="rerun the same build-dataset command to rewrite it") from exc
 
 
-def concat_manifests(paths: list[Path], out: Path) -> int:
-    """Concatenate shard manifests (in the given order) into one file; returns the row count."""
+BUILD_METADATA_KEY = b"vcbench.build"
+
+
+def read_build_metadata(path: Path) -> dict | None:
+    """The build record stored in a manifest by `concat_manifests` (None when it has none)."""
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[BUILD_METADATA_KEY]) if BUILD_METADATA_KEY in meta else None
+
+
+def concat_manifests(paths: list[Path], out: Path, build: dict | None = None) -> int:
+    """Concatenate shard manifests (in the given order) into one file; returns the row count.
+    `build` (settings, weights {file: sha256}, unverified_weights) goes into the Parquet schema
+    metadata, so the manifest says how it was made wherever it is copied."""
     tables = [pq.read_table(p) for p in paths]
     table = pa.concat_tables(tables) if tables else MANIFEST_SCHEMA.empty_table()
+    if build is not None:
+        table = table.replace_schema_metadata({BUILD_METADATA_KEY: canonical_json(build).encode()})
     with atomic_path(out, suffix=".parquet") as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return table.num_rows

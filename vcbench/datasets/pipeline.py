@@ -82,6 +82,33 @@ class RunOptions:
     keep_work: bool = False
     min_interval_s: float = 1.0
     retries: int = 5
+    #: Use weight files whose sha256 contradicts the registry (the build is then marked unverified).
+    #: Not part of the build's identity: the same files give the same bytes with or without it.
+    allow_unverified: bool = False
+
+
+# ---------------------------------------------------------------------------------------- weights
+@dataclass(frozen=True)
+class WeightsRecord:
+    """The weight files a build uses, {file name: sha256}, and whether any contradicts the registry."""
+
+    files: tuple[tuple[str, str], ...] = ()
+    unverified: bool = False
+
+    def as_dict(self) -> dict:
+        return {"weights": dict(self.files), "unverified_weights": self.unverified}
+
+
+def resolve_build_weights(cfg: BuildConfig, *, allow_unverified: bool = False, quiet: bool = True) -> WeightsRecord:
+    """Find (and hash-check) every weight file the build's flow and descriptors need, without
+    building a network: run before any source is fetched or video decoded, so missing or bad
+    weights fail in a second with the resolver's one-line WeightsError."""
+    from vcbench.datasets.stages import stage_weight_names
+    from vcbench.weights import resolve
+
+    resolved = [resolve(name, allow_unverified=allow_unverified, quiet=quiet) for name in stage_weight_names(cfg)]
+    return WeightsRecord(tuple(sorted((r.filename, r.sha256) for r in resolved)),
+                         any(not r.verified for r in resolved))
 
 
 # ------------------------------------------------------------------------------------ extraction
@@ -133,6 +160,8 @@ class ShardTask:
     index: int
     entries: tuple[dict, ...]
     config: BuildConfig
+    weights: WeightsRecord = WeightsRecord()
+    allow_unverified: bool = False
 
 
 def run_shard(task: ShardTask) -> dict:
@@ -150,7 +179,13 @@ def run_shard(task: ShardTask) -> dict:
     rows, failures = [], []
     try:
         with single_threaded():
-            stages = build_clip_stages(cfg, out_root)
+            stages = build_clip_stages(cfg, out_root, allow_unverified=task.allow_unverified)
+            used = stages.weights_used()
+            if used != dict(task.weights.files):  # e.g. a Ray worker whose weights cache holds other files
+                from vcbench.errors import WeightsError
+
+                raise WeightsError(f"shard {task.index}: this worker loaded weights {used} but the build uses "
+                                   f"{dict(task.weights.files)}", hint="give every worker the same weight files")
             for entry in task.entries:
                 try:
                     rows.append(stages.run(entry, writer, timings))
@@ -167,7 +202,7 @@ def run_shard(task: ShardTask) -> dict:
     stats = {
         "shard": task.index, "count": len(task.entries), "successes": len(rows), "failed": len(failures),
         "failures": failures, "manifest_sha256": manifest_sha,
-        "clip_ids": [r["clip_id"] for r in rows],
+        "clip_ids": [r["clip_id"] for r in rows], **task.weights.as_dict(),
         "timings": {k: round(v, 4) for k, v in {**timings, "total": time.perf_counter() - t_start}.items()},
     }
     shardio.write_stats(out_root, task.index, stats)
@@ -246,21 +281,38 @@ def _progress(total: int, unit: str, desc: str, quiet: bool, initial: int = 0):
     return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=quiet, dynamic_ncols=True, smoothing=0.1)
 
 
-def _check_config(out: Path, cfg: BuildConfig) -> None:
+def _identity(record: dict) -> str:
+    """What makes two builds the same dataset: the settings and the weight files' hashes. Whether
+    unverified weights were allowed does not change a byte, so it is recorded but not compared."""
+    return canonical_json({k: v for k, v in record.items() if k != "unverified_weights"})
+
+
+def _check_config(out: Path, cfg: BuildConfig, weights: WeightsRecord) -> None:
     path = out / "build.json"
-    want = canonical_json(cfg.as_dict())
-    if path.is_file():
-        try:
-            have = canonical_json(json.loads(path.read_text()))
-        except ValueError:
-            have = None
-        if have is not None and have != want:
-            raise InputError("this folder holds a build made with other settings", path=out,
-                             hint="rerun with the same options to resume, or choose another --out")
+    if not path.is_file():
+        return
+    try:
+        have = json.loads(path.read_text())
+    except ValueError:
+        return
+    want = _build_record(cfg, weights)
+    settings = (lambda r: _identity({k: v for k, v in r.items() if k != "weights"}))
+    if settings(have) != settings(want):
+        raise InputError("this folder holds a build made with other settings", path=out,
+                         hint="rerun with the same options to resume, or choose another --out")
+    if have.get("weights", want["weights"]) != want["weights"]:
+        raise InputError(f"this folder holds a build made with other weight files ({have['weights']}; now "
+                         f"{want['weights']})", path=out,
+                         hint="put the original weight files back to resume, or choose another --out")
 
 
-def _write_config(out: Path, cfg: BuildConfig) -> None:
-    atomic_write_text(out / "build.json", json.dumps(cfg.as_dict(), indent=1, sort_keys=True) + "\n")
+def _build_record(cfg: BuildConfig, weights: WeightsRecord) -> dict:
+    """build.json: the settings, plus the weights used and whether any was unverified."""
+    return {**cfg.as_dict(), **weights.as_dict()}
+
+
+def _write_config(out: Path, cfg: BuildConfig, weights: WeightsRecord) -> None:
+    atomic_write_text(out / "build.json", json.dumps(_build_record(cfg, weights), indent=1, sort_keys=True) + "\n")
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -279,8 +331,12 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
         raise InputError(f"--clips must be at least 1 (got {cfg.clips})")
     if cfg.frame_format not in shardio.FRAME_FORMATS:
         raise InputError(f"unknown frame format {cfg.frame_format!r}", hint=f"choose one of {', '.join(shardio.FRAME_FORMATS)}")
+    from vcbench.datasets.stages import check_stage_names
+
     out = Path(out)
-    _check_config(out, cfg)
+    check_stage_names(cfg)
+    weights = resolve_build_weights(cfg, allow_unverified=opts.allow_unverified, quiet=opts.quiet)
+    _check_config(out, cfg, weights)
     t0 = time.perf_counter()
 
     src = resolve_source(cfg.source, SourceOptions(download_dir=out / "downloads", input=Path(cfg.input) if cfg.input else None,
@@ -292,7 +348,7 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
         # Nothing to build from: say why now, before any settings, cache or shard is written.
         _write_jsonl(out / "failures.jsonl", failures)
         raise no_clips_error(cfg, 0, 0, failures, out)
-    _write_config(out, cfg)
+    _write_config(out, cfg, weights)
     shardio.clean_incomplete(out)
     executor = make_executor(opts.executor, workers=opts.workers, address=opts.address,
                              num_gpus_per_task=opts.num_gpus_per_task)
@@ -331,14 +387,11 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
         from vcbench.executors import single_threaded
 
         with single_threaded():  # descriptors in a fixed summation order: same index bytes on any machine
-            prepare_gallery(cfg, out, quiet=opts.quiet)
-        if cfg.flow != "none":  # missing weights or an unknown estimator: one clear error before any shard
-            from vcbench.flow.estimators import get_estimator
-
-            get_estimator(cfg.flow, "cpu")
+            prepare_gallery(cfg, out, quiet=opts.quiet, allow_unverified=opts.allow_unverified)
         n_shards = (len(plan) + cfg.shard_size - 1) // cfg.shard_size
         pending = [i for i in range(n_shards) if not shardio.shard_complete(out, i)]
-        tasks = [ShardTask(str(out), i, tuple(e for e in plan[i * cfg.shard_size:(i + 1) * cfg.shard_size]), cfg)
+        tasks = [ShardTask(str(out), i, tuple(e for e in plan[i * cfg.shard_size:(i + 1) * cfg.shard_size]), cfg,
+                           weights, opts.allow_unverified)
                  for i in pending]
         done_clips = len(plan) - sum(len(t.entries) for t in tasks)
         with _progress(len(plan), "clip", "build", opts.quiet, initial=done_clips) as bar:
@@ -348,7 +401,7 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
         executor.close()
 
     shard_dirs = [out / "shards" / shardio.shard_name(i) / "manifest.parquet" for i in range(n_shards)]
-    n_rows = concat_manifests(shard_dirs, out / "manifest.parquet")
+    n_rows = concat_manifests(shard_dirs, out / "manifest.parquet", build=_build_record(cfg, weights))
     shard_stats = [json.loads(shardio.stats_path(out, i).read_text()) for i in range(n_shards)]
     clip_failures = [dict(f, stage="shard", shard=s["shard"]) for s in shard_stats for f in s["failures"]]
     if clip_failures:
@@ -365,6 +418,7 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
         "videos": len(src.videos), "source_failures": len([f for f in failures if f.get("stage") == "source"]),
         "candidates": int(len(cand)), "accepted": int(cand["accepted"].astype(bool).sum()) if len(cand) else 0,
         "rejected_by_reason": dict(sorted(reasons.items())), "clip_failures": len(clip_failures),
+        **weights.as_dict(),
         "timings": {"wall_s": round(time.perf_counter() - t0, 3)},
     }
     atomic_write_text(out / "stats.json", json.dumps(totals, indent=1, sort_keys=True) + "\n")

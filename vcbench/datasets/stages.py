@@ -20,6 +20,25 @@ from vcbench.errors import InputError
 GPU_FLOWS = ("raft", "flownet2")
 GPU_FEATURES = ("vgg19",)
 TOP_K = 5
+#: Weight files (vcbench.weights registry names) each flow estimator / descriptor loads.
+FLOW_WEIGHTS = {"raft": ("raft_large",), "flownet2": ("flownet2_things",)}
+FEATURE_WEIGHTS = {"vgg19": ("vgg19",)}
+
+
+def stage_weight_names(cfg) -> list[str]:
+    """Registry names of the weight files the build's flow and reference stages load."""
+    return sorted(set(FLOW_WEIGHTS.get(cfg.flow, ()) + FEATURE_WEIGHTS.get(cfg.features, ())))
+
+
+def check_stage_names(cfg) -> None:
+    """An unknown flow estimator or descriptor is refused before any work (names only, no model built)."""
+    from vcbench.flow.estimators import estimator_names
+    from vcbench.retrieval.descriptors import DESCRIPTORS
+
+    if cfg.flow != "none" and cfg.flow not in estimator_names():
+        raise InputError(f"unknown flow estimator {cfg.flow!r}", hint=f"use one of {', '.join(estimator_names())} or none")
+    if cfg.features != "none" and cfg.features not in DESCRIPTORS:
+        raise InputError(f"unknown descriptor {cfg.features!r}", hint=f"use one of {', '.join(DESCRIPTORS)} or none")
 
 
 def stage_needs_gpu(cfg) -> bool:
@@ -44,10 +63,10 @@ class FlowResult:
 class FlowStage:
     """Forward and backward flow of every consecutive pair, and Lai's occlusion masks, batched."""
 
-    def __init__(self, name: str, device: str | None = None, batch: int = 8):
+    def __init__(self, name: str, device: str | None = None, batch: int = 8, *, allow_unverified: bool = False):
         from vcbench.flow.estimators import get_estimator
 
-        self.estimator = get_estimator(name, device or _device())
+        self.estimator = get_estimator(name, device or _device(), allow_unverified=allow_unverified)
         self.device = device or _device()
         self.batch = batch
 
@@ -76,24 +95,27 @@ def gallery_dir(out_root: Path) -> Path:
     return Path(out_root) / "gallery"
 
 
-def prepare_gallery(cfg, out_root: Path, *, quiet: bool = True) -> Path | None:
+def prepare_gallery(cfg, out_root: Path, *, quiet: bool = True, allow_unverified: bool = False) -> Path | None:
     """Build the gallery index once per build in OUT/gallery (`vcbench.retrieval.build.ensure_gallery`:
     resumable, reused when current). None when references are off."""
     if cfg.features == "none":
         return None
     from vcbench.retrieval.build import ensure_gallery
 
-    return ensure_gallery(gallery_dir(out_root), cfg.gallery, cfg.features, device=_device(), quiet=quiet)
+    return ensure_gallery(gallery_dir(out_root), cfg.gallery, cfg.features, device=_device(), quiet=quiet,
+                          allow_unverified=allow_unverified)
 
 
 class ReferenceStage:
     """Top-5 gallery images for a clip from its first, middle and last frames: each key frame
     queries the index and a gallery image keeps its best score (`top_k_for_clip`, "max")."""
 
-    def __init__(self, out_root: Path, features: str, device: str | None = None, k: int = TOP_K):
+    def __init__(self, out_root: Path, features: str, device: str | None = None, k: int = TOP_K, *,
+                 allow_unverified: bool = False):
         from vcbench.retrieval.build import load_gallery
 
-        self.gallery = load_gallery(gallery_dir(out_root), features, device or _device())
+        self.gallery = load_gallery(gallery_dir(out_root), features, device or _device(),
+                                    allow_unverified=allow_unverified)
         self.k = k
 
     def __call__(self, frames: np.ndarray) -> list[dict]:
@@ -107,12 +129,20 @@ class ReferenceStage:
 class ClipStages:
     """Everything one shard task needs, built once per task in the worker."""
 
-    def __init__(self, cfg, out_root: Path):
+    def __init__(self, cfg, out_root: Path, *, allow_unverified: bool = False):
         self.cfg = cfg
         self.out_root = Path(out_root)
-        self.flow = FlowStage(cfg.flow) if cfg.flow != "none" else None
-        self.refs = ReferenceStage(self.out_root, cfg.features) if cfg.features != "none" else None
+        self.flow = FlowStage(cfg.flow, allow_unverified=allow_unverified) if cfg.flow != "none" else None
+        self.refs = ReferenceStage(self.out_root, cfg.features, allow_unverified=allow_unverified) \
+            if cfg.features != "none" else None
         self._stills: dict[str, np.ndarray] = {}
+
+    def weights_used(self) -> dict[str, str]:
+        """{file name: sha256} of the weights this worker's stages loaded."""
+        used = dict(self.flow.estimator.weights_used()) if self.flow is not None else {}
+        if self.refs is not None:
+            used.update(self.refs.gallery.weights_used())
+        return used
 
     def _load(self, entry: dict) -> np.ndarray | None:
         if entry["kind"] == "video":
@@ -165,5 +195,5 @@ class ClipStages:
         }
 
 
-def build_clip_stages(cfg, out_root: Path) -> ClipStages:
-    return ClipStages(cfg, out_root)
+def build_clip_stages(cfg, out_root: Path, *, allow_unverified: bool = False) -> ClipStages:
+    return ClipStages(cfg, out_root, allow_unverified=allow_unverified)
