@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from vcbench.cli.table import format_table
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("datasets", help="benchmark sets: list, download; built training sets: verify",
@@ -55,13 +57,8 @@ def run_list(args: argparse.Namespace) -> int:
         json.dump(rows, sys.stdout, indent=2)
         print()
         return 0
-    table = [("dataset", "kind", "status", "description")]
-    table += [(r["name"], r["kind"], "available" if r["available"] else "missing", r["description"]) for r in rows]
-    widths = [max(len(t[i]) for t in table) for i in range(3)]
-    for i, t in enumerate(table):
-        print("  ".join([c.ljust(w) for c, w in zip(t[:3], widths)] + [t[3]]).rstrip())
-        if i == 0:
-            print("  ".join(["-" * w for w in widths] + ["-" * 11]))
+    table = [(r["name"], r["kind"], "available" if r["available"] else "missing", r["description"]) for r in rows]
+    print(format_table(("dataset", "kind", "status", "description"), table))
     print()
     for r in rows:
         print(f"{r['name']}: {r['location']}")

@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from vcbench.cli.table import format_table
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the colorization models vcbench can evaluate",
@@ -56,13 +58,9 @@ def run_list(args: argparse.Namespace) -> int:
         json.dump(rows, sys.stdout, indent=2)
         print()
         return 0
-    table = [("model", "origin", "weights", "description")]
+    table = []
     for r in rows:
         desc = r["description"] if r["available"] else f"UNAVAILABLE: {r['error']}"
         table.append((r["name"], r["origin"], _weights_cell(r), desc))
-    widths = [max(len(t[i]) for t in table) for i in range(3)]
-    for i, t in enumerate(table):
-        print("  ".join([c.ljust(w) for c, w in zip(t[:3], widths)] + [t[3]]).rstrip())
-        if i == 0:
-            print("  ".join(["-" * w for w in widths] + ["-" * 11]))
+    print(format_table(("model", "origin", "weights", "description"), table))
     return 0

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from vcbench.cli.table import format_table
 from vcbench.errors import VcbenchError, WeightsError
 
 
@@ -49,12 +50,7 @@ def _rows(names: list[str]) -> list[dict[str, str | None]]:
 
 def _print_table(rows: list[dict[str, str | None]]) -> None:
     cols = ("name", "file", "status", "path")
-    table = [cols] + [tuple(str(r[c]) for c in cols) for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(cols))]
-    for i, r in enumerate(table):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print(format_table(cols, [[str(r[c]) for c in cols] for r in rows]))
 
 
 def run_list(args: argparse.Namespace) -> int:
