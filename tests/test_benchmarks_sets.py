@@ -157,6 +157,17 @@ def test_download_videvo_from_a_local_server(tmp_path, tiny_frames, monkeypatch)
         monkeypatch.setattr(B, "LAI_TEST_ZIP_URL", f"http://127.0.0.1:{server.server_address[1]}/test.zip")
         monkeypatch.delenv("VCBENCH_OFFLINE", raising=False)
         root = tmp_path / "data"
+        import vcbench.download as D
+        import vcbench.hashing
+
+        hashed: list[str] = []
+
+        def counting(path):
+            hashed.append(Path(path).name)
+            return vcbench.hashing.sha256_file(path)
+
+        monkeypatch.setattr(D, "sha256_file", counting)
+        monkeypatch.setattr(B, "sha256_file", counting)
         folder = B.download_benchmark("videvo20", root, quiet=True)
     finally:
         server.shutdown()
@@ -164,6 +175,8 @@ def test_download_videvo_from_a_local_server(tmp_path, tiny_frames, monkeypatch)
     assert folder == root / "test" / "input" / "videvo"
     digest = hashlib.sha256((served / "test.zip").read_bytes()).hexdigest()
     assert (root / "test.zip.sha256").read_text().split()[0] == digest
+    assert len([n for n in hashed if n.startswith("test.zip")]) == 1  # hashed once, by the download's check
+    assert not list(root.glob(".test.zip.sha256.*"))  # written atomically, nothing left behind
     assert B.load_benchmark("videvo20", data_root=root).n_clips == 20
 
 

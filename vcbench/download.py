@@ -10,7 +10,6 @@ destination (no absolute paths, no `..`, no links pointing out).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import logging
 import os
@@ -26,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
 from vcbench.errors import DownloadError, InputError
+from vcbench.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,6 @@ _DEAD_STATUSES = frozenset({400, 401, 403, 404, 410, 451})
 def offline() -> bool:
     """True when the user forbade network access (VCBENCH_OFFLINE=1)."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _hash_file(path: Path, h: "hashlib._Hash") -> None:
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(block)
 
 
 @contextlib.contextmanager
@@ -76,7 +70,17 @@ def _check_digest(digest: str, sha256: str | None, sha256_prefix: str | None) ->
 def download(url: str, dest: str | Path, sha256: str | None = None, sha256_prefix: str | None = None,
              retries: int = 5, *, quiet: bool = False, timeout: float = 60.0, backoff: float = 1.0,
              sleep: Callable[[float], None] = time.sleep) -> Path:
-    """Fetch `url` into `dest`, resuming `<dest>.part`; return `dest` once complete and checked.
+    """Fetch `url` into `dest`, resuming `<dest>.part`; return `dest` once complete and checked
+    (`download_with_digest` without the digest)."""
+    return download_with_digest(url, dest, sha256, sha256_prefix, retries, quiet=quiet, timeout=timeout,
+                                backoff=backoff, sleep=sleep)[0]
+
+
+def download_with_digest(url: str, dest: str | Path, sha256: str | None = None, sha256_prefix: str | None = None,
+                         retries: int = 5, *, quiet: bool = False, timeout: float = 60.0, backoff: float = 1.0,
+                         sleep: Callable[[float], None] = time.sleep) -> tuple[Path, str]:
+    """Fetch `url` into `dest`, resuming `<dest>.part`; return (`dest`, its sha256) once complete and
+    checked. The digest is the one computed for the check, so callers recording it need not re-read the file.
 
     `retries` counts extra attempts after the first for transient failures (connection drops,
     timeouts, 5xx, 429); the wait doubles each time from `backoff` seconds. A dead link (404, 403,
@@ -92,10 +96,9 @@ def download(url: str, dest: str | Path, sha256: str | None = None, sha256_prefi
     with _exclusive(dest.with_name(dest.name + ".lock")):
         if (sha256 or sha256_prefix) and dest.is_file():
             # Another process may have finished the same download while this one waited for the lock.
-            h = hashlib.sha256()
-            _hash_file(dest, h)
-            if _check_digest(h.hexdigest(), sha256, sha256_prefix) is None:
-                return dest
+            digest = sha256_file(dest)
+            if _check_digest(digest, sha256, sha256_prefix) is None:
+                return dest, digest
         last_error: str = "no attempt made"
         for attempt in range(retries + 1):
             if attempt:
@@ -122,15 +125,14 @@ def download(url: str, dest: str | Path, sha256: str | None = None, sha256_prefi
             if not complete:
                 last_error = "connection closed before the end of the file"
                 continue
-            h = hashlib.sha256()
-            _hash_file(part, h)
-            problem = _check_digest(h.hexdigest(), sha256, sha256_prefix)
+            digest = sha256_file(part)
+            problem = _check_digest(digest, sha256, sha256_prefix)
             if problem:
                 part.unlink(missing_ok=True)
                 raise DownloadError(f"checksum mismatch for {url}: {problem}; the download was deleted", path=dest,
                                     hint="retry later; if it persists the file at that address has changed")
             os.replace(part, dest)
-            return dest
+            return dest, digest
         raise DownloadError(f"download of {url} failed after {retries + 1} attempts ({last_error})", path=dest,
                             hint="check the network and rerun: the partial file is kept and the download resumes")
 

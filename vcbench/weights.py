@@ -10,7 +10,6 @@ the caller allows unverified weights, and the result says so, so runs can be mar
 from __future__ import annotations
 
 import functools
-import hashlib
 import pickle
 import re
 import zipfile
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vcbench import hashing
 from vcbench.download import OFFLINE_ENV, offline
 from vcbench.download import download as _download_file
 from vcbench.errors import DownloadError, WeightsError
@@ -153,11 +153,7 @@ def cache_path(name: str) -> Path:
 
 @functools.lru_cache(maxsize=64)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return hashing.sha256_file(path)
 
 
 def sha256_file(path: str | Path) -> str:

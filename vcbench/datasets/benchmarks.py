@@ -29,6 +29,7 @@ import numpy as np
 
 from vcbench.errors import InputError
 from vcbench.frames import IMAGE_EXTENSIONS, Clip, list_clips, natural_key, read_image, sample_videos, write_frames
+from vcbench.hashing import sha256_file
 
 REFERENCE_MODES: tuple[str, ...] = ("first-frame", "exemplar")
 DATA_ROOT_ENV = "VCBENCH_DATA_ROOT"
@@ -152,14 +153,6 @@ def read_list(list_file: str) -> list[str]:
 
 
 # -------------------------------------------------------------------------------- checksums
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def content_checksum(entries: Iterable[tuple[str, Path]], extra: Sequence[str] = ()) -> str:
     """sha256 over "name<TAB>size<TAB>sha256" lines of every file (in the given order) plus `extra`
     lines: any changed, added, removed or reordered frame changes the dataset's identity."""
@@ -169,7 +162,7 @@ def content_checksum(entries: Iterable[tuple[str, Path]], extra: Sequence[str] =
             size = path.stat().st_size
         except OSError as exc:
             raise InputError(f"cannot read benchmark file ({exc.strerror})", path=path) from exc
-        h.update(f"{name}\t{size}\t{_sha256_file(path)}\n".encode("utf-8"))
+        h.update(f"{name}\t{size}\t{sha256_file(path)}\n".encode("utf-8"))
     for line in extra:
         h.update(f"{line}\n".encode("utf-8"))
     return h.hexdigest()
@@ -358,7 +351,8 @@ def download_benchmark(name: str, data_root: str | Path | None = None, *, quiet:
     The zip's sha256 is written beside it (`test.zip.sha256`): Lai et al. publish none, so later runs
     can tell whether the copy changed. Resumable and atomic through `vcbench.download`.
     """
-    from vcbench.download import download, safe_extract
+    from vcbench.atomic import atomic_write_text
+    from vcbench.download import download_with_digest, safe_extract
 
     if name not in ("davis30", "videvo20"):
         if name in BENCHMARKS:
@@ -371,8 +365,9 @@ def download_benchmark(name: str, data_root: str | Path | None = None, *, quiet:
         return locate_lai_set(name, root)
     except InputError:
         pass
-    archive = download(LAI_TEST_ZIP_URL, root / "test.zip", quiet=quiet)
-    (root / "test.zip.sha256").write_text(f"{_sha256_file(archive)}  test.zip\n", encoding="utf-8")
+    archive, digest = download_with_digest(LAI_TEST_ZIP_URL, root / "test.zip", quiet=quiet)
+    # The digest the download already computed for its check: the 2 GB zip is not read twice.
+    atomic_write_text(root / "test.zip.sha256", f"{digest}  test.zip\n")
     safe_extract(archive, root)
     return locate_lai_set(name, root)
 
