@@ -168,6 +168,31 @@ def test_wrong_architecture_and_code_pickles_are_refused(tmp_path, official_stat
         load_devc_weights(code)
 
 
+def test_members_are_unpickled_only_by_the_weights_module(tmp_path, monkeypatch):
+    """Every DEVC member goes through `vcbench.weights.load_state_dict` (weights_only=True, one place)."""
+    import vcbench.weights
+
+    seen: list[str] = []
+    real = vcbench.weights.load_state_dict
+
+    def spy(path, key=None, *, data=None):
+        seen.append(Path(path).name)
+        assert data is not None  # zip members are read in memory, never extracted
+        return real(path, key, data=data)
+
+    monkeypatch.setattr(vcbench.weights, "load_state_dict", spy)
+    tiny = {k: {"w": torch.zeros(1)} for k in ZIP_LAYOUT}
+    weights = load_devc_weights(_write_zip(tmp_path / "c.zip", tiny), allow_unverified=True)
+    assert seen == ["c.zip"] * 3 and torch.equal(weights.vgg["w"], torch.zeros(1))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for which, member in ZIP_LAYOUT.items():
+        (bad / Path(member).name).write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError) as exc:
+        load_devc_weights(bad)
+    assert "refused to load" in str(exc.value) and "\n" not in str(exc.value)
+
+
 # ------------------------------------------------------------------------------ operations
 def test_channel_normalisation_and_caffe_preprocessing():
     x = torch.randn(2, 5, 3, 4)

@@ -225,14 +225,18 @@ def status(name: str) -> tuple[str, Path, str | None]:
     return ("verified" if spec.matches(digest) else "unverified"), p, digest
 
 
-def load_state_dict(path: str | Path, key: str | None = None) -> dict[str, Any]:
+def load_state_dict(path: str | Path, key: str | None = None, *, data: bytes | None = None) -> dict[str, Any]:
     """Load a checkpoint with `torch.load(weights_only=True)` on the CPU: tensors and plain
-    containers only, never a pickle of code. `key` selects a nested dict (e.g. "state_dict")."""
+    containers only, never a pickle of code. `key` selects a nested dict (e.g. "state_dict").
+    `data` is the checkpoint's bytes when it was read from elsewhere (a zip member); `path` then only
+    names it in errors. The one place vcbench unpickles weights."""
+    import io
+
     import torch
 
     path = Path(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise WeightsError("weights file not found", path=path) from exc
     except pickle.UnpicklingError as exc:

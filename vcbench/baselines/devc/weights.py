@@ -11,7 +11,6 @@ no hashes are published. The sha256 of the zip and of every member is recorded f
 from __future__ import annotations
 
 import hashlib
-import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,11 +46,16 @@ class DEVCWeights:
 
 
 def _load_bytes(data: bytes, what: str, where: Path) -> dict[str, torch.Tensor]:
+    from vcbench.weights import load_state_dict
+
     try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise WeightsError(f"cannot load {what} with weights_only=True ({type(exc).__name__}: {exc})".replace("\n", " "),
-                           path=where, hint=HOW_TO_GET) from exc
+        obj = load_state_dict(where, data=data)
+    except WeightsError as exc:
+        reason = str(exc).removeprefix(f"{where}: ")
+        if exc.hint:
+            reason = reason.removesuffix(exc.hint.rstrip(".") + ".").strip()
+        reason = reason.rstrip(".")
+        raise WeightsError(f"cannot load {what} with weights_only=True ({reason})", path=where, hint=HOW_TO_GET) from exc
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
