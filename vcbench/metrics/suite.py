@@ -221,6 +221,7 @@ class MetricSuite:
 
     # ------------------------------------------------------------------------------- state
     def _begin_clip(self) -> None:
+        self._values: dict[str, float | None] | None = None
         self._clip: str | None = None
         self._t = 0
         self._prev_pred: torch.Tensor | None = None
@@ -290,6 +291,7 @@ class MetricSuite:
                 twin.update(gt, gt, gt_ctx)
         self._prev_pred, self._prev_gt = pred[-1:], gt[-1:]
         self._t += int(gt.shape[0])
+        self._values = None
         return ctx
 
     def next_clip(self, name: str | None = None) -> None:
@@ -319,10 +321,16 @@ class MetricSuite:
 
     # ----------------------------------------------------------------------------- results
     def compute(self) -> dict[str, float | None]:
-        """Dataset values {metric: value} (None where undefined); closes an open clip first."""
+        """Dataset values {metric: value} (None where undefined); closes an open clip first.
+
+        Kept until the next update: FID's matrix square root costs seconds, and `result()` after
+        `compute()` should not pay it twice.
+        """
         if self._t:
             self.end_clip()
-        return {n: _finite(m.compute()) for n, m in self.metrics.items()}
+        if self._values is None:
+            self._values = {n: _finite(m.compute()) for n, m in self.metrics.items()}
+        return dict(self._values)
 
     def gt_values(self) -> dict[str, float | None]:
         """The GT's own dataset value of each reference metric requested (colourfulness, flicker)."""
