@@ -32,5 +32,11 @@ class WeightsError(VcbenchError):
     """Pretrained weights missing, unverifiable or unloadable."""
 
 
+class MissingDependencyError(WeightsError):
+    """An optional package a component needs is not installed (e.g. ptlflow for FlowNet2). A
+    WeightsError on purpose: whoever treats missing weights as "this component is unavailable" (the
+    metric suite, for flow-based metrics) treats a missing package the same way."""
+
+
 class DownloadError(VcbenchError):
     """A download failed after its retries (dead link, offline, checksum mismatch)."""

@@ -80,10 +80,15 @@ def parse_options(items: list[str], flag: str) -> dict[str, Any]:
 
 
 def choose_flow(flow: str) -> str:
-    """`auto` -> flownet2 when its weight file is present, else dis (offline default)."""
+    """`auto` -> flownet2 when its weight file is present and ptlflow (an optional extra) is installed,
+    else dis (offline default)."""
     if flow != "auto":
         return flow
+    from vcbench.flow.flownet2 import ptlflow_installed
     from vcbench.weights import status
+
+    if not ptlflow_installed():
+        return "dis"
 
     try:
         state = status("flownet2_things")[0]

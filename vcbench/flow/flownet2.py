@@ -22,11 +22,20 @@ from typing import Any
 
 import torch
 
+from vcbench.errors import MissingDependencyError
 from vcbench.flow.base import FlowEstimator, pad_to_multiple, unpad
 from vcbench.flow.correlation import flownetc_correlation
 
 PAD_MULTIPLE = 64
+INSTALL_HINT = "pip install 'vcbench[flownet2]' or choose --flow dis|raft"
 _MISSING = object()
+
+
+def ptlflow_installed() -> bool:
+    """Whether ptlflow (an optional extra) can be found, without importing it (slow, see above)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ptlflow") is not None
 
 
 def import_ptlflow_flownet2() -> tuple[Any, Any]:
@@ -44,10 +53,8 @@ def import_ptlflow_flownet2() -> tuple[Any, Any]:
             import ptlflow
             from ptlflow.models.flownet.flownet2 import FlowNet2
     except ImportError as exc:
-        from vcbench.errors import VcbenchError
-
-        raise VcbenchError(f"FlowNet2 needs ptlflow 0.4.2, which failed to import ({exc})",
-                           hint="pip install 'vcbench[flownet2]' or choose --flow dis|raft") from exc
+        raise MissingDependencyError(f"FlowNet2 needs ptlflow 0.4.2, which failed to import ({exc})",
+                                     hint=INSTALL_HINT) from exc
     finally:
         dinov2_log.disabled = was_disabled
         if saved is _MISSING:
@@ -110,6 +117,8 @@ class FlowNet2Flow(FlowEstimator):
         super().__init__(device)
         from vcbench import weights as vw
 
+        if not ptlflow_installed():  # before resolving (or downloading) a checkpoint nothing could run
+            raise MissingDependencyError("FlowNet2 needs ptlflow 0.4.2, which is not installed", hint=INSTALL_HINT)
         self._resolved = vw.resolve("flownet2_things", weights_path, allow_unverified=allow_unverified)
         ckpt = vw.load_state_dict(self._resolved.path)
         try:
