@@ -396,3 +396,66 @@ def test_allow_unverified_flag_is_not_part_of_the_datasets_identity(clean_build,
     assert digests(out) == before
     with pytest.raises(InputError, match="other settings"):
         build_dataset(tiny_config(videos, flow="farneback"), out, RunOptions(workers=1, quiet=True, allow_unverified=True))
+
+
+# ------------------------------------------------------------------- gallery classes and index kind
+def _refs(out: Path) -> dict[str, list[dict]]:
+    df = pd.read_parquet(out / "manifest.parquet")
+    return {c: json.loads(r) for c, r in zip(df["clip_id"], df["references"])}
+
+
+def test_ivf_index_through_the_pipeline(clean_build, videos, tmp_path, cli):
+    """--index ivf with nprobe = nlist probes every list: the same references as the flat index of
+    the clean build; the settings are recorded and another index is another dataset."""
+    assert json.loads((clean_build / "stats.json").read_text())["index"]["kind"] == "flat"  # auto, 5 stills
+    out = tmp_path / "ivf"
+    build_dataset(tiny_config(videos, flow="none", index="ivf", nlist=2, nprobe=2), out, RunOptions(workers=1, quiet=True))
+    build = json.loads((out / "build.json").read_text())
+    assert (build["index"], build["nlist"], build["nprobe"]) == ("ivf", 2, 2)
+    assert json.loads((out / "stats.json").read_text())["index"] == {"kind": "ivf", "nlist": 2, "nprobe": 2, "count": 5,
+                                                                     "descriptor": "weightfree"}
+    flat, ivf = _refs(clean_build), _refs(out)
+    assert flat.keys() == ivf.keys() and all(len(r) == 5 for r in flat.values())
+    for clip in flat:
+        assert [r["id"] for r in ivf[clip]] == [r["id"] for r in flat[clip]]
+        np.testing.assert_allclose([r["score"] for r in ivf[clip]], [r["score"] for r in flat[clip]], atol=2e-6)
+    with pytest.raises(InputError, match="other settings"):
+        build_dataset(tiny_config(videos, flow="none", index="ivf", nlist=2, nprobe=1), out, RunOptions(workers=1, quiet=True))
+    with pytest.raises(InputError, match="IVF index only"):
+        build_dataset(tiny_config(videos, index="flat", nlist=4), tmp_path / "bad", RunOptions(workers=1, quiet=True))
+    rc = cli(["build-dataset", "--source", "local", "--input", str(videos), "--out", str(tmp_path / "c"), "--index", "ivf",
+              "--nlist", "9", "--clips", "1", "--pseudo-fraction", "0", "--flow", "none", "--size", "32x64",
+              "--clip-length", "3", "--workers", "1", "--quiet"])
+    assert rc == 2 and not (tmp_path / "c").exists()  # 9 lists over 5 gallery images: refused before any work
+
+
+def test_same_class_references_through_the_pipeline(clean_build, videos, tmp_path):
+    """With gallery classes, every clip's references are its class's images, in the unfiltered order
+    with the same scores: the carphone video's clips are labelled "b" (--clip-labels), a pseudo-video
+    takes its still's class."""
+    classes = {"astronaut": "a", "chelsea": "a", "coffee": "a", "rocket": "b", "motorcycle_left": "b"}
+    glab = tmp_path / "gallery.tsv"
+    glab.write_text("image\tclass\n" + "".join(f"{k}\t{v}\n" for k, v in classes.items()))
+    clab = tmp_path / "clips.csv"
+    clab.write_text("carphone,b\n")
+    out = tmp_path / "lab"
+    build_dataset(tiny_config(videos, flow="none", gallery_labels=str(glab), clip_labels=str(clab)), out,
+                  RunOptions(workers=1, quiet=True))
+    base, lab = _refs(clean_build), _refs(out)
+    plan = {e["clip_id"]: e for e in json.loads((out / "plan.json").read_text())["clips"]}
+    assert base.keys() == lab.keys()
+    kinds = set()
+    for clip, refs in lab.items():
+        e = plan[clip]
+        want_class = "b" if e["kind"] == "video" else classes[e["video_id"]]
+        assert e["clip_label"] == want_class
+        kinds.add(e["kind"])
+        expect = [dict(r, **{"class": want_class}) for r in base[clip] if classes[r["id"]] == want_class]
+        assert refs == expect and len(refs) == list(classes.values()).count(want_class)
+    assert kinds == {"video", "pseudo"}
+    # An unlabelled gallery image is refused before any video is touched.
+    glab.write_text("astronaut,a\nchelsea,a\n")
+    with pytest.raises(InputError, match="3 of 5 gallery images have no class"):
+        build_dataset(tiny_config(videos, flow="none", gallery_labels=str(glab)), tmp_path / "l2",
+                      RunOptions(workers=1, quiet=True))
+    assert not (tmp_path / "l2").exists()

@@ -51,6 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reference descriptors (weightfree: offline default; vgg19 needs its weights; none = no references)")
     p.add_argument("--gallery", type=Path, default=None, metavar="DIR",
                    help="reference gallery images (e.g. ImageNet train; default: scikit-image stills)")
+    p.add_argument("--gallery-labels", type=Path, default=None, metavar="FILE",
+                   help="CSV/TSV of gallery image (id, file name or path) and class: references are kept to the "
+                        "clip's class, as DEVC's training set")
+    p.add_argument("--clip-labels", type=Path, default=None, metavar="FILE",
+                   help="CSV/TSV of clip or source video id and class (needs --gallery-labels; default: the still's "
+                        "class for pseudo-video, else voted by the nearest gallery images)")
+    p.add_argument("--index", choices=("auto", "flat", "ivf"), default="auto",
+                   help="gallery index: flat (exact) or ivf (approximate); auto = flat up to 200k images, else ivf")
+    p.add_argument("--nlist", type=int, default=None, metavar="N", help="IVF lists (default about 4 sqrt(images))")
+    p.add_argument("--nprobe", type=int, default=None, metavar="N", help="IVF lists probed per query (default nlist/8)")
     p.add_argument("--stills", type=Path, default=None, metavar="DIR",
                    help="still images for pseudo-video (e.g. ImageNet train; default: scikit-image stills)")
     p.add_argument("--pseudo-fraction", type=float, default=0.25, metavar="F",
@@ -97,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
                       spec=ClipSpec(length=args.clip_length, height=h, width=w), flow=args.flow,
                       features=args.features, gallery=resolve(args.gallery), stills=resolve(args.stills),
                       pseudo_fraction=args.pseudo_fraction, shard_size=shard_size, frame_format=args.frame_format,
-                      input=resolve(args.input), urls=resolve(args.urls))
+                      input=resolve(args.input), urls=resolve(args.urls), index=args.index, nlist=args.nlist,
+                      nprobe=args.nprobe, gallery_labels=resolve(args.gallery_labels),
+                      clip_labels=resolve(args.clip_labels))
     opts = RunOptions(executor=args.executor, address=args.address, workers=args.workers,
                       num_gpus_per_task=args.gpus_per_task, quiet=args.quiet, keep_work=args.keep_work,
                       min_interval_s=args.min_interval, allow_unverified=args.allow_unverified_weights)

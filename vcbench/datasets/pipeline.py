@@ -63,6 +63,11 @@ class BuildConfig:
     frame_format: str = "jpg"
     input: str | None = None
     urls: str | None = None
+    index: str = "auto"  # gallery index: "flat" (exact), "ivf", or "auto" (IVF above 200k images)
+    nlist: int | None = None  # IVF lists (default ~4 sqrt(N))
+    nprobe: int | None = None  # IVF lists probed per query (default nlist // 8)
+    gallery_labels: str | None = None  # CSV/TSV gallery image -> class: references kept to the clip's class
+    clip_labels: str | None = None  # CSV/TSV clip or video -> class (else the still's label, else voted)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -151,6 +156,53 @@ def run_extract(task: ExtractTask) -> dict:
         shutil.rmtree(final)
     tmp.rename(final)
     return {"video_id": task.video.video_id, "n": len(rows), "seconds": time.perf_counter() - t0}
+
+
+def check_retrieval_options(cfg: BuildConfig) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    """Validate index and label options before any work; returns the parsed (gallery, clip) labels,
+    with every gallery image checked to have a class."""
+    from vcbench.datasets.labels import gallery_labels, read_label_file
+    from vcbench.datasets.stills import list_stills
+
+    if cfg.index not in ("auto", "flat", "ivf"):
+        raise InputError(f"unknown gallery index {cfg.index!r}", hint="use flat, ivf or auto")
+    for name, v in (("--nlist", cfg.nlist), ("--nprobe", cfg.nprobe)):
+        if v is not None and v < 1:
+            raise InputError(f"{name} must be at least 1 (got {v})")
+    if cfg.index == "flat" and (cfg.nlist or cfg.nprobe):
+        raise InputError("--nlist/--nprobe apply to an IVF index only", hint="add --index ivf or drop them")
+    if cfg.nlist and cfg.nprobe and cfg.nprobe > cfg.nlist:
+        raise InputError(f"--nprobe ({cfg.nprobe}) cannot exceed --nlist ({cfg.nlist})")
+    if (cfg.gallery_labels or cfg.clip_labels) and cfg.features == "none":
+        raise InputError("class labels filter references, but references are off (--features none)",
+                         hint="drop --gallery-labels/--clip-labels or choose a descriptor")
+    if cfg.clip_labels and not cfg.gallery_labels:
+        raise InputError("--clip-labels needs --gallery-labels (the classes of the gallery images)")
+    if cfg.features == "none" or not (cfg.gallery_labels or cfg.nlist):
+        return None, None
+    stills = list_stills(Path(cfg.gallery) if cfg.gallery else None)
+    if cfg.nlist and cfg.nlist > len(stills):
+        raise InputError(f"--nlist {cfg.nlist} exceeds the gallery's {len(stills)} images", path=cfg.gallery,
+                         hint="choose a smaller --nlist or --index flat")
+    if not cfg.gallery_labels:
+        return None, None
+    glabels = read_label_file(cfg.gallery_labels, "gallery labels")
+    gallery_labels(stills, cfg.gallery, glabels, cfg.gallery_labels)
+    clabels = read_label_file(cfg.clip_labels, "clip labels") if cfg.clip_labels else None
+    return glabels, clabels
+
+
+def attach_clip_labels(cfg: BuildConfig, plan: list[dict], glabels: dict[str, str] | None,
+                       clabels: dict[str, str] | None) -> None:
+    """Give every planned clip its class (or None: voted at retrieval) when references are class-filtered.
+    A still's gallery label counts only when the stills are the gallery's images."""
+    from vcbench.datasets.labels import clip_label
+
+    if glabels is None:
+        return
+    still_labels = glabels if cfg.stills == cfg.gallery else None
+    for e in plan:
+        e["clip_label"] = clip_label(e, clabels, still_labels, cfg.stills)
 
 
 # ------------------------------------------------------------------------------------------ shards
@@ -319,6 +371,16 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
+def _index_summary(gdir: Path | None) -> dict | None:
+    """The gallery index actually built (kind "auto" resolved), for stats.json."""
+    if gdir is None:
+        return None
+    from vcbench.retrieval.index import META_FILE
+
+    meta = json.loads((gdir / META_FILE).read_text())
+    return {k: meta.get(k) for k in ("kind", "nlist", "nprobe", "count", "descriptor")}
+
+
 def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) -> dict:
     """Run (or resume) a build into `out`; returns the totals written to `out/stats.json`."""
     import pyarrow as pa
@@ -335,6 +397,7 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
 
     out = Path(out)
     check_stage_names(cfg)
+    glabels, clabels = check_retrieval_options(cfg)
     weights = resolve_build_weights(cfg, allow_unverified=opts.allow_unverified, quiet=opts.quiet)
     _check_config(out, cfg, weights)
     t0 = time.perf_counter()
@@ -379,6 +442,7 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
                 pq.write_table(table, tmp, compression="zstd")
             _write_jsonl(out / "failures.jsonl", failures)
             plan = make_plan(cfg, src.videos, candidates, failures=failures, out=out)
+            attach_clip_labels(cfg, plan, glabels, clabels)
             atomic_write_text(plan_path, json.dumps({"clips": plan}, sort_keys=True) + "\n")
 
         import torch  # noqa: F401  (descriptors run on torch; loaded first so single_threaded pins it)
@@ -387,7 +451,7 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
         from vcbench.executors import single_threaded
 
         with single_threaded():  # descriptors in a fixed summation order: same index bytes on any machine
-            prepare_gallery(cfg, out, quiet=opts.quiet, allow_unverified=opts.allow_unverified)
+            gdir = prepare_gallery(cfg, out, quiet=opts.quiet, allow_unverified=opts.allow_unverified)
         n_shards = (len(plan) + cfg.shard_size - 1) // cfg.shard_size
         pending = [i for i in range(n_shards) if not shardio.shard_complete(out, i)]
         tasks = [ShardTask(str(out), i, tuple(e for e in plan[i * cfg.shard_size:(i + 1) * cfg.shard_size]), cfg,
@@ -418,7 +482,7 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
         "videos": len(src.videos), "source_failures": len([f for f in failures if f.get("stage") == "source"]),
         "candidates": int(len(cand)), "accepted": int(cand["accepted"].astype(bool).sum()) if len(cand) else 0,
         "rejected_by_reason": dict(sorted(reasons.items())), "clip_failures": len(clip_failures),
-        **weights.as_dict(),
+        **weights.as_dict(), "index": _index_summary(gdir),
         "timings": {"wall_s": round(time.perf_counter() - t0, 3)},
     }
     atomic_write_text(out / "stats.json", json.dumps(totals, indent=1, sort_keys=True) + "\n")

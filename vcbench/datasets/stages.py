@@ -6,6 +6,7 @@ adapts them to clips: which frames are queried, how pairs are batched, how resul
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,9 @@ class FlowStage:
 
 
 # ------------------------------------------------------------------------------------- references
+LABELS_FILE = "labels.json"  # gallery classes aligned with the index ids (with --gallery-labels)
+
+
 def gallery_dir(out_root: Path) -> Path:
     return Path(out_root) / "gallery"
 
@@ -102,8 +106,21 @@ def prepare_gallery(cfg, out_root: Path, *, quiet: bool = True, allow_unverified
         return None
     from vcbench.retrieval.build import ensure_gallery
 
-    return ensure_gallery(gallery_dir(out_root), cfg.gallery, cfg.features, device=_device(), quiet=quiet,
-                          allow_unverified=allow_unverified)
+    gdir = ensure_gallery(gallery_dir(out_root), cfg.gallery, cfg.features, device=_device(), quiet=quiet,
+                          allow_unverified=allow_unverified, kind=cfg.index, nlist=cfg.nlist, nprobe=cfg.nprobe)
+    if cfg.gallery_labels:
+        from vcbench.atomic import atomic_write_text
+        from vcbench.datasets.labels import gallery_labels, read_label_file
+        from vcbench.datasets.stills import list_stills
+
+        stills = list_stills(Path(cfg.gallery) if cfg.gallery else None)
+        labels = gallery_labels(stills, cfg.gallery, read_label_file(cfg.gallery_labels, "gallery labels"),
+                                cfg.gallery_labels)
+        atomic_write_text(gdir / LABELS_FILE, json.dumps({"ids": [s.still_id for s in stills], "labels": labels},
+                                                         sort_keys=True) + "\n")
+    elif (gdir / LABELS_FILE).exists():
+        (gdir / LABELS_FILE).unlink()
+    return gdir
 
 
 class ReferenceStage:
@@ -117,12 +134,28 @@ class ReferenceStage:
         self.gallery = load_gallery(gallery_dir(out_root), features, device or _device(),
                                     allow_unverified=allow_unverified)
         self.k = k
+        self.labels: list[str] | None = None
+        self._label_of: dict[str, str] = {}
+        lpath = gallery_dir(out_root) / LABELS_FILE
+        if lpath.is_file():
+            rec = json.loads(lpath.read_text())
+            if rec["ids"] != self.gallery.index.ids:
+                raise InputError("gallery labels do not match the gallery index", path=lpath,
+                                 hint="rerun the same command; the labels are rewritten")
+            self.labels = rec["labels"]
+            self._label_of = dict(zip(rec["ids"], rec["labels"]))
 
-    def __call__(self, frames: np.ndarray) -> list[dict]:
+    def __call__(self, frames: np.ndarray, clip_label: str | None = None) -> list[dict]:
+        """With gallery labels, only images of the clip's class (given, or voted by the neighbours)."""
         from vcbench.retrieval.topk import key_frame_indices
 
-        refs = self.gallery.references(frames[key_frame_indices(len(frames))], self.k)
-        return [{"id": gid, "path": self.gallery.path_of(gid), "score": round(float(score), 6)} for gid, score in refs]
+        refs = self.gallery.references(frames[key_frame_indices(len(frames))], self.k, labels=self.labels,
+                                       clip_label=clip_label if self.labels is not None else None)
+        out = [{"id": gid, "path": self.gallery.path_of(gid), "score": round(float(score), 6)} for gid, score in refs]
+        if self.labels is not None:
+            for r in out:
+                r["class"] = self._label_of[r["id"]]
+        return out
 
 
 # -------------------------------------------------------------------------------------- the chain
@@ -175,7 +208,7 @@ class ClipStages:
         t1 = time.perf_counter()
         frames, params = self._augment(entry, data)
         t2 = time.perf_counter()
-        refs = self.refs(frames) if self.refs is not None else []
+        refs = self.refs(frames, entry.get("clip_label")) if self.refs is not None else []
         t3 = time.perf_counter()
         flow = self.flow(frames) if self.flow is not None else None
         t4 = time.perf_counter()

@@ -17,7 +17,7 @@ import numpy as np
 from vcbench.atomic import atomic_path
 from vcbench.errors import InputError
 from vcbench.retrieval.descriptors import Descriptor, get_descriptor
-from vcbench.retrieval.index import META_FILE, GalleryIndex, list_checksum
+from vcbench.retrieval.index import META_FILE, GalleryIndex, default_nlist, list_checksum
 from vcbench.retrieval.topk import Reference, top_k_for_clip
 
 CHUNK = 1024
@@ -38,8 +38,10 @@ def _stills(folder: Path | None):
     return list_stills(folder)
 
 
-def index_is_current(gdir: Path, descriptor: str, ids: Sequence[str], paths: Sequence[str]) -> bool:
-    """True when `gdir` holds a complete index of exactly this gallery with this descriptor."""
+def index_is_current(gdir: Path, descriptor: str, ids: Sequence[str], paths: Sequence[str], *,
+                     kind: str | None = None, nlist: int | None = None, nprobe: int | None = None) -> bool:
+    """True when `gdir` holds a complete index of exactly this gallery with this descriptor (and,
+    when given, this index kind and IVF parameters)."""
     import json
 
     meta_path = Path(gdir) / META_FILE
@@ -48,6 +50,8 @@ def index_is_current(gdir: Path, descriptor: str, ids: Sequence[str], paths: Seq
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return False
+    if kind is not None and (meta.get("kind"), meta.get("nlist"), meta.get("nprobe")) != (kind, nlist, nprobe):
         return False
     return meta.get("descriptor") == descriptor and meta.get("list_sha256") == list_checksum(ids, paths)
 
@@ -77,13 +81,26 @@ def compute_features(loaders: Sequence, descriptor: Descriptor, work_dir: Path, 
 
 
 def ensure_gallery(gdir: str | Path, folder: str | Path | None, features: str, *, device: str | None = None,
-                   kind: str = "auto", quiet: bool = True, allow_unverified: bool = False) -> Path:
-    """Build (or reuse) the index of the gallery `folder` (None: scikit-image's stills) in `gdir`."""
+                   kind: str = "auto", quiet: bool = True, allow_unverified: bool = False,
+                   nlist: int | None = None, nprobe: int | None = None) -> Path:
+    """Build (or reuse) the index of the gallery `folder` (None: scikit-image's stills) in `gdir`.
+    kind "auto" is IVF above IVF_ABOVE images, else flat; `nlist`/`nprobe` (IVF only) default to
+    `default_nlist(n)` and nlist // 8."""
     gdir = Path(gdir)
     stills = _stills(Path(folder) if folder is not None else None)
     ids = [s.still_id for s in stills]
     paths = [s.origin for s in stills]
-    if index_is_current(gdir, features, ids, paths):
+    if kind == "auto":
+        kind = "ivf" if len(ids) > IVF_ABOVE else "flat"
+    if kind == "flat":
+        nlist = nprobe = None
+    elif kind == "ivf":
+        nlist = nlist or default_nlist(len(ids))
+        nprobe = nprobe or max(1, nlist // 8)
+        if not 1 <= nlist <= len(ids) or not 1 <= nprobe <= nlist:
+            raise InputError(f"IVF needs 1 <= nprobe <= nlist <= gallery size (nlist {nlist}, nprobe {nprobe}, "
+                             f"{len(ids)} images)", path=folder, hint="choose smaller --nlist/--nprobe or --index flat")
+    if index_is_current(gdir, features, ids, paths, kind=kind, nlist=nlist, nprobe=nprobe):
         return gdir
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
@@ -93,9 +110,7 @@ def ensure_gallery(gdir: str | Path, folder: str | Path | None, features: str, *
     desc = get_descriptor(features, device=device or _default_device(), **kw)
     work = gdir / "features" / f"{features}-{list_checksum(ids, paths)[:12]}"
     feats = compute_features(stills, desc, work, quiet=quiet)
-    if kind == "auto":
-        kind = "ivf" if len(ids) > IVF_ABOVE else "flat"
-    GalleryIndex.build(feats, ids, paths, descriptor=features, kind=kind).save(gdir)
+    GalleryIndex.build(feats, ids, paths, descriptor=features, kind=kind, nlist=nlist, nprobe=nprobe).save(gdir)
     # Chunks of other builds (another descriptor or gallery) are stale now.
     for other in (gdir / "features").iterdir():
         if other != work:
