@@ -453,6 +453,10 @@ def test_same_class_references_through_the_pipeline(clean_build, videos, tmp_pat
         expect = [dict(r, **{"class": want_class}) for r in base[clip] if classes[r["id"]] == want_class]
         assert refs == expect and len(refs) == list(classes.values()).count(want_class)
     assert kinds == {"video", "pseudo"}
+    clab.write_text("carphone,a\n")  # other classes under the same file name: another dataset
+    with pytest.raises(InputError, match="other settings"):
+        build_dataset(tiny_config(videos, flow="none", gallery_labels=str(glab), clip_labels=str(clab)), out,
+                      RunOptions(workers=1, quiet=True))
     # An unlabelled gallery image is refused before any video is touched.
     glab.write_text("astronaut,a\nchelsea,a\n")
     with pytest.raises(InputError, match="3 of 5 gallery images have no class"):

@@ -72,6 +72,10 @@ class BuildConfig:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["plan_version"] = PLAN_VERSION
+        # Label files change the references: their content, not only their path, is the build's.
+        d["label_files_sha256"] = {k: shardio.sha256_bytes(Path(v).read_bytes())
+                                   for k, v in (("gallery_labels", self.gallery_labels), ("clip_labels", self.clip_labels))
+                                   if v and Path(v).is_file()}
         return d
 
 
