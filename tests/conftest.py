@@ -12,14 +12,35 @@ import torch
 torch.set_num_threads(2)
 
 
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch) -> Path:
-    """A temporary TORCH_HOME whose hub/checkpoints/ is where the weights resolver looks."""
-    home = tmp_path / "torch_home"
+#: Environment variables through which vcbench (and torch, platformdirs) find a user's real files.
+_USER_ENV = ("VCBENCH_DB", "VCBENCH_CACHE_DIR", "VCBENCH_DATA_ROOT", "VCBENCH_IMAGENET_VAL")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch) -> Path:
+    """Every test runs offline against empty, private folders: a fresh TORCH_HOME (empty
+    hub/checkpoints, so no test sees a developer's ~/.cache/torch), and vcbench's results database,
+    cache and data folders (VCBENCH_* unset, so the defaults apply: platformdirs' folders under the
+    temporary XDG_CACHE_HOME / XDG_DATA_HOME). A folder of its
+    own, not `tmp_path`, so tests that list `tmp_path` see only what they wrote."""
+    root = tmp_path_factory.mktemp("home")
+    home = root / "torch_home"
     (home / "hub" / "checkpoints").mkdir(parents=True)
     monkeypatch.setenv("TORCH_HOME", str(home))
     monkeypatch.setenv("VCBENCH_OFFLINE", "1")
-    return home
+    for name in _USER_ENV:  # vcbench's defaults (platformdirs under the XDG folders below) apply
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(root / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(root / "config"))
+    return root
+
+
+@pytest.fixture
+def torch_home(_isolated_home) -> Path:
+    """The test's private TORCH_HOME (set for every test); hub/checkpoints/ is where the weights
+    resolver looks."""
+    return _isolated_home / "torch_home"
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +65,10 @@ def gpu_available() -> bool:
     return torch.cuda.is_available()
 
 
-requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
+def requires_gpu(test):
+    """Decorator: mark `test` as a GPU test (`pytest -m gpu` selects it) and skip it without CUDA."""
+    test = pytest.mark.gpu(test)
+    return pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")(test)
 
 
 # ------------------------------------------------------------------------------------------------
