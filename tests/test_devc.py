@@ -312,7 +312,7 @@ def test_release_zip_loads_strictly_and_colorizes_real_frames(devc_home, officia
 
     from skimage import data
 
-    model = DEVC("cpu", net_area=48 * 64)
+    model = DEVC("cpu", net_area=48 * 64, geometry="leaderboard")
     for which, state in official_state.items():
         loaded = _module(model.net, which).state_dict()
         assert loaded.keys() == state.keys()
@@ -326,6 +326,7 @@ def test_release_zip_loads_strictly_and_colorizes_real_frames(devc_home, officia
     assert set(sha) == {"colorization_checkpoint.zip", "nonlocal_net_iter_76000.pth", "colornet_iter_76000.pth",
                         "vgg19_conv.pth"}
     assert model.config()["geometry"] == "leaderboard" and model.config()["temperature"] == 1e-10
+    assert model.verified is True  # the canonical zip: structure checked, nothing contradicts it
 
     frames = _carphone(2)
     ref = data.chelsea()
@@ -347,7 +348,7 @@ def test_engine_batches_frames_and_clips_like_one_by_one(net):
 
     frames = _carphone(2)
     l = _l(frames)
-    opts = DEVCOptions(net_area=48 * 64, smooth=False)
+    opts = DEVCOptions(geometry="leaderboard", net_area=48 * 64, smooth=False)
     refs = [data.chelsea(), data.coffee()[:300, :451]]
     per_clip = []
     for ref in refs:
@@ -362,7 +363,7 @@ def test_engine_batches_frames_and_clips_like_one_by_one(net):
     torch.testing.assert_close(both, torch.cat(per_clip), atol=0.1, rtol=0)
     assert both.abs().max() > 5
     # propagation starts from the reference Lab instead of zeros, so the first frame differs
-    p = DEVCEngine(net, DEVCOptions(net_area=48 * 64, propagate=True, smooth=False))
+    p = DEVCEngine(net, DEVCOptions(geometry="leaderboard", net_area=48 * 64, propagate=True, smooth=False))
     p.start([frames[0]])
     first = p.step_ab(l[:1][None])
     assert (first - per_clip[0][:, :1]).abs().max() > 1e-3
@@ -394,7 +395,7 @@ def test_gpu_half_precision_close_to_fp32(net):
     l = _l(frames)[None].cuda()
     outs = {}
     for prec in ("fp32", "fp16", "bf16"):
-        e = DEVCEngine(net, DEVCOptions(precision=prec))
+        e = DEVCEngine(net, DEVCOptions(geometry="leaderboard", precision=prec))
         e.start([frames[0]])
         outs[prec] = e.colorize(l).float()
     for prec in ("fp16", "bf16"):

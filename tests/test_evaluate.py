@@ -66,9 +66,10 @@ def test_evaluate_records_the_run_with_correct_values(env, capsys):
     for clip in bench.clips:
         pred, gt = _reinhard_clip(clip)
         assert run.per_clip[clip.name]["psnr"] == pytest.approx(_psnr_clip(pred, gt), abs=1e-6)
-        saved = np.stack([frames_mod.read_image(p) for p in sorted((env / "frames" / clip.name).iterdir())])
+        saved = np.stack([frames_mod.read_image(p) for p in sorted((env / "frames" / "reinhard" / clip.name).iterdir())])
         assert np.array_equal(saved, pred)
-    assert not [p for p in (env / "frames").iterdir() if p.name.startswith(".")]
+    assert [p.name for p in (env / "frames").iterdir()] == ["reinhard"]  # DIR/<model>/<clip>/
+    assert not [p for p in (env / "frames" / "reinhard").iterdir() if p.name.startswith(".")]
     data = json.loads((env / "out.json").read_text())
     assert data["run"]["run_key"] == run.run_key and data["run"]["reused"] is False
     assert data["metrics"]["psnr"] == pytest.approx(run.metrics["psnr"])
@@ -145,9 +146,9 @@ def test_interrupted_run_records_nothing(env, monkeypatch, capsys):
     assert rc == 130
     assert ResultsDB(env / "r.sqlite").runs() == []
     assert not (env / "x.json").exists()
-    saved = sorted(p.name for p in (env / "frames").iterdir())
+    saved = sorted(p.name for p in (env / "frames" / "interrupting").iterdir())
     assert saved == ["bikes"]  # the finished clip only; the interrupted one left no partial folder
-    assert len(list((env / "frames" / "bikes").iterdir())) == 3
+    assert len(list((env / "frames" / "interrupting" / "bikes").iterdir())) == 3
 
 
 def test_model_returning_bad_frames_is_a_clear_error(env, monkeypatch, capsys):

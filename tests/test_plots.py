@@ -97,6 +97,11 @@ def test_plot_cli(tmp_path, saved):
     listed = [Path(p).name for p in stdout.split()]
     assert sorted(listed) == sorted(p.name for p in out.iterdir())
     assert all("raft" in n for n in listed) and "strip_sample_vcbench-v1-raft_bear.png" in listed
+    assert "hint" not in err
+    rc, _, err = run_cli(["plot", "--db", str(db.path), "--out", str(tmp_path / "nostrips"), "--protocol",
+                          "vcbench-v1/raft", "--resamples", "100"], ["plot"])
+    assert rc == 0 and "--save-frames DIR" in err and "--frames DIR" in err  # how to get the strips
+    assert not list((tmp_path / "nostrips").glob("strip_*"))
     rc, _, err = run_cli(["plot", "--db", str(db.path), "--out", str(out), "--frames", str(tmp_path / "nope")], ["plot"])
     assert rc == 2 and "saved-frames folder not found" in err
 

@@ -84,12 +84,34 @@ def resolve_device(device: str | None) -> torch.device:
     return dev
 
 
-def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
-                allow_unverified_weights: bool = False) -> Colorizer:
-    """Instantiate a registered model; `allow_unverified_weights` reaches models whose constructor
-    declares it (it is how a run is allowed, not what the model computes, so it is not an option)."""
-    cls = model_class(name)
+def model_options_for(cls: type[Colorizer], options: Mapping[str, Any], *, reference_mode: str | None = None,
+                      weights: str | Path | None = None) -> dict[str, Any]:
+    """The constructor options the harness passes: the user's, then the model's `evaluate_defaults`,
+    `propagate` from the reference mode for models that `supports_propagation`, and `weights=PATH`
+    (`--weights`) for models that load weights. A user's explicit option always wins."""
     kwargs = dict(options)
+    for key, value in (getattr(cls, "evaluate_defaults", None) or {}).items():
+        kwargs.setdefault(key, value)
+    if reference_mode is not None and getattr(cls, "supports_propagation", False):
+        kwargs.setdefault("propagate", reference_mode == "first-frame")
+    if weights is not None:
+        if not getattr(cls, "weights", ()):
+            raise InputError(f"model {cls.name!r} loads no weights, so --weights does not apply",
+                             hint="drop --weights (see `vcbench models list`)")
+        if "weights" in options and str(options["weights"]) != str(weights):
+            raise InputError("--weights and --model-option weights=... disagree", hint="give the path once")
+        kwargs["weights"] = str(weights)
+    return kwargs
+
+
+def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
+                allow_unverified_weights: bool = False, reference_mode: str | None = None,
+                weights: str | Path | None = None) -> Colorizer:
+    """Instantiate a registered model; `allow_unverified_weights` reaches models whose constructor
+    declares it (it is how a run is allowed, not what the model computes, so it is not an option).
+    `reference_mode` and `weights` feed `model_options_for`."""
+    cls = model_class(name)
+    kwargs = model_options_for(cls, options, reference_mode=reference_mode, weights=weights)
     params = inspect.signature(cls.__init__).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     # Only models that load weights get the flag (a weightless model would record it as an option).
@@ -100,7 +122,7 @@ def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
     except TypeError as exc:
         accepted = [p.name for p in params.values() if p.name not in ("self", "device")
                     and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
-        raise InputError(f"model {name!r} does not take the option(s) {', '.join(sorted(options))} ({exc})",
+        raise InputError(f"model {name!r} does not take the option(s) {', '.join(sorted(kwargs))} ({exc})",
                          hint=f"its options: {', '.join(accepted) or 'none'}") from exc
     return cls(device=device, **kwargs)
 
@@ -264,15 +286,19 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
              device: str | None = None, metrics: Sequence[str] | None = None, flow: str = "dis",
              save_frames: str | Path | None = None, force: bool = False, quiet: bool = False,
              allow_unverified_weights: bool = False, batch_size: int = 8, cache_dir: str | Path | None = None,
-             use_cache: bool = True) -> Evaluation:
-    """Evaluate `model_name` on `bench`, record the run in `db` (or reuse an identical one)."""
+             use_cache: bool = True, weights: str | Path | None = None) -> Evaluation:
+    """Evaluate `model_name` on `bench`, record the run in `db` (or reuse an identical one).
+
+    `weights` is the model's weight file or folder (`--weights`), recorded in the run."""
     from vcbench.metrics.scorer import Scorer
 
     dev = resolve_device(device)
-    model = build_model(model_name, dev, model_options or {}, allow_unverified_weights=allow_unverified_weights)
+    model = build_model(model_name, dev, model_options or {}, allow_unverified_weights=allow_unverified_weights,
+                        reference_mode=bench.reference_mode, weights=weights)
     bad = unverified_model_weights(model)
     if bad and not allow_unverified_weights:
-        raise WeightsError(f"model {model_name!r} uses weights whose sha256 differs from the registry: {', '.join(bad)}",
+        raise WeightsError(f"model {model_name!r} uses weights that could not be verified against the registry "
+                           f"(sha256 differs, or a folder no published hash covers): {', '.join(bad)}",
                            hint="replace them with `vcbench weights download`, or pass --allow-unverified-weights "
                                 "(the run is then marked unverified)")
     scorer = Scorer(metrics, device=dev, flow=flow, batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache,
@@ -288,6 +314,8 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
         "metric_weights": dict(proto.get("weights", {})),
         "dataset_protocol": bench.protocol,
     }
+    if weights is not None:
+        identity["weights_path"] = str(Path(weights).expanduser().resolve())
     record = RunRecord(
         model=model_name, dataset=bench.name, protocol=str(proto["name"]), model_config=model.config(),
         weights=dict(model.weights_used()), unverified_weights=bool(bad or proto.get("unverified_weights")),
@@ -299,7 +327,8 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
         return Evaluation(stored, reused=True)
 
     timer = _Timer(dev)
-    save_dir = Path(save_frames) if save_frames is not None else None
+    # DIR/<model>/<clip>/%05d.png: several models share one DIR (`vcbench plot --frames DIR`).
+    save_dir = Path(save_frames) / model_name if save_frames is not None else None
 
     def streams() -> Iterator[tuple[Clip, Iterator[torch.Tensor]]]:
         for clip in bench.clips:

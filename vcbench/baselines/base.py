@@ -9,7 +9,7 @@ resolution. The scorer scores exactly what the model returned.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +28,18 @@ class Colorizer(ABC):
     uses_reference: ClassVar[bool] = True
     #: Preferred number of frames per `colorize` call (the harness batches up to this).
     batch_size: ClassVar[int] = 8
+    #: Whether the model has a propagation mode: the reference is the clip's first frame in colour
+    #: and seeds the model's recurrent state. Such a model takes a `propagate: bool` constructor
+    #: option, which `vcbench evaluate --reference first-frame` sets to True (`--reference exemplar`:
+    #: False) unless the user gave `--model-option propagate=...`.
+    supports_propagation: ClassVar[bool] = False
+    #: Constructor options `vcbench evaluate` uses unless the user sets them (`--model-option`). They
+    #: let the harness run a model in its leaderboard configuration while the Python class keeps the
+    #: defaults of the original code (DEVC: geometry "leaderboard" here, "official" in Python).
+    evaluate_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: False once the model loaded a weight file whose sha256 could not be verified against the
+    #: registry (set by models that resolve their own files); the harness then marks or refuses the run.
+    verified: bool = True
 
     def __init__(self, device: str | torch.device = "cpu", **options) -> None:
         self.device = torch.device(device)

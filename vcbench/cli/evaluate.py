@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where the licensed sets live (default $VCBENCH_DATA_ROOT or the user data folder; "
                         "for imagenet-ctest10k the ImageNet val folder, or $VCBENCH_IMAGENET_VAL)")
     p.add_argument("--reference", choices=("first-frame", "exemplar"), default="first-frame",
-                   help="first-frame: the first GT frame in colour is the reference (propagation mode, default); "
+                   help="first-frame: the first GT frame in colour is the reference (propagation mode, default; "
+                        "models with a propagation mode, such as devc, run in it); "
                         "exemplar: a given image per clip (--exemplars, or scikit-image stills for sample)")
     p.add_argument("--exemplars", type=Path, default=None, metavar="DIR",
                    help="exemplar images: DIR/<clip>.png|jpg or DIR/<clip>/<images>")
@@ -42,11 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="benchmark knob recorded in the protocol, e.g. frames=8 or width=128 for sample, "
                         "limit=100 for imagenet-ctest10k (repeatable)")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="model constructor option, part of the run's identity, e.g. samples=400 (repeatable)")
+                   help="model constructor option, part of the run's identity, e.g. samples=400 (repeatable); "
+                        "devc runs with geometry=leaderboard unless given (geometry=official reproduces test.py)")
+    p.add_argument("--weights", type=Path, default=None, metavar="PATH",
+                   help="the model's weights instead of the registry's cached file: for devc the release zip or a "
+                        "folder holding its three .pth files, for zhang16/zhang17 the .pth; recorded in the run")
     p.add_argument("--db", type=Path, default=None, metavar="FILE",
                    help="results database (default $VCBENCH_DB or <user data dir>/vcbench/results.sqlite)")
     p.add_argument("--save-frames", type=Path, default=None, metavar="DIR",
-                   help="also write the predicted frames as DIR/<clip>/%%05d.png (each clip atomically)")
+                   help="also write the predicted frames as DIR/<model>/<clip>/%%05d.png (each clip atomically); "
+                        "several models can share DIR, which `vcbench plot --frames DIR` reads")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
     p.add_argument("--metrics", default=None, metavar="LIST",
                    help="comma-separated metric names (default: all; see `vcbench metrics list`)")
@@ -158,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.json)
     if args.save_frames is not None:
         check_writable(args.save_frames, folder=True)
+    if args.weights is not None and not args.weights.exists():
+        raise InputError("weights not found", path=args.weights,
+                         hint="give the model's weight file (devc: the release zip or a folder of its .pth files)")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     bench = load_benchmark(args.dataset, reference=args.reference, exemplars=args.exemplars, data_root=args.data_root,
@@ -166,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     ev = evaluate(args.model, bench, db=db, model_options=parse_options(args.model_option, "--model-option"),
                   device=args.device, metrics=metrics, flow=choose_flow(args.flow), save_frames=args.save_frames,
                   force=args.force, quiet=args.quiet, allow_unverified_weights=args.allow_unverified_weights,
-                  batch_size=args.batch_size, cache_dir=args.cache_dir, use_cache=not args.no_cache)
+                  batch_size=args.batch_size, cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                  weights=args.weights)
     out = sys.stderr if args.json == "-" else sys.stdout
     if args.json:
         text = json.dumps(_result_json(ev, db.path), indent=2, allow_nan=False) + "\n"
@@ -176,6 +186,6 @@ def run(args: argparse.Namespace) -> int:
             atomic_write_text(args.json, text)
     print(format_run(ev, db.path), file=out)
     if ev.reused and args.save_frames is not None:
-        print(f"vcbench: note: no frames written to {args.save_frames}: the stored run was reused "
+        print(f"vcbench: note: no frames written to {args.save_frames / args.model}: the stored run was reused "
               "(pass --force to run the model again)", file=sys.stderr)
     return 0

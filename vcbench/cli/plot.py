@@ -25,6 +25,10 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
+FRAMES_HINT = ("vcbench: hint: no frame strips without saved frames: run `vcbench evaluate ... --save-frames DIR` "
+               "for each model, then `vcbench plot --frames DIR`")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plot",
@@ -95,4 +99,6 @@ def run(args: argparse.Namespace) -> int:
         for f in files:
             print(f.path)
         print(f"vcbench: wrote {len(files)} figure(s) to {args.out}", file=sys.stderr)
+        if args.frames is None:
+            print(FRAMES_HINT, file=sys.stderr)
     return 0

@@ -31,13 +31,22 @@ def build_devc_net(weights: DEVCWeights, device: str | torch.device = "cpu") -> 
 
 
 class DEVC(Colorizer):
-    """Deep Exemplar-based Video Colorization (CVPR 2019) with the official weights."""
+    """Deep Exemplar-based Video Colorization (CVPR 2019) with the official weights.
+
+    Options are `DEVCOptions` fields (geometry, propagate, precision, ...) plus the loader's (weights,
+    allow_unverified_weights, download, quiet). In Python the geometry defaults to "official" (the
+    official `test.py`: 432x768 CenterPad frames in, 432x768 out); `vcbench evaluate` runs the
+    "leaderboard" geometry (any input size, output at the GT's size) unless told otherwise, and
+    propagation mode with `--reference first-frame`.
+    """
 
     name = "devc"
     description = "Deep Exemplar-based Video Colorization (Zhang et al. CVPR 2019), official checkpoints"
     weights = ("devc",)
     uses_reference = True
     batch_size = 8
+    supports_propagation = True
+    evaluate_defaults = {"geometry": "leaderboard"}
 
     def __init__(self, device: str | torch.device = "cpu", **options) -> None:
         super().__init__(device, **options)
@@ -53,7 +62,7 @@ class DEVC(Colorizer):
                               allow_unverified=bool(options.get("allow_unverified_weights", False)),
                               quiet=bool(options.get("quiet", False)))
         self._sha256 = dict(w.sha256)
-        self._verified = w.verified
+        self.verified = w.verified  # read by the harness: unverified weights mark (or refuse) the run
         self.net = build_devc_net(w, self.device)
         del w
         self.engine = DEVCEngine(self.net, self.devc_options)

@@ -7,10 +7,11 @@ centre crop to 432x768, truncation to uint8, rgb2lab).
 
 Geometries (`DEVCOptions.geometry`):
 
-- "official": frames at 432x768 as CenterPad makes them, network pass at x0.5 (216x384) with the
-  bilinear x0.5 of the official code; output 432x768, as the official code writes it (it never
-  returns to the input size).
-- "leaderboard" (default of `evaluate`): no crop; the frame is resized (bilinear, anti-aliased) so
+- "official" (the Python default, so the API reproduces the official `test.py`): frames at 432x768
+  as CenterPad makes them, network pass at x0.5 (216x384) with the bilinear x0.5 of the official
+  code; output 432x768, as the official code writes it (it never returns to the input size).
+- "leaderboard" (what `vcbench evaluate --model devc` uses unless `--model-option geometry=...`,
+  through `DEVC.evaluate_defaults`): no crop; the frame is resized (bilinear, anti-aliased) so
   its area is about `net_area` (216*384) with W a multiple of 16 and H of 8; the reference keeps its
   own aspect ratio at the same area (the same size as the frame in propagation mode). The ab is
   upsampled bilinearly to the input size and smoothed with the full-resolution L as guide.
@@ -59,7 +60,7 @@ Precision = Literal["fp32", "fp16", "bf16"]
 class DEVCOptions:
     """Everything that changes DEVC's output; recorded with each run."""
 
-    geometry: Geometry = "leaderboard"
+    geometry: Geometry = "official"
     net_area: int = TRAIN_SIZE[0] * TRAIN_SIZE[1]
     net_scale: float = 0.5
     temperature: float = 1e-10
