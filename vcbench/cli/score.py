@@ -53,10 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _fmt(v: float | None, digits: int = 4) -> str:
+def _fmt(v: float | None, digits: int = 6) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "n/a"
-    return f"{v:.{digits}f}"
+    return f"{v:.{digits}g}"
 
 
 def format_table(result: Any) -> str:
@@ -77,6 +77,9 @@ def format_table(result: Any) -> str:
     proto = result.protocol
     lines.append("")
     lines.append(f"{result.n_clips} clips, {result.n_frames} frames; protocol {proto.get('name')}")
+    pooled = proto.get("pooled_frames") or {}
+    if pooled:
+        lines.append(f"{', '.join(pooled)} pooled over {max(pooled.values())} frames")
     for note in proto.get("notes", []):
         lines.append(f"note: {note}")
     for name, reason in result.unavailable.items():
