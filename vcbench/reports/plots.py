@@ -204,8 +204,9 @@ def _thumb(img: np.ndarray, width: int = 320) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FrameSources:
-    """Where saved frames are: roots laid out `<root>/<model>/<clip>/`, and explicit per-model folders
-    laid out `<dir>/<clip>/` (what `--save-frames DIR` of one run holds)."""
+    """Where saved frames are: roots laid out `<root>/<model>/<clip>/` (what `vcbench evaluate
+    --save-frames DIR` writes, for any number of models), and explicit per-model folders laid out
+    `<dir>/<clip>/` (`MODEL=DIR/<model>`)."""
 
     roots: tuple[Path, ...] = ()
     models: tuple[tuple[str, Path], ...] = ()
