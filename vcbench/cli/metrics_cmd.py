@@ -10,6 +10,8 @@ import argparse
 import json
 from typing import Any
 
+from vcbench.cli.table import format_table
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("metrics", help="list the metrics of protocol vcbench-v1",
@@ -51,12 +53,7 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     cols = ("metric", "direction", "weights", "description")
-    table = [cols] + [(r["name"], r["direction"], _weights_cell(r), r["description"]) for r in rows]
-    widths = [max(len(t[i]) for t in table) for i in range(len(cols) - 1)]
-    for i, t in enumerate(table):
-        print("  ".join([c.ljust(w) for c, w in zip(t[:-1], widths)] + [t[-1]]).rstrip())
-        if i == 0:
-            print("  ".join(["-" * w for w in widths] + ["-" * len(cols[-1])]))
+    print(format_table(cols, [(r["name"], r["direction"], _weights_cell(r), r["description"]) for r in rows]))
     missing = sorted({w for r in rows for w, v in r["weights"].items() if not v["present"]})
     if missing:
         print(f"\nmissing weights: fetch with `vcbench weights download NAME` ({', '.join(missing)})")

@@ -102,7 +102,7 @@ class LPIPS(Metric):
         self.batch_size = batch_size
         self._resolved = resolve("alexnet", weights_path, allow_unverified=allow_unverified)
         self._linear_path = lpips_linear_weights_path()
-        linear = torch.load(self._linear_path, map_location="cpu", weights_only=True)
+        linear = load_state_dict(self._linear_path)
         self._linear_sha256: str | None = None
         try:
             self.net = LPIPSNet(load_state_dict(self._resolved.path), linear).to(self.device)
