@@ -301,3 +301,15 @@ def test_identical_frames_cap_psnr(tmp_path, sample_frames):
     res = Scorer(["psnr"], use_cache=False, progress=False).score_dirs(gt, gt)
     assert res.per_frame["bikes"]["psnr"] == [100.0, 100.0, 100.0]
     assert res.metrics["psnr"] == 100.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
+def test_cuda_matches_cpu(gt_pred_dirs):
+    pred_dir, gt_dir = gt_pred_dirs
+    kw = dict(batch_size=4, use_cache=False, progress=False)
+    cpu = Scorer(NO_WEIGHTS, device="cpu", **kw).score_dirs(pred_dir, gt_dir)
+    gpu = Scorer(NO_WEIGHTS, device="cuda", **kw).score_dirs(pred_dir, gt_dir)
+    assert gpu.protocol["device"].startswith("cuda")
+    for name in NO_WEIGHTS:  # DIS flow runs on the CPU in both; only warping/filters move to the GPU
+        assert gpu.metrics[name] == pytest.approx(cpu.metrics[name], rel=1e-5, abs=1e-9), name
