@@ -70,7 +70,7 @@ class ScoreResult:
     def dumps(self, indent: int | None = 2) -> str:
         import json
 
-        return json.dumps(self.to_json(), indent=indent, allow_nan=False)
+        return json.dumps(self.to_json(), indent=indent, allow_nan=False, default=str)
 
 
 # ------------------------------------------------------------------------------------ frames
