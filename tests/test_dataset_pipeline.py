@@ -305,7 +305,7 @@ def test_source_without_usable_clips_fails_instead_of_building_stills(videos, tm
     (src / "broken.mp4").write_bytes((videos / "carphone.mp4").read_bytes()[:2000])
     out = tmp_path / "b"
     with pytest.raises(InputError) as exc:
-        build_dataset(tiny_config(src, clips=70_000, flow="none", features="none"), out, RunOptions(workers=1, quiet=True))
+        build_dataset(tiny_config(src, clips=6, flow="none", features="none"), out, RunOptions(workers=1, quiet=True))
     msg = str(exc.value)
     assert "\n" not in msg and "'local'" in msg and "broken" in msg and str(out / "failures.jsonl") in msg
     assert not (out / "plan.json").exists() and not (out / "shards").exists() and not (out / "manifest.parquet").exists()
@@ -320,7 +320,8 @@ def test_source_without_usable_clips_fails_instead_of_building_stills(videos, tm
 def test_offline_hollywood2_without_input_exits_nonzero_with_the_failure(tmp_path, cli, monkeypatch, capsys):
     monkeypatch.setenv("VCBENCH_OFFLINE", "1")
     out = tmp_path / "h"
-    rc = cli(["build-dataset", "--source", "hollywood2", "--out", str(out), "--quiet", "--workers", "1"])
+    rc = cli(["build-dataset", "--source", "hollywood2", "--out", str(out), "--quiet", "--workers", "1", "--clips", "4",
+              "--size", "32x64", "--clip-length", "3"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
     assert "'hollywood2' produced no videos" in err and "Hollywood2-actions.tar.gz" in err and "failures.jsonl" in err
