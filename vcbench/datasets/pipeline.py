@@ -10,11 +10,13 @@ Resumable and idempotent by construction:
 Only the `timings` in stats files differ from run to run.
 
 Layout of OUT:
-  build.json           the settings (a rerun with other settings is refused)
+  build.json           the settings, the weight files used {file: sha256} and `unverified_weights`
+                       (a rerun with other settings or weight files is refused; --allow-unverified-weights
+                       alone changes no byte, so it is not compared)
   failures.jsonl       dead links, undecodable videos, clips that failed a stage (with reasons)
   candidates.parquet   every cut clip with its filter measures and accept/reject reason
   plan.json            the output clips: id, base clip or still, variant, shard
-  gallery/             the reference gallery index (when references are on)
+  gallery/             the reference gallery index (when references are on); labels.json with --gallery-labels
   shards/shard-NNNNN/  frames, flow, masks, manifest.parquet;  shards/shard-NNNNN.stats.json
   manifest.parquet     all shards' rows, in plan order
   stats.json           totals
