@@ -18,6 +18,7 @@ import torch
 
 from vcbench.errors import InputError, WeightsError
 from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.memo import BatchMemo
 
 #: Per-frame true ImageNet labels (int64, 0..999) when the benchmark set has them.
 LABELS_KEY = "labels"
@@ -45,8 +46,7 @@ class VGG19Classifier:
                                path=self.resolved.path, hint="vcbench weights download vgg19") from None
         self.net = net.requires_grad_(False).eval().to(self.device)
         self.transforms = VGG19_Weights.IMAGENET1K_V1.transforms()
-        # The last two batches (prediction and GT of one update) and their outputs.
-        self._memo: list[tuple[torch.Tensor, int, torch.Tensor]] = []
+        self._memo = BatchMemo(2)  # prediction and GT of one update
 
     def weights_used(self) -> dict[str, Any]:
         return {self.resolved.path.name: self.resolved}
@@ -54,19 +54,15 @@ class VGG19Classifier:
     @torch.inference_mode()
     def logits(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 1000) float32 logits of uint8 RGB (N, 3, H, W) frames (the last batch is remembered)."""
-        # Same tensor object, unmodified since: the memo holds a reference, so its storage cannot be
-        # freed and reused by another batch while remembered (a data_ptr alone could be).
-        version = _version(frames)
-        for t, v, value in self._memo:
-            if t is frames and v == version:
-                return value
+        remembered = self._memo.get(frames)
+        if remembered is not None:
+            return remembered
         out = []
         for i in range(0, frames.shape[0], self.batch_size):
             x = self.transforms(frames[i:i + self.batch_size].to(self.device))
             out.append(self.net(x))
         logits = torch.cat(out) if out else torch.zeros((0, 1000), device=self.device)
-        self._memo = [*self._memo[-1:], (frames, version, logits)]
-        return logits
+        return self._memo.put(frames, logits)
 
     def top1(self, frames: torch.Tensor) -> torch.Tensor:
         return self.logits(frames).argmax(dim=1)
@@ -139,8 +135,3 @@ class Top5(_TopK):
 
     name = "top5"
     k = 5
-
-
-def _version(t: torch.Tensor) -> int:
-    """In-place modification counter (inference tensors have none: they count as never modified)."""
-    return -1 if t.is_inference() else t._version

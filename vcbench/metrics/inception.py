@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from vcbench.errors import InputError, WeightsError
 from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.memo import BatchMemo
 
 FEATURE_DIM = 2048
 #: Frames below which the 2048x2048 covariance cannot be full rank.
@@ -84,28 +85,23 @@ class InceptionFeatures:
         except (RuntimeError, KeyError) as exc:
             raise WeightsError(f"not the FID InceptionV3 state dict ({str(exc).splitlines()[0][:200]})",
                                path=self.resolved.path, hint="vcbench weights download inception_fid") from None
-        # The last two batches (prediction and GT of one update) and their outputs.
-        self._memo: list[tuple[torch.Tensor, int, torch.Tensor]] = []
+        self._memo = BatchMemo(2)  # prediction and GT of one update
 
     def weights_used(self) -> dict[str, Any]:
         return {self.resolved.path.name: self.resolved}
 
     @torch.inference_mode()
     def features(self, frames: torch.Tensor) -> torch.Tensor:
-        # Same tensor object, unmodified since: the memo holds a reference, so its storage cannot be
-        # freed and reused by another batch while remembered (a data_ptr alone could be).
-        version = _version(frames)
-        for t, v, value in self._memo:
-            if t is frames and v == version:
-                return value
+        remembered = self._memo.get(frames)
+        if remembered is not None:
+            return remembered
         out = []
         for i in range(0, frames.shape[0], self.batch_size):
             x = frames[i:i + self.batch_size].to(self.device, torch.float32) / 255.0
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
             out.append(self.net(2.0 * x - 1.0).flatten(1))
         feats = torch.cat(out) if out else torch.zeros((0, FEATURE_DIM), device=self.device)
-        self._memo = [*self._memo[-1:], (frames, version, feats)]
-        return feats
+        return self._memo.put(frames, feats)
 
 
 def shared_extractor(shared: dict | None, device: str | torch.device, **kwargs: Any) -> InceptionFeatures:
@@ -400,8 +396,3 @@ class KID(_InceptionMetric):
                                       subsets=self.subsets, subset_size=self.subset_size, seed=self.seed)
         self.std = std
         return mean
-
-
-def _version(t: torch.Tensor) -> int:
-    """In-place modification counter (inference tensors have none: they count as never modified)."""
-    return -1 if t.is_inference() else t._version
