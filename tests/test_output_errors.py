@@ -112,3 +112,18 @@ def test_programming_errors_keep_their_traceback(monkeypatch):
     monkeypatch.setattr(models_cmd, "run_list", bug, raising=False)
     with pytest.raises(KeyError):
         main(["models", "list"])
+
+
+def test_score_checks_its_json_path_before_scoring(tmp_path, monkeypatch, capsys):
+    """A bad --json path must fail in a second, before the (long) scoring pass starts."""
+    from vcbench.metrics import scorer as scorer_mod
+
+    started = []
+    monkeypatch.setattr(scorer_mod.Scorer, "score_dirs", lambda self, *a, **k: started.append(a))
+    blocker = tmp_path / "file"
+    blocker.write_text("keep")
+    code = main(["score", "--pred", str(tmp_path), "--gt", str(tmp_path), "--json", str(blocker / "out.json"),
+                 "--quiet"])
+    assert code == 2 and started == []
+    assert "is a file, not a folder" in _one_line_error(capsys)
+    assert blocker.read_text() == "keep"

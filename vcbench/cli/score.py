@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from vcbench.cli.table import format_table as _table
+
 FLOW_HELP = (
     "GT optical flow for warp_error and flicker: dis (OpenCV DIS, no weights, offline; the default here), "
     "farneback, raft, flownet2 (the field's standard, used for published leaderboard numbers: pass it "
@@ -71,9 +73,7 @@ def format_table(result: Any) -> str:
         if name == "colorfulness" and gt and value is not None:
             gt_s += f" (ratio {value / gt:.3f})"
         rows.append((name, _fmt(value), arrows.get(result.directions.get(name), ""), gt_s))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = _table(rows[0], rows[1:]).splitlines()
     proto = result.protocol
     lines.append("")
     lines.append(f"{result.n_clips} clips, {result.n_frames} frames; protocol {proto.get('name')}")
@@ -88,15 +88,17 @@ def format_table(result: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vcbench.atomic import atomic_write_text
+    from vcbench.atomic import atomic_write_text, check_writable
     from vcbench.errors import InputError
     from vcbench.metrics.scorer import Scorer
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if args.metrics is not None and not metrics:
         raise InputError("--metrics is empty", hint="pass names such as psnr,ssim or leave it out for all")
-    if args.json and args.json != "-" and Path(args.json).is_dir():
-        raise InputError("--json points at a folder", path=args.json, hint="give a file name such as results.json")
+    if args.json and args.json != "-":
+        if Path(args.json).is_dir():
+            raise InputError("--json points at a folder", path=args.json, hint="give a file name such as results.json")
+        check_writable(args.json)  # a bad output path fails now, not after the whole scoring pass
     scorer = Scorer(metrics, device=args.device, flow=args.flow, batch_size=args.batch_size,
                     cache_dir=args.cache_dir, use_cache=not args.no_cache, resize=args.resize,
                     allow_unverified_weights=args.allow_unverified_weights, progress=not args.quiet)
