@@ -159,7 +159,8 @@ def build_random_weights(ck: Path, seed: int = 0) -> dict[str, Path]:
     """Random-init state dicts, with the real keys and shapes, of the torchvision AlexNet (LPIPS backbone),
     torchvision VGG19 (top1/top5) and pytorch-fid's FID InceptionV3, saved under their canonical names."""
     import torchvision
-    from pytorch_fid import inception as pf
+
+    from vcbench.metrics.inception import fid_inception_v3
 
     ck.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -167,16 +168,9 @@ def build_random_weights(ck: Path, seed: int = 0) -> dict[str, Path]:
              "inception_fid": ck / "pt_inception-2015-12-05-6726825d.pth"}
     torch.save(torchvision.models.alexnet().state_dict(), files["alexnet"])
     torch.save(torchvision.models.vgg19().state_dict(), files["vgg19"])
-    net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=True)
-    net.Mixed_5b = pf.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = pf.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = pf.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = pf.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = pf.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = pf.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = pf.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = pf.FIDInceptionE_1(1280)
-    net.Mixed_7c = pf.FIDInceptionE_2(2048)
+    # Random weights with the keys and shapes of pytorch-fid's checkpoint (pytorch-fid's own strict
+    # loader accepts them in the tests that compare against it).
+    net = fid_inception_v3(init_weights=True)
     torch.save(net.state_dict(), files["inception_fid"])
     return files
 

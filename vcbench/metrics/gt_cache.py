@@ -25,10 +25,10 @@ import numpy as np
 
 from vcbench import PROTOCOL_VERSION
 from vcbench.atomic import atomic_path
+from vcbench.hashing import update_from_file
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
 
 
 def default_cache_dir() -> Path:
@@ -41,15 +41,6 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("vcbench"))
 
 
-def _hash_file(path: Path, h: "hashlib._Hash") -> None:
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(_CHUNK)
-            if not block:
-                break
-            h.update(block)
-
-
 def clip_digest(clip: Any) -> str:
     """sha256 of a clip's content: the video file's bytes, or its frame files' bytes in frame order.
 
@@ -58,12 +49,12 @@ def clip_digest(clip: Any) -> str:
     h = hashlib.sha256()
     if clip.kind == "video":
         h.update(b"video\0")
-        _hash_file(Path(clip.path), h)
+        update_from_file(h, clip.path)
     else:
         h.update(b"frames\0")
         for p in clip.frame_paths():
             fh = hashlib.sha256()
-            _hash_file(p, fh)
+            update_from_file(fh, p)
             h.update(fh.digest())
     return h.hexdigest()
 

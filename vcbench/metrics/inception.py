@@ -39,12 +39,12 @@ KID_SEED = 2020
 GT_FEATURES_KEY = "inception_pool3"
 
 
-def build_fid_inception(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """pytorch-fid's FID InceptionV3 up to pool3, loaded strictly from `state_dict`."""
+def fid_inception_v3(init_weights: bool = False) -> torch.nn.Module:
+    """pytorch-fid's FID InceptionV3 architecture (torchvision's, with its patched blocks), unloaded."""
     from pytorch_fid import inception as pf
     from torchvision.models import inception_v3
 
-    net = inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
+    net = inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=init_weights)
     net.Mixed_5b = pf.FIDInceptionA(192, pool_features=32)
     net.Mixed_5c = pf.FIDInceptionA(256, pool_features=64)
     net.Mixed_5d = pf.FIDInceptionA(288, pool_features=64)
@@ -54,6 +54,12 @@ def build_fid_inception(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
     net.Mixed_6e = pf.FIDInceptionC(768, channels_7x7=192)
     net.Mixed_7b = pf.FIDInceptionE_1(1280)
     net.Mixed_7c = pf.FIDInceptionE_2(2048)
+    return net
+
+
+def build_fid_inception(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """pytorch-fid's FID InceptionV3 up to pool3, loaded strictly from `state_dict`."""
+    net = fid_inception_v3()
     net.load_state_dict(state_dict, strict=True)
     # The same layer order as pytorch_fid.inception.InceptionV3's blocks 0..3.
     trunk = torch.nn.Sequential(

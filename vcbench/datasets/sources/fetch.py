@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from vcbench.atomic import atomic_write_text
 from vcbench.datasets.sources import Failure
 from vcbench.errors import VcbenchError
+from vcbench.hashing import update_from_file
 
 
 class RateLimiter:
@@ -46,9 +47,7 @@ class RateLimiter:
 
 def file_digest(path: Path, algo: str = "sha256") -> str:
     h = hashlib.new(algo)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    update_from_file(h, path)
     return h.hexdigest()
 
 
