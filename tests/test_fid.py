@@ -166,6 +166,58 @@ def test_frechet_distance_matches_pytorch_fid(n):
     assert frechet_distance(*args) == pytest.approx(reference, rel=1e-7, abs=1e-9)
 
 
+@pytest.mark.parametrize("n1,n2", [(20, 25), (300, 280), (40, 300)])  # rank-deficient, full rank, mixed
+def test_frechet_distance_from_factors_matches_pytorch_fid(n1, n2):
+    """The trace term from the n1 x n2 product of centred features equals pytorch-fid's sqrtm."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    from vcbench.metrics.inception import frechet_distance
+
+    rng = np.random.default_rng(5)
+    a = np.abs(rng.normal(size=(n1, 64)))
+    b = np.abs(rng.normal(loc=0.2, scale=1.1, size=(n2, 64)))
+    args = (a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    factors = tuple((x - x.mean(0)) / np.sqrt(len(x) - 1) for x in (a, b))
+    reference = calculate_frechet_distance(*args)
+    rel = 1e-7 if min(n1, n2) < 64 else 1e-9  # sqrtm of a singular product is itself only that close
+    assert frechet_distance(*args, factors=factors) == pytest.approx(reference, rel=rel, abs=1e-9)
+
+
+def test_running_stats_keep_rows_only_up_to_dim():
+    from vcbench.metrics.inception import RunningStats
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(40, 16)).astype(np.float32)
+    rs = RunningStats(dim=16)
+    rs.add(torch.from_numpy(x[:10]))
+    f = rs.centred_factor()
+    np.testing.assert_allclose(f.T @ f, rs.mean_cov()[1], rtol=0, atol=1e-12)
+    again = RunningStats(dim=16)
+    again.load(rs.state())  # the rows travel with the state
+    np.testing.assert_array_equal(again.centred_factor(), f)
+    rs.add(torch.from_numpy(x[10:]))  # 40 rows > 16: the covariance is full rank, rows are dropped
+    assert rs.centred_factor() is None and "rows" not in rs.state()
+    np.testing.assert_allclose(rs.mean_cov()[1], np.cov(x.astype(np.float64), rowvar=False), atol=1e-12)
+
+
+def test_fid_below_2048_frames_uses_the_factor_path_and_equals_the_eigh_path():
+    """At 2048-d with 30 frames per side, FID.compute (factors) equals the eigendecomposition path."""
+    from vcbench.metrics.inception import FID, frechet_distance
+
+    rng = np.random.default_rng(7)
+    fid = FID.__new__(FID)  # the statistics alone: no network needed to test the distance
+    from vcbench.metrics.inception import RunningStats
+
+    fid._pred, fid._gt, fid.n_frames, fid._failure = RunningStats(), RunningStats(), 30, None
+    fid._pred.add(torch.from_numpy(np.abs(rng.normal(size=(30, 2048))).astype(np.float32)))
+    fid._gt.add(torch.from_numpy(np.abs(rng.normal(loc=0.05, size=(30, 2048))).astype(np.float32)))
+    (mu1, s1), (mu2, s2) = fid.statistics()
+    # The eigh path sums the square roots of ~2000 rounding-level eigenvalues of the null space
+    # (clipped at 0, each ~1e-8): that, not the factor path, puts the two ~3e-8 apart.
+    fast, slow = fid.compute(), frechet_distance(mu1, s1, mu2, s2)
+    assert fast == pytest.approx(slow, rel=1e-7) and fast > 1000
+
+
 def _assert_same_stats(a, b):
     for (mu_a, cov_a), (mu_b, cov_b) in zip(a, b):
         np.testing.assert_allclose(mu_a, mu_b, rtol=0, atol=1e-6)

@@ -19,6 +19,7 @@ import torch
 from vcbench.errors import InputError, WeightsError
 from vcbench.metrics.base import FrameContext, Metric
 from vcbench.metrics.memo import BatchMemo
+from vcbench.metrics.network import as_input, build_loaded, chunk_size, inference_form
 
 #: Per-frame true ImageNet labels (int64, 0..999) when the benchmark set has them.
 LABELS_KEY = "labels"
@@ -38,13 +39,12 @@ class VGG19Classifier:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.resolved = resolve("vgg19", weights_path, allow_unverified=allow_unverified)
-        net = vgg19(weights=None)
         try:
-            net.load_state_dict(load_state_dict(self.resolved.path), strict=True)
+            net = build_loaded(lambda: vgg19(weights=None), load_state_dict(self.resolved.path))
         except (RuntimeError, KeyError) as exc:
             raise WeightsError(f"not a torchvision VGG19 state dict ({str(exc).splitlines()[0][:200]})",
                                path=self.resolved.path, hint="vcbench weights download vgg19") from None
-        self.net = net.requires_grad_(False).eval().to(self.device)
+        self.net = inference_form(net, self.device)
         self.transforms = VGG19_Weights.IMAGENET1K_V1.transforms()
         self._memo = BatchMemo(2)  # prediction and GT of one update
 
@@ -58,9 +58,10 @@ class VGG19Classifier:
         if remembered is not None:
             return remembered
         out = []
-        for i in range(0, frames.shape[0], self.batch_size):
-            x = self.transforms(frames[i:i + self.batch_size].to(self.device))
-            out.append(self.net(x))
+        step = chunk_size(self.device, self.batch_size)
+        for i in range(0, frames.shape[0], step):
+            x = self.transforms(frames[i:i + step].to(self.device))
+            out.append(self.net(as_input(x)))
         logits = torch.cat(out) if out else torch.zeros((0, 1000), device=self.device)
         return self._memo.put(frames, logits)
 

@@ -5,9 +5,11 @@ that its state dict comes through vcbench's resolver instead of pytorch-fid's si
 Inputs follow pytorch-fid: RGB / 255, bilinear resize to 299x299 (align_corners=False), then 2x - 1.
 
 FID keeps float64 running sums (sum of features and sum of outer products) so memory stays flat in
-the number of frames; the covariance uses ddof 1. The Frechet distance's trace term comes from two
-symmetric eigendecompositions (the same quantity as pytorch-fid's `sqrtm`, several times faster, see
-`trace_sqrt_product`); pytorch-fid's own steps (scipy `sqrtm` without the `disp=` argument that
+the number of frames; the covariance uses ddof 1. The Frechet distance's trace term is the same
+quantity as pytorch-fid's `Tr sqrtm(S1 S2)`, computed faster: below 2048 frames per side from the
+singular values of an n1 x n2 product of centred features (`trace_sqrt_product_from_factors`, the
+features are kept until a side passes 2048 frames: 16 MiB at most), else from two symmetric
+eigendecompositions (`trace_sqrt_product`); pytorch-fid's own steps (scipy `sqrtm` without the `disp=` argument that
 scipy 1.18 removes, the 1e-6 retry, the imaginary-part check) remain as `method="sqrtm"`. Below 2048 frames the covariance is
 rank-deficient and FID is biased: KID (unbiased MMD, cubic polynomial kernel, torch-fidelity's subset
 scheme) is the number to compare there. KID keeps the features (8 KiB per frame, on the CPU).
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from vcbench.errors import InputError, WeightsError
 from vcbench.metrics.base import FrameContext, Metric
 from vcbench.metrics.memo import BatchMemo
+from vcbench.metrics.network import as_input, build_loaded, chunk_size, inference_form
 
 FEATURE_DIM = 2048
 #: Frames below which the 2048x2048 covariance cannot be full rank.
@@ -59,8 +62,7 @@ def fid_inception_v3(init_weights: bool = False) -> torch.nn.Module:
 
 def build_fid_inception(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
     """pytorch-fid's FID InceptionV3 up to pool3, loaded strictly from `state_dict`."""
-    net = fid_inception_v3()
-    net.load_state_dict(state_dict, strict=True)
+    net = build_loaded(fid_inception_v3, state_dict)
     # The same layer order as pytorch_fid.inception.InceptionV3's blocks 0..3.
     trunk = torch.nn.Sequential(
         net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, torch.nn.MaxPool2d(kernel_size=3, stride=2),
@@ -87,10 +89,11 @@ class InceptionFeatures:
         self.batch_size = batch_size
         self.resolved = resolve("inception_fid", weights_path, allow_unverified=allow_unverified)
         try:
-            self.net = build_fid_inception(load_state_dict(self.resolved.path)).to(self.device)
+            net = build_fid_inception(load_state_dict(self.resolved.path))
         except (RuntimeError, KeyError) as exc:
             raise WeightsError(f"not the FID InceptionV3 state dict ({str(exc).splitlines()[0][:200]})",
                                path=self.resolved.path, hint="vcbench weights download inception_fid") from None
+        self.net = inference_form(net, self.device)
         self._memo = BatchMemo(2)  # prediction and GT of one update
 
     def weights_used(self) -> dict[str, Any]:
@@ -102,10 +105,11 @@ class InceptionFeatures:
         if remembered is not None:
             return remembered
         out = []
-        for i in range(0, frames.shape[0], self.batch_size):
-            x = frames[i:i + self.batch_size].to(self.device, torch.float32) / 255.0
+        step = chunk_size(self.device, self.batch_size)
+        for i in range(0, frames.shape[0], step):
+            x = frames[i:i + step].to(self.device, torch.float32) / 255.0
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-            out.append(self.net(2.0 * x - 1.0).flatten(1))
+            out.append(self.net(as_input(2.0 * x - 1.0)).flatten(1))
         feats = torch.cat(out) if out else torch.zeros((0, FEATURE_DIM), device=self.device)
         return self._memo.put(frames, feats)
 
@@ -122,16 +126,26 @@ def shared_extractor(shared: dict | None, device: str | torch.device, **kwargs: 
 
 
 class RunningStats:
-    """Mean and covariance (ddof 1) from float64 running sums: O(d^2) memory for any number of rows."""
+    """Mean and covariance (ddof 1) from float64 running sums: O(d^2) memory for any number of rows.
+
+    While at most `dim` rows have been added they are also kept (float32, as they came), so that a
+    rank-deficient covariance can be handed on as its factor (`centred_factor`).
+    """
 
     def __init__(self, dim: int = FEATURE_DIM, device: str | torch.device = "cpu") -> None:
         self.n = 0
+        self.dim = dim
         self.sum = torch.zeros(dim, dtype=torch.float64, device=device)
         self.outer = torch.zeros(dim, dim, dtype=torch.float64, device=device)
+        self._rows: list[torch.Tensor] | None = []
 
     def add(self, x: torch.Tensor) -> None:
-        x = x.to(self.sum.device, torch.float64)
         self.n += int(x.shape[0])
+        if self._rows is not None and self.n <= self.dim:
+            self._rows.append(x.detach().to("cpu", torch.float32))
+        else:
+            self._rows = None
+        x = x.to(self.sum.device, torch.float64)
         self.sum += x.sum(dim=0)
         self.outer += x.T @ x
 
@@ -142,15 +156,39 @@ class RunningStats:
         cov = (self.outer - self.n * torch.outer(mu, mu)) / (self.n - 1)
         return mu.cpu().numpy(), cov.cpu().numpy()
 
+    def centred_factor(self) -> np.ndarray | None:
+        """F (n, dim) float64 with F^T F equal to the covariance, while the rows are kept; else None."""
+        if self._rows is None or self.n < 2:
+            return None
+        x = torch.cat(self._rows).to(torch.float64).numpy()
+        return (x - x.mean(axis=0)) / np.sqrt(self.n - 1)
+
     def state(self) -> dict[str, np.ndarray]:
-        return {"n": np.array(self.n, dtype=np.int64), "sum": self.sum.cpu().numpy(),
-                "outer": self.outer.cpu().numpy()}
+        state = {"n": np.array(self.n, dtype=np.int64), "sum": self.sum.cpu().numpy(),
+                 "outer": self.outer.cpu().numpy()}
+        if self._rows is not None:
+            state["rows"] = (torch.cat(self._rows) if self._rows else torch.zeros((0, self.dim))).numpy()
+        return state
 
     def load(self, state: dict[str, Any]) -> None:
         self.n = int(np.asarray(state["n"]))
         self.sum = torch.as_tensor(np.asarray(state["sum"]), dtype=torch.float64, device=self.sum.device).clone()
         self.outer = torch.as_tensor(np.asarray(state["outer"]), dtype=torch.float64,
                                      device=self.outer.device).clone()
+        rows = state.get("rows")
+        self._rows = [torch.as_tensor(np.asarray(rows), dtype=torch.float32).clone()] if rows is not None else None
+
+
+def trace_sqrt_product_from_factors(f1: np.ndarray, f2: np.ndarray) -> float:
+    """Tr(sqrt(S1 S2)) for S1 = F1^T F1 and S2 = F2^T F2, as the sum of the singular values of F1 F2^T.
+
+    S1 S2 = F1^T (F1 F2^T F2) has the nonzero eigenvalues of F1 F2^T F2 F1^T = M M^T (M = F1 F2^T), so
+    the trace of its square root is the nuclear norm of M. With n1, n2 frames below the feature
+    dimension M is only n1 x n2: exact, and milliseconds instead of seconds.
+    """
+    from scipy import linalg
+
+    return float(linalg.svdvals(f1 @ f2.T).sum())
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
@@ -182,17 +220,21 @@ def _check_psd(eigenvalues: np.ndarray, what: str) -> None:
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = FID_EPS, *, method: str = "eigh") -> float:
+                     eps: float = FID_EPS, *, method: str = "eigh",
+                     factors: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)).
 
-    `method="eigh"` (default) takes the trace term from `trace_sqrt_product`; `method="sqrtm"` follows
-    pytorch-fid step by step (scipy `sqrtm`, the eps retry when the product is singular, the
-    imaginary-part check) and is kept to cross-check the fast path.
+    `method="eigh"` (default) takes the trace term from `trace_sqrt_product_from_factors` when
+    `factors` (F1, F2 with Si = Fi^T Fi, see `RunningStats.centred_factor`) are given, else from
+    `trace_sqrt_product`; `method="sqrtm"` follows pytorch-fid step by step (scipy `sqrtm`, the eps
+    retry when the product is singular, the imaginary-part check) and is kept to cross-check.
     """
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     diff = mu1 - mu2
-    if method == "eigh":
+    if method == "eigh" and factors is not None:
+        tr_covmean = trace_sqrt_product_from_factors(*factors)
+    elif method == "eigh":
         tr_covmean = trace_sqrt_product(sigma1, sigma2)
     elif method == "sqrtm":
         from scipy import linalg
@@ -324,7 +366,8 @@ class FID(_InceptionMetric):
             self._gt.add(gt_feats)
 
     def gt_state(self) -> dict[str, np.ndarray]:
-        """The GT side's running sums ({"n", "sum", "outer"}, float64) for caching a whole benchmark set."""
+        """The GT side's running sums ({"n", "sum", "outer"}, float64, and "rows" up to 2048 frames)
+        for caching a whole benchmark set."""
         return self._gt.state()
 
     def load_gt_state(self, state: dict[str, Any]) -> None:
@@ -349,9 +392,11 @@ class FID(_InceptionMetric):
         if self._pred.n < 2 or self._gt.n < 2:
             return None
         (mu1, s1), (mu2, s2) = self.statistics()
+        f1, f2 = self._pred.centred_factor(), self._gt.centred_factor()
         try:
             self._failure = None
-            return frechet_distance(mu1, s1, mu2, s2)
+            factors = (f1, f2) if f1 is not None and f2 is not None else None
+            return frechet_distance(mu1, s1, mu2, s2, factors=factors)
         except ValueError as exc:  # sqrtm left a large imaginary part: FID is undefined here, not a crash
             self._failure = f"FID undefined over {self.n_frames} frames ({exc}); compare KID"
             return None

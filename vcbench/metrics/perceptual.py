@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from vcbench.errors import WeightsError
 from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.network import build_loaded
 
 #: AlexNet `features` indices whose outputs (after ReLU) LPIPS compares: relu1..relu5.
 _TAPS = (1, 4, 7, 9, 11)
@@ -48,8 +49,7 @@ class LPIPSNet(torch.nn.Module):
         super().__init__()
         from torchvision.models import alexnet
 
-        trunk = alexnet(weights=None)
-        trunk.load_state_dict(alexnet_state, strict=True)
+        trunk = build_loaded(lambda: alexnet(weights=None), alexnet_state)
         self.features = trunk.features[: _TAPS[-1] + 1]
         self.lins = torch.nn.ParameterList(
             [torch.nn.Parameter(linear_state[f"lin{i}.model.1.weight"].float(), requires_grad=False)

@@ -1,0 +1,77 @@
+"""Frozen metric networks in their inference form, for the device they run on.
+
+A metric network never trains, so two things can go that only training needs, without changing the
+function it computes:
+- BatchNorm after a convolution is a fixed affine map, folded into the convolution's weights and bias
+  (Inception's pool3 features move by ~2e-7, float rounding; FID by far less than its 1e-3 tolerance).
+- On the CPU, oneDNN's convolutions are faster on channels-last tensors, and in chunks of a few frames
+  whose activations stay in cache.
+Measured on 2 cores (FID Inception at 299x299, 48 frames): 129 ms/frame eager in batches of 32,
+100 ms folded, 62 ms folded + channels-last in chunks of 8 (`benchmarks/score_throughput.py` shows the
+effect on a whole scoring run).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+#: Frames per forward on the CPU: activations of a few 299x299 frames stay in cache (measured best
+#: at 4-8 frames; 32 is 1.1x slower).
+CPU_CHUNK = 8
+
+
+def build_loaded(build: Callable[[], torch.nn.Module], state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """`build()` on the meta device, then `state_dict` loaded strictly into it (assigned, not copied).
+
+    A torchvision constructor spends ~0.2-0.3 s drawing a random init that loading then overwrites;
+    on the meta device nothing is drawn. Raises RuntimeError (as `load_state_dict` does) on missing or
+    unexpected keys, and when a shape differs.
+    """
+    with torch.device("meta"):
+        net = build()
+    want = {k: t.dtype for k, t in net.state_dict().items()}
+    # Assigning keeps a tensor's dtype; the network's own (float32) is what copying would have given.
+    state_dict = {k: v.to(want[k]) if k in want and v.is_floating_point() else v for k, v in state_dict.items()}
+    net.load_state_dict(state_dict, strict=True, assign=True)
+    left = [n for n, t in [*net.named_parameters(), *net.named_buffers()] if t.is_meta]
+    if left:
+        raise RuntimeError(f"not set by the state dict: {', '.join(left[:5])}")
+    return net
+
+
+def fold_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
+    """Fold each Inception `BasicConv2d`'s BatchNorm into its convolution, in place (eval mode only).
+
+    Only torchvision's `BasicConv2d` (relu(bn(conv(x)))), which pytorch-fid's Inception also uses, is
+    folded: there the BatchNorm provably sees the convolution's output and nothing else.
+    """
+    from torchvision.models.inception import BasicConv2d
+
+    if net.training:
+        raise ValueError("fold_batchnorm needs a network in eval mode (BatchNorm's running statistics)")
+    for module in net.modules():
+        if isinstance(module, BasicConv2d) and isinstance(module.bn, torch.nn.BatchNorm2d):
+            module.conv = fuse_conv_bn_eval(module.conv, module.bn)
+            module.bn = torch.nn.Identity()
+    return net
+
+
+def inference_form(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`net` frozen, BatchNorm folded, on `device` (channels-last on the CPU)."""
+    net = fold_batchnorm(net.requires_grad_(False).eval()).to(device)
+    if device.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def as_input(x: torch.Tensor) -> torch.Tensor:
+    """A (N, C, H, W) batch in the memory layout `inference_form` chose for its device."""
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
+
+
+def chunk_size(device: torch.device, batch_size: int) -> int:
+    """Frames per forward: the caller's batch size, capped at `CPU_CHUNK` on the CPU."""
+    return max(1, min(batch_size, CPU_CHUNK)) if device.type == "cpu" else max(1, batch_size)
