@@ -9,8 +9,14 @@ an empty GT cache (so it pays for the GT side, as the references do), then again
 (what scoring a second model on the same GT costs). The reference side runs, one after
 another: pytorch_fid's `calculate_fid_given_paths`, the `lpips` package frame by frame, skimage
 PSNR and SSIM per frame, and a straightforward per-frame warp-error loop (Lai et al.) on the same
-OpenCV DIS flow. Each reference reads its frames from disk, as those tools do. Printed: frames/s of
-each, the totals, the ratio, and the largest absolute difference of the values.
+OpenCV DIS flow. Each reference reads its frames from disk, as those tools do. These four cover five
+of the eleven metrics, so the remaining six get references too, run after them: KID (pytorch_fid's
+activations again, then torch-fidelity's `kid_features_to_metric`), top1/top5 (a torchvision VGG19
+forward per frame, the label being the GT frame's top-1), colourfulness (Hasler & Suesstrunk per
+frame, prediction and GT), flicker (prediction and GT, on the warp loop's flow and masks, reused:
+flow is not paid twice) and CDC (TCVC's loop). Printed: frames/s of each, the totals, three ratios
+(the same five metrics; the full suite against all eleven references; the full suite against the
+four tools alone), and the largest absolute difference of the values.
 
 Real weights are used when present in $TORCH_HOME/hub/checkpoints; otherwise random-init state dicts
 with the right shapes are placed in a temporary TORCH_HOME (said in the output): timing is the same,
@@ -38,7 +44,6 @@ def _prepare_weights(tmp: Path) -> str:
     home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
     if all((home / "hub" / "checkpoints" / f).is_file() for f in WEIGHT_FILES):
         return f"real weights from {home}"
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from conftest import build_random_weights  # the test suite's random-init state dicts
 
     build_random_weights(tmp / "torch_home" / "hub" / "checkpoints")
@@ -157,13 +162,15 @@ def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return np.stack([map_coordinates(img[..., c], coords, order=1, mode="nearest") for c in range(img.shape[2])], -1)
 
 
-def ref_warp_error(pred_dir: Path, gt_dir: Path) -> float:
-    """Lai et al.'s evaluate_WarpError.py loop, frame by frame, on OpenCV DIS flow of the GT."""
+def ref_warp_error(pred_dir: Path, gt_dir: Path, keep: dict | None = None) -> float:
+    """Lai et al.'s evaluate_WarpError.py loop, frame by frame, on OpenCV DIS flow of the GT.
+
+    `keep`, when given, receives each pair's (flow, non-occlusion mask) under (clip, t)."""
     import cv2
 
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     clip_vals = []
-    for _, ps, gs in _pairs(pred_dir, gt_dir):
+    for clip, ps, gs in _pairs(pred_dir, gt_dir):
         errs = []
         for t in range(1, len(gs)):
             g1, g2 = (cv2.cvtColor(_read(gs[k]), cv2.COLOR_RGB2GRAY) for k in (t - 1, t))
@@ -177,6 +184,8 @@ def ref_warp_error(pred_dir: Path, gt_dir: Path) -> float:
             dv[:-1, :] = fw[:-1, :] - fw[1:, :]
             occ2 = (du ** 2 + dv ** 2).sum(-1) > 0.01 * mag(fw) + 0.002
             noc = np.repeat((~(occ1 | occ2)).astype(np.float64)[..., None], 3, axis=2)
+            if keep is not None:
+                keep[clip, t] = (fw, noc)
             img1 = _read(ps[t - 1]).astype(np.float64) / 255
             img2 = _read(ps[t]).astype(np.float64) / 255
             diff = (_warp(img2, fw) - img1) * noc
@@ -184,6 +193,80 @@ def ref_warp_error(pred_dir: Path, gt_dir: Path) -> float:
             errs.append(np.sum(diff ** 2) / n)
         clip_vals.append(np.mean(errs))
     return float(np.mean(clip_vals))
+
+
+def ref_kid(flat: Path) -> float:
+    """torch-fidelity's KID on pytorch_fid's Inception activations (computed again, as a separate tool would)."""
+    import torch
+    from pytorch_fid.fid_score import get_activations
+    from pytorch_fid.inception import InceptionV3
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
+
+    model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+    feats = [torch.from_numpy(get_activations(sorted(str(f) for f in (flat / side).iterdir()), model, batch_size=50,
+                                              dims=2048, device="cpu", num_workers=0))
+             for side in ("pred", "gt")]
+    m = min(1000, len(feats[0]), len(feats[1]))
+    return float(kid_features_to_metric(*feats, kid_subsets=100, kid_subset_size=m, verbose=False)[KEY_METRIC_KID_MEAN])
+
+
+def ref_topk(pred_dir: Path, gt_dir: Path) -> tuple[float, float]:
+    """A direct torchvision VGG19 forward per frame; the label is the GT frame's top-1."""
+    import torch
+    from torchvision.models import VGG19_Weights, vgg19
+
+    home = Path(os.environ["TORCH_HOME"]) if "TORCH_HOME" in os.environ else Path.home() / ".cache" / "torch"
+    net = vgg19(weights=None)
+    net.load_state_dict(torch.load(home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth", weights_only=True))
+    net.eval()
+    tf = VGG19_Weights.IMAGENET1K_V1.transforms()
+    top1, top5 = [], []
+    with torch.no_grad():
+        for _, ps, gs in _pairs(pred_dir, gt_dir):
+            h1, h5 = [], []
+            for p, g in zip(ps, gs):
+                label = int(net(tf(torch.from_numpy(_read(g)).permute(2, 0, 1))[None]).argmax())
+                best = net(tf(torch.from_numpy(_read(p)).permute(2, 0, 1))[None]).topk(5).indices[0].tolist()
+                h1.append(best[0] == label)
+                h5.append(label in best)
+            top1.append(np.mean(h1))
+            top5.append(np.mean(h5))
+    return float(np.mean(top1)), float(np.mean(top5))
+
+
+def ref_colorfulness(pred_dir: Path, gt_dir: Path) -> tuple[float, float]:
+    """Hasler & Suesstrunk per frame (the test suite's numpy formula), clip means, for pred and GT."""
+    from test_colorfulness import _paper
+
+    pred, gt = [], []
+    for _, ps, gs in _pairs(pred_dir, gt_dir):
+        pred.append(np.mean([_paper(_read(p)) for p in ps]))
+        gt.append(np.mean([_paper(_read(g)) for g in gs]))
+    return float(np.mean(pred)), float(np.mean(gt))
+
+
+def ref_flicker(pred_dir: Path, gt_dir: Path, kept: dict) -> tuple[float, float]:
+    """Mean |warped frame t - frame t-1| (RGB 0-255) on non-occluded pixels, pred and GT, on the warp
+    loop's flow and masks (reused, so the reference side does not pay for flow twice)."""
+    out = []
+    for root in (pred_dir, gt_dir):
+        clip_vals = []
+        for clip, ps, gs in _pairs(root, gt_dir):
+            vals = []
+            for t in range(1, len(ps)):
+                fw, noc = kept[clip, t]
+                diff = np.abs(_warp(_read(ps[t]).astype(np.float64), fw) - _read(ps[t - 1])) * noc
+                vals.append(diff.sum() / (noc.sum() or diff.size))
+            clip_vals.append(np.mean(vals))
+        out.append(float(np.mean(clip_vals)))
+    return out[0], out[1]
+
+
+def ref_cdc(pred_dir: Path, gt_dir: Path) -> float:
+    """TCVC's CDC loop per clip (the test suite's transcription: cv2.calcHist, scipy entropy)."""
+    from test_temporal_metrics import tcvc_cdc
+
+    return float(np.mean([tcvc_cdc(np.stack([_read(p) for p in ps])) for _, ps, _ in _pairs(pred_dir, gt_dir)]))
 
 
 def main() -> int:
@@ -241,44 +324,58 @@ def main() -> int:
             sub.score_dirs(pred_dir, gt_dir)
             t_vc_sub_warm = time.perf_counter() - t0
 
-        times, values = {}, {}
-        t0 = time.perf_counter()
-        values["fid"] = ref_fid(pred_dir, gt_dir, flat)
-        times["pytorch_fid calculate_fid_given_paths"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        values["lpips"] = ref_lpips(pred_dir, gt_dir)
-        times["lpips package, frame by frame"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        values["psnr"], values["ssim"] = ref_psnr_ssim(pred_dir, gt_dir)
-        times["skimage psnr + ssim, per frame"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        values["warp_error"] = ref_warp_error(pred_dir, gt_dir)
-        times["warp-error loop (Lai), DIS flow"] = time.perf_counter() - t0
+        def timed(label: str, table: dict, fn, *a):
+            t0 = time.perf_counter()
+            out = fn(*a)
+            table[label] = time.perf_counter() - t0
+            return out
 
-        t_ref = sum(times.values())
-        print("\nreference tools, one after another:")
-        for k, t in times.items():
-            print(f"  {k:<40s} {t:8.2f} s  {n / t:8.2f} frames/s")
-        print(f"  {'total':<40s} {t_ref:8.2f} s  {n / t_ref:8.2f} frames/s")
+        issue, extra, values, gt_values, kept = {}, {}, {}, {}, {}
+        values["fid"] = timed("pytorch_fid calculate_fid_given_paths", issue, ref_fid, pred_dir, gt_dir, flat)
+        values["lpips"] = timed("lpips package, frame by frame", issue, ref_lpips, pred_dir, gt_dir)
+        values["psnr"], values["ssim"] = timed("skimage psnr + ssim, per frame", issue, ref_psnr_ssim, pred_dir, gt_dir)
+        values["warp_error"] = timed("warp-error loop (Lai), DIS flow", issue, ref_warp_error, pred_dir, gt_dir, kept)
+        values["kid"] = timed("KID: pytorch_fid features + torch-fidelity", extra, ref_kid, flat)
+        values["top1"], values["top5"] = timed("top1/top5: torchvision VGG19 per frame", extra, ref_topk,
+                                               pred_dir, gt_dir)
+        values["colorfulness"], gt_values["colorfulness"] = timed("colourfulness per frame, pred + GT", extra,
+                                                                  ref_colorfulness, pred_dir, gt_dir)
+        values["flicker"], gt_values["flicker"] = timed("flicker loop, pred + GT (warp loop's flow)", extra,
+                                                        ref_flicker, pred_dir, gt_dir, kept)
+        values["cdc"] = timed("CDC loop (TCVC)", extra, ref_cdc, pred_dir, gt_dir)
+
+        t_issue, t_all = sum(issue.values()), sum(issue.values()) + sum(extra.values())
+        row = lambda k, t: print(f"  {k:<44s} {t:8.2f} s  {n / t:8.2f} frames/s")  # noqa: E731
+        print("\nreference tools named by the issue, one after another (fid, lpips, psnr, ssim, warp_error):")
+        for k, t in issue.items():
+            row(k, t)
+        row("total, the four tools", t_issue)
+        print("\nreferences for the other six metrics (kid, top1, top5, colorfulness, flicker, cdc):")
+        for k, t in extra.items():
+            row(k, t)
+        row("total, all eleven metrics", t_all)
         print("\nvcbench score (one streaming pass):")
-        print(f"  {'full suite (11 metrics), GT cache cold':<40s} {t_vc:8.2f} s  {n / t_vc:8.2f} frames/s")
-        print(f"  {'full suite, GT cache warm':<40s} {t_vc_cached:8.2f} s  {n / t_vc_cached:8.2f} frames/s")
+        row("full suite (11 metrics), GT cache cold", t_vc)
+        row("full suite, GT cache warm", t_vc_cached)
         if t_vc_sub:
-            print(f"  {'psnr,ssim,lpips,fid,warp_error, cold':<40s} {t_vc_sub:8.2f} s  {n / t_vc_sub:8.2f} frames/s")
-            print(f"  {'psnr,ssim,lpips,fid,warp_error, warm':<40s} {t_vc_sub_warm:8.2f} s  "
-                  f"{n / t_vc_sub_warm:8.2f} frames/s")
-        print(f"\nratio references total / vcbench full suite, cold cache: {t_ref / t_vc:.2f}x")
-        print(f"ratio references total / vcbench full suite, warm cache: {t_ref / t_vc_cached:.2f}x")
+            row("psnr,ssim,lpips,fid,warp_error, cold", t_vc_sub)
+            row("psnr,ssim,lpips,fid,warp_error, warm", t_vc_sub_warm)
+        print()
         if t_vc_sub:
-            print(f"ratio references total / vcbench same 5 metrics, cold cache: {t_ref / t_vc_sub:.2f}x")
-            print(f"ratio references total / vcbench same 5 metrics, warm cache: {t_ref / t_vc_sub_warm:.2f}x")
+            print(f"ratio, the same five metrics, cold cache: {t_issue / t_vc_sub:.2f}x")
+            print(f"ratio, the same five metrics, warm cache: {t_issue / t_vc_sub_warm:.2f}x")
+        print(f"ratio, full suite vs all eleven references, cold cache: {t_all / t_vc:.2f}x")
+        print(f"ratio, full suite vs all eleven references, warm cache: {t_all / t_vc_cached:.2f}x")
+        print(f"ratio, full suite vs the four tools alone, cold cache: {t_issue / t_vc:.2f}x")
+        print(f"ratio, full suite vs the four tools alone, warm cache: {t_issue / t_vc_cached:.2f}x")
         print("\nvalues (vcbench vs reference, abs diff):")
         worst = 0.0
-        for k, v in values.items():
-            mine = res.metrics.get(k)
+        rows = [(k, res.metrics.get(k), v) for k, v in values.items()]
+        rows += [(f"gt {k}", res.gt_metrics.get(k), v) for k, v in gt_values.items()]
+        for k, mine, v in rows:
             d = abs(mine - v) if mine is not None else float("nan")
             worst = max(worst, d) if d == d else worst
-            print(f"  {k:<12s} vcbench {mine!s:<24} reference {v!s:<24} |diff| {d:.3g}")
+            print(f"  {k:<16s} vcbench {mine!s:<24} reference {v!s:<24} |diff| {d:.3g}")
         print(f"max abs difference: {worst:.3g}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -287,4 +384,5 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # the suite's reference formulas
     sys.exit(main())
