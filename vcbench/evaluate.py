@@ -243,25 +243,6 @@ def _clip_stream(model: Colorizer, name: str, bench: Benchmark, clip: Clip, fifo
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-class _LabelFeed:
-    """Wraps the suite's `update` to add each frame's true class (`FrameContext.gt_cache["labels"]`,
-    what top1/top5 read) for benchmarks that carry labels (ImageNet ctest10k). The scorer's stream
-    items carry no per-clip side inputs, so the labels join at the suite, per batch of the clip."""
-
-    KEY = "labels"
-
-    def __init__(self, update: Any, labels: Mapping[str, int], device: torch.device) -> None:
-        self._update, self._labels, self._device = update, dict(labels), device
-
-    def __call__(self, pred: Any, gt: Any, *, pairs: Any = None, gt_cache: dict | None = None,
-                 clip: str | None = None) -> Any:
-        cache = dict(gt_cache or {})
-        if clip in self._labels and self.KEY not in cache:
-            cache[self.KEY] = torch.full((int(gt.shape[0]),), int(self._labels[clip]), dtype=torch.long,
-                                         device=self._device)
-        return self._update(pred, gt, pairs=pairs, gt_cache=cache, clip=clip)
-
-
 def _gt_per_clip(result: Any, scorer: Any) -> dict[str, dict[str, float | None]]:
     """The GT's own per-clip values of the reference metrics (colourfulness, flicker), which ranking by
     closeness to the GT and paired tests need: from the result when the scorer reports them, else
@@ -304,8 +285,6 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
     scorer = Scorer(metrics, device=dev, flow=flow, batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache,
                     allow_unverified_weights=allow_unverified_weights, progress=not quiet)
     suite = scorer.suite
-    if bench.labels:
-        suite.update = _LabelFeed(suite.update, bench.labels, suite.device)
     proto = suite.protocol()
     flow_record = dict(proto.get("flow") or {})
     identity = {
@@ -337,7 +316,7 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
 
     total = sum(c.num_frames() for c in bench.clips)
     with torch.inference_mode():
-        result = scorer.score_streams(streams(), total=total)
+        result = scorer.score_streams(streams(), total=total, labels=bench.labels or None)
     result.protocol["dataset"] = bench.protocol
     result.protocol["reference_mode"] = bench.reference_mode
     record.fps = timer.fps

@@ -268,11 +268,24 @@ class Clip:
             yield np.stack(buf)
 
 
-def list_clips(root: str | Path) -> list[Clip]:
+class ImageClip(Clip):
+    """A one-frame clip made of a single image file (image sets such as ImageNet: each image is a clip)."""
+
+    def __init__(self, name: str, path: str | Path) -> None:
+        super().__init__(name, Path(path), "frames")
+
+    def frame_paths(self) -> list[Path]:
+        if not self.path.is_file():
+            raise InputError("image not found", path=self.path)
+        return [self.path]
+
+
+def list_clips(root: str | Path, *, images: bool = False) -> list[Clip]:
     """Clips under `root`: each sub-folder of images and each video file is one clip, natural order.
 
     Hidden entries are skipped; other files at the top level are ignored with a log line. A root
-    that holds images directly (no clip sub-folders) is an error, since its clip name is ambiguous.
+    that holds images directly (no clip sub-folders) is an image set when `images` is set (each image a
+    one-frame clip named by its file stem), else an error: its frames might be one clip laid out flat.
     """
     root = Path(root)
     if not root.exists():
@@ -281,7 +294,7 @@ def list_clips(root: str | Path) -> list[Clip]:
         raise InputError("expected a folder of clips, got a file", path=root,
                          hint="pass the folder that holds the clip (one sub-folder or video per clip)")
     clips: dict[str, Clip] = {}
-    loose_images: list[str] = []
+    loose_images: list[Path] = []
     for p in root.iterdir():
         if _is_hidden(p):
             continue
@@ -291,7 +304,7 @@ def list_clips(root: str | Path) -> list[Clip]:
             clip = Clip(p.stem, p, "video")
         else:
             if p.suffix.lower() in IMAGE_EXTENSIONS:
-                loose_images.append(p.name)
+                loose_images.append(p)
             else:
                 log.info("ignoring %s (not a clip folder or a video)", p)
             continue
@@ -299,10 +312,24 @@ def list_clips(root: str | Path) -> list[Clip]:
             raise InputError(f"two clips named {clip.name!r} ({clips[clip.name].path.name} and {p.name})",
                              path=root, hint="keep either the frame folder or the video for each clip")
         clips[clip.name] = clip
+    if images:
+        if clips:
+            raise InputError(f"an image set holds only images, but this folder also holds clip "
+                             f"{next(iter(clips.values())).path.name!r}", path=root,
+                             hint="drop --images to score clips, or keep only the images")
+        for p in loose_images:
+            if p.stem in clips:
+                raise InputError(f"two images named {p.stem!r} ({clips[p.stem].path.name} and {p.name})", path=root,
+                                 hint="give each image a unique name (the stem pairs prediction and GT)")
+            clips[p.stem] = ImageClip(p.stem, p)
+        if not clips:
+            raise InputError("no images found (empty folder)", path=root,
+                             hint="an image set is one folder of images (png/jpg/...), one per sample")
     if not clips:
         if loose_images:
             raise InputError("folder holds images but no clip sub-folders", path=root,
-                             hint="put each clip's frames in its own sub-folder (ROOT/<clip>/<frame>.png)")
+                             hint="put each clip's frames in its own sub-folder (ROOT/<clip>/<frame>.png), "
+                                  "or pass --images if each image is a sample of its own (an image set)")
         raise InputError("no clips found (empty folder)", path=root,
                          hint="add one sub-folder of frames or one video file (.mp4/.avi/.mov/.mkv/.webm) per clip")
     return [clips[k] for k in sorted(clips, key=natural_key)]

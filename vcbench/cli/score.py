@@ -49,6 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where GT-side results (flow, Inception features, classifier labels) are cached "
                         "(default: the user cache folder, or $VCBENCH_CACHE_DIR)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the GT-side cache")
+    p.add_argument("--labels", type=Path, default=None, metavar="FILE|imagenet-ctest10k",
+                   help="true ImageNet class of each clip or image (`name class` per line, e.g. the ctest10k "
+                        "list, or name,class CSV; `imagenet-ctest10k` names the bundled list): top1/top5 become "
+                        "accuracies. Without it the label is the classifier's top-1 on the GT frame")
+    p.add_argument("--images", action="store_true",
+                   help="--pred and --gt are image sets: each image is a one-frame clip, paired by file stem "
+                        "(e.g. ImageNet ctest10k); temporal metrics are then undefined")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--allow-unverified-weights", action="store_true",
                    help="accept weight files whose sha256 differs from the registry's (the run is marked)")
@@ -87,6 +94,17 @@ def format_table(result: Any) -> str:
     return "\n".join(lines)
 
 
+def _read_labels(arg: Path) -> dict[str, int]:
+    """A label file, or the bundled ctest10k list by name (keys: image file stems)."""
+    from vcbench.metrics.classification import read_class_labels
+
+    if str(arg) == "imagenet-ctest10k" and not arg.exists():
+        from vcbench.datasets.benchmarks import imagenet_entries
+
+        return {Path(fname).stem: label for _, fname, label in imagenet_entries()}
+    return read_class_labels(arg)
+
+
 def run(args: argparse.Namespace) -> int:
     from vcbench.atomic import atomic_write_text, check_writable
     from vcbench.errors import InputError
@@ -99,10 +117,11 @@ def run(args: argparse.Namespace) -> int:
         if Path(args.json).is_dir():
             raise InputError("--json points at a folder", path=args.json, hint="give a file name such as results.json")
         check_writable(args.json)  # a bad output path fails now, not after the whole scoring pass
+    labels = _read_labels(args.labels) if args.labels is not None else None
     scorer = Scorer(metrics, device=args.device, flow=args.flow, batch_size=args.batch_size,
                     cache_dir=args.cache_dir, use_cache=not args.no_cache, resize=args.resize,
                     allow_unverified_weights=args.allow_unverified_weights, progress=not args.quiet)
-    result = scorer.score_dirs(args.pred, args.gt)
+    result = scorer.score_dirs(args.pred, args.gt, labels=labels, images=args.images)
     table_out: TextIO = sys.stderr if args.json == "-" else sys.stdout
     if args.json == "-":
         sys.stdout.write(result.dumps() + "\n")

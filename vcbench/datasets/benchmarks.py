@@ -28,7 +28,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from vcbench.errors import InputError
-from vcbench.frames import IMAGE_EXTENSIONS, Clip, list_clips, natural_key, read_image, sample_videos, write_frames
+from vcbench.frames import (IMAGE_EXTENSIONS, Clip, ImageClip, list_clips, natural_key, read_image, sample_videos,
+                            write_frames)
 from vcbench.hashing import sha256_file
 
 REFERENCE_MODES: tuple[str, ...] = ("first-frame", "exemplar")
@@ -81,18 +82,6 @@ BENCHMARKS: dict[str, BenchmarkInfo] = {
 
 
 # ------------------------------------------------------------------------------------- clips
-class ImageClip(Clip):
-    """A one-frame clip made of a single image file (image benchmarks: each image is a clip)."""
-
-    def __init__(self, name: str, path: str | Path) -> None:
-        super().__init__(name, Path(path), "frames")
-
-    def frame_paths(self) -> list[Path]:
-        if not self.path.is_file():
-            raise InputError("image not found", path=self.path)
-        return [self.path]
-
-
 @dataclass
 class Benchmark:
     """A resolved benchmark: GT clips, references, checksum and protocol (plain data, no pixels)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ import torch
 from vcbench.errors import InputError
 from vcbench.frames import Clip, decoder_description, list_clips
 from vcbench.metrics.base import FlowPairs
+from vcbench.metrics.classification import LABELS_KEY
 from vcbench.metrics.gt_cache import GTCache, clip_digest, entry_key
 from vcbench.metrics.suite import MetricSuite, ScoreResult, _weights_of, check_request, iter_chunks
 
@@ -44,14 +45,16 @@ def _names(clips: Sequence[str], limit: int = 5) -> str:
     return shown + (f" and {len(clips) - limit} more" if len(clips) > limit else "")
 
 
-def pair_clips(pred_dir: str | Path, gt_dir: str | Path, *, resize: bool = False) -> list[ClipPair]:
+def pair_clips(pred_dir: str | Path, gt_dir: str | Path, *, resize: bool = False,
+               images: bool = False) -> list[ClipPair]:
     """Match prediction clips to GT clips by name and check counts and sizes (headers only, no decode).
 
+    `images`: both folders are image sets (each image a one-frame clip, paired by file stem).
     Raises `InputError` naming the missing/extra clips, the clip whose frame counts differ (with both
     counts), or the clip whose frame sizes differ (unless `resize`).
     """
-    gt = list_clips(gt_dir)
-    pred = {c.name: c for c in list_clips(pred_dir)}
+    gt = list_clips(gt_dir, images=images)
+    pred = {c.name: c for c in list_clips(pred_dir, images=images)}
     gt_names = [c.name for c in gt]
     missing = [n for n in gt_names if n not in pred]
     extra = [n for n in pred if n not in set(gt_names)]
@@ -188,25 +191,36 @@ class Scorer:
         return "pred->gt" if self.resize else "none"
 
     # ------------------------------------------------------------------------------- public
-    def score_dirs(self, pred_dir: str | Path, gt_dir: str | Path) -> ScoreResult:
-        """Score a folder of predicted clips against a folder of GT clips (checked before any decode)."""
-        pairs = pair_clips(pred_dir, gt_dir, resize=self.resize)
-        streams = ((p.gt, p.pred.iter_batches(self.batch_size)) for p in pairs)
-        return self._run(streams, total=sum(p.n_frames for p in pairs), counts={p.name: p.n_frames for p in pairs})
+    def score_dirs(self, pred_dir: str | Path, gt_dir: str | Path, *, labels: Mapping[str, int] | None = None,
+                   images: bool = False) -> ScoreResult:
+        """Score a folder of predicted clips against a folder of GT clips (checked before any decode).
 
-    def score_streams(self, streams: Iterable[tuple[Clip, Iterable[Any]]], *, total: int | None = None) -> ScoreResult:
+        `labels`: the true ImageNet class of each clip (top1/top5 are then accuracies; every clip needs
+        one); `images`: both folders are image sets (see `pair_clips`).
+        """
+        pairs = pair_clips(pred_dir, gt_dir, resize=self.resize, images=images)
+        if labels is not None:
+            check_labels(labels, [p.name for p in pairs])
+        streams = ((p.gt, p.pred.iter_batches(self.batch_size)) for p in pairs)
+        return self._run(streams, total=sum(p.n_frames for p in pairs), counts={p.name: p.n_frames for p in pairs},
+                         labels=labels)
+
+    def score_streams(self, streams: Iterable[tuple[Clip, Iterable[Any]]], *, total: int | None = None,
+                      labels: Mapping[str, int] | None = None) -> ScoreResult:
         """Score predictions that arrive as frame batches (uint8, (B,H,W,3) or (B,3,H,W)), clip by clip.
 
         This is what `vcbench evaluate` calls with a model's output, so frames need never be saved.
-        Each item is (GT clip, iterator of predicted batches of any size).
+        Each item is (GT clip, iterator of predicted batches of any size); `labels` as in `score_dirs`.
         """
-        return self._run(streams, total=total, counts=None)
+        return self._run(streams, total=total, counts=None, labels=labels)
 
     # ------------------------------------------------------------------------------ the pass
     def _run(self, streams: Iterable[tuple[Clip, Iterable[Any]]], *, total: int | None,
-             counts: dict[str, int] | None) -> ScoreResult:
+             counts: dict[str, int] | None, labels: Mapping[str, int] | None = None) -> ScoreResult:
         from tqdm import tqdm
 
+        if labels is not None:
+            check_labels(labels, [])
         self.suite.reset()
         kinds: set[str] = set()
         bar = tqdm(total=total, unit="frame", desc="scoring", disable=not self.progress, dynamic_ncols=True)
@@ -215,13 +229,22 @@ class Scorer:
                 for gt_clip, pred_batches in streams:
                     kinds.add(gt_clip.kind)
                     n = counts[gt_clip.name] if counts else gt_clip.num_frames()
-                    self._score_clip(gt_clip, pred_batches, n, bar)
+                    label = None
+                    if labels is not None:
+                        if gt_clip.name not in labels:
+                            raise InputError(f"no label for clip {gt_clip.name!r}", path=gt_clip.path,
+                                             hint="give every clip its ImageNet class, or no labels at all")
+                        label = int(labels[gt_clip.name])
+                    self._score_clip(gt_clip, pred_batches, n, bar, label)
         finally:
             bar.close()
-        extra = {"batch_size": self.batch_size, "gt_cache": "on" if self.cache.enabled else "off"}
+        extra: dict[str, Any] = {"batch_size": self.batch_size, "gt_cache": "on" if self.cache.enabled else "off"}
+        if labels is not None:
+            extra["labels"] = labels_record(labels)
         return self.suite.result(decoder=decoder_description(), protocol_extra=extra)
 
-    def _score_clip(self, gt_clip: Clip, pred_batches: Iterable[Any], n: int, bar: Any) -> None:
+    def _score_clip(self, gt_clip: Clip, pred_batches: Iterable[Any], n: int, bar: Any,
+                    label: int | None = None) -> None:
         suite = self.suite
         size = gt_clip.size()
         cc = _ClipCache(self.cache, suite, gt_clip, n, size, self._resize_policy())
@@ -239,6 +262,8 @@ class Scorer:
                     raise InputError(f"clip {gt_clip.name}: the prediction has {t + k} frames where the GT has "
                                      f"{t + gt.shape[0]}", path=gt_clip.path)
                 pairs, feats = cc.inputs(t, k, t > 0, suite.device)
+                if label is not None:
+                    feats[LABELS_KEY] = torch.full((k,), label, dtype=torch.long, device=suite.device)
                 ctx = suite.update(pred, gt, pairs=pairs, gt_cache=feats, clip=gt_clip.name)
                 cc.store(ctx, k)
                 t += k
@@ -251,6 +276,28 @@ class Scorer:
             raise
         cc.commit()
         suite.end_clip(gt_clip.name)
+
+
+def check_labels(labels: Mapping[str, int], clips: Sequence[str]) -> None:
+    """Every label an ImageNet-1k class index, every clip in `clips` labelled (InputError otherwise)."""
+    bad = [(k, v) for k, v in labels.items() if isinstance(v, bool) or not isinstance(v, (int, np.integer))
+           or not 0 <= int(v) < 1000]
+    if bad:
+        raise InputError(f"label of {bad[0][0]!r} is {bad[0][1]!r}, not an ImageNet-1k class index (0..999)",
+                         hint="labels are ILSVRC2012 class indices, as in the ctest10k list")
+    missing = [c for c in clips if c not in labels]
+    if missing:
+        raise InputError(f"{len(missing)} clip(s) have no label: {_names(missing)}",
+                         hint="give every clip its ImageNet class, or no labels at all")
+
+
+def labels_record(labels: Mapping[str, int]) -> dict[str, Any]:
+    """What the protocol records of the labels: how many, and a digest of the (name, class) pairs."""
+    import hashlib
+
+    text = "".join(f"{k}\t{int(labels[k])}\n" for k in sorted(labels))
+    return {"n": len(labels), "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "meaning": "top1/top5 are accuracies against these ImageNet-1k class indices"}
 
 
 def score_dirs(pred_dir: str | Path, gt_dir: str | Path, **kwargs: Any) -> ScoreResult:

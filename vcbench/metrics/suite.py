@@ -280,7 +280,8 @@ class MetricSuite:
         ctx = FrameContext(clip=name, start=self._t, prev_pred=self._prev_pred, prev_gt=self._prev_gt,
                            pairs=pairs, gt_cache=dict(gt_cache or {}))
         for key, provider in self.gt_side_providers().items():
-            if key not in ctx.gt_cache:
+            # A GT side another input replaces (the GT's top-1 class where true labels are given) is not computed.
+            if key not in ctx.gt_cache and getattr(provider, "gt_side_superseded_by", None) not in ctx.gt_cache:
                 ctx.gt_cache[key] = provider.gt_side(gt)
         for n in list(self.metrics):
             self.metrics[n].update(pred, gt, ctx)
