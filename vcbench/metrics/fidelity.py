@@ -9,7 +9,6 @@ float64 rounding (the tests check 1e-10).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from vcbench.errors import InputError
 from vcbench.metrics.base import FrameContext, Metric
