@@ -59,22 +59,55 @@ def test_video_clip_counts_size_and_frames_match_pyav(tmp_path):
     np.testing.assert_array_equal(batches[0][:7], ref)
 
 
-def test_mkv_count_is_taken_by_decoding(tmp_path, carphone5):
-    # Remux 5 frames into Matroska (whose header has no exact count) with a lossless codec.
-    out = tmp_path / "clips" / "five.mkv"
-    out.parent.mkdir()
+def _write_video(out: Path, frames: np.ndarray, codec: str = "ffv1", pix_fmt: str = "bgr0") -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(out), "w") as c:
-        s = c.add_stream("ffv1", rate=25)
-        s.width, s.height, s.pix_fmt = 176, 144, "bgr0"
-        for f in carphone5:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for f in frames:
             for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 c.mux(pkt)
         for pkt in s.encode():
             c.mux(pkt)
+    return out
+
+
+@pytest.mark.parametrize("name,codec,pix_fmt", [("five.mkv", "ffv1", "bgr0"), ("five.avi", "mpeg4", "yuv420p"),
+                                                ("five.webm", "libvpx-vp9", "yuv420p")])
+def test_count_without_exact_header_comes_from_packets_not_decoding(tmp_path, carphone5, monkeypatch, name, codec,
+                                                                     pix_fmt):
+    """Matroska/AVI/WebM headers give no exact count: packets are counted, nothing is decoded twice."""
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg build has no {codec} encoder")
+    out = _write_video(tmp_path / "clips" / name, carphone5, codec, pix_fmt)
     (clip,) = list_clips(out.parent)
     assert clip.kind == "video" and clip.name == "five"
-    assert clip.num_frames() == 5
-    np.testing.assert_array_equal(np.stack(list(clip.iter_frames())), carphone5)
+    decoded = []
+    real = av.container.InputContainer.decode
+
+    def counting_decode(self, *a, **k):
+        decoded.append(1)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(av.container.InputContainer, "decode", counting_decode)
+    assert clip.num_frames() == 5 and decoded == []
+    frames = np.stack(list(clip.iter_frames()))
+    assert frames.shape == carphone5.shape and decoded == [1]
+    if codec == "ffv1":  # lossless
+        np.testing.assert_array_equal(frames, carphone5)
+
+
+def test_decode_is_checked_against_the_packet_count(tmp_path, carphone5):
+    """The count num_frames handed out is what the decode must yield (fewer or more: one clear error)."""
+    out = _write_video(tmp_path / "clips" / "five.mkv", carphone5)
+    for listed, msg in [(7, "truncated video: decoded 5 of the 7 frames its packets hold"),
+                        (3, "decodes to more frames than the 3 its packets hold")]:
+        clip = Clip("five", out, "video")
+        assert clip.num_frames() == 5
+        clip._packet_count = listed  # as if the packets had said so
+        with pytest.raises(InputError, match=msg) as err:
+            list(clip.iter_frames())
+        assert "five.mkv" in str(err.value)
 
 
 def test_png_and_jpeg_folders_round_trip(tmp_path, carphone5):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Literal
 
@@ -152,6 +152,8 @@ class Clip:
     name: str
     path: Path
     kind: Literal["frames", "video"]
+    #: Packets counted by `num_frames` (videos without an exact header count), checked by the decode.
+    _packet_count: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -179,7 +181,11 @@ class Clip:
 
     # -- common -------------------------------------------------------------------------------
     def num_frames(self) -> int:
-        """Frame count: file count for folders; the mp4/mov header's count, else a decode count."""
+        """Frame count: file count for folders; the mp4/mov header's count, else the stream's packets.
+
+        Counting packets reads the file without decoding it (so each frame is still decoded once, by
+        the pass that uses it); the decode then checks that it yields exactly that many frames.
+        """
         if self.kind == "frames":
             return len(self.frame_paths())
         container = _open_video(self.path)
@@ -187,9 +193,14 @@ class Clip:
             stream = container.streams.video[0]
             if stream.frames > 0 and any(f in container.format.name.split(",") for f in _EXACT_COUNT_FORMATS):
                 return int(stream.frames)
+            try:
+                count = sum(1 for pkt in container.demux(stream) if pkt.size)
+            except _av_error_types() as exc:
+                raise _video_error(self.path, exc) from exc
         finally:
             container.close()
-        return sum(1 for _ in self._iter_video(convert=False))
+        self._packet_count = count
+        return count
 
     def size(self) -> tuple[int, int]:
         """(H, W) of the clip's frames, read from a header (no full decode)."""
@@ -223,14 +234,17 @@ class Clip:
             return
         yield from self._iter_video()
 
-    def _iter_video(self, convert: bool = True) -> Iterator[np.ndarray | None]:
-        """Decoded frames as rgb24 arrays (or None with convert=False, for counting)."""
+    def _iter_video(self) -> Iterator[np.ndarray]:
+        """Decoded frames as rgb24 arrays, checked against the count the caller was given."""
         container = _open_video(self.path)
         errors = _av_error_types()
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame threading; output is identical, only faster
             expected = stream.frames if any(f in container.format.name.split(",") for f in _EXACT_COUNT_FORMATS) else 0
+            listed = "header lists"
+            if not expected and self._packet_count:
+                expected, listed = self._packet_count, "packets hold"  # what num_frames told the caller
             n = 0
             frames = container.decode(stream)
             while True:
@@ -241,12 +255,15 @@ class Clip:
                 except errors as exc:
                     raise _video_error(self.path, exc) from exc
                 n += 1
-                yield frame.to_ndarray(format="rgb24") if convert else None
+                if listed == "packets hold" and n > expected:
+                    raise InputError(f"video decodes to more frames than the {expected} its packets hold",
+                                     path=self.path, hint="extract its frames to a folder or re-encode it to mp4")
+                yield frame.to_ndarray(format="rgb24")
             if n == 0:
                 raise InputError("video holds no decodable frames", path=self.path,
                                  hint="re-encode it or extract frames to a folder")
             if expected and n < expected:
-                raise InputError(f"truncated video: decoded {n} of the {expected} frames its header lists",
+                raise InputError(f"truncated video: decoded {n} of the {expected} frames its {listed}",
                                  path=self.path, hint="re-download or re-encode the file")
         finally:
             container.close()
