@@ -230,8 +230,6 @@ def test_cosine_correlation_and_temperature_softmax_are_an_argmax_gather():
 
 
 def test_vgg_trunk_matches_torchvision_vgg19_with_the_same_weights():
-    import torchvision
-
     from torchvision.models.vgg import cfgs, make_layers
 
     from vcbench.baselines.devc.vgg import VGG19Features
