@@ -139,7 +139,7 @@ def test_bundled_ctest10k_list_by_name(tmp_path, weights_home):
         img = np.asarray(Image.fromarray(load()).resize((96, 72), Image.BICUBIC))
         Image.fromarray(img).save(gt_dir / fname, format="JPEG")
         Image.fromarray(degrade(img[None], "blur+hue")[0]).save(pred_dir / Path(fname).with_suffix(".png").name)
-    preds = {Path(f).stem: np.asarray(Image.open(pred_dir / Path(f).with_suffix(".png").name)) for _, f, _ in entries}
+    preds = {Path(f).stem: np.array(Image.open(pred_dir / Path(f).with_suffix(".png").name)) for _, f, _ in entries}
     best = _torchvision_topk(weights_home, preds)
     want = np.mean([best[Path(f).stem][0] == label for _, f, label in entries])
     out = tmp_path / "s.json"
