@@ -100,6 +100,25 @@ def sample_frames() -> dict[str, np.ndarray]:
     return {name: _decode_first(data / f"{name}.mp4", 10, size) for name, size in SAMPLE_CLIPS.items()}
 
 
+def write_video(path: Path, frames: np.ndarray, codec: str = "libx264", pix_fmt: str = "yuv420p", *,
+                stream_options: dict | None = None, container_options: dict | None = None) -> Path:
+    """Encode uint8 RGB frames (N, H, W, 3) into a video file with PyAV (25 fps)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", options=container_options or {}) as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        if stream_options:
+            s.options = stream_options
+        for f in frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
 def degrade(frames: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
     """A plausible colourisation error applied to real frames: 'jpeg' (quality 15), 'chroma' (a and b
     shifted in Lab), 'blur' (Gaussian sigma 1.5), 'hue' (per-frame random hue rotation), or several

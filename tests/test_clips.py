@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
+
+from conftest import write_video
 
 from vcbench.datasets.clips import ClipSpec, clip_measures, extract_clips, judge, resize_fill
 from vcbench.datasets.sources import SourceVideo
@@ -23,17 +24,8 @@ def _frames(name: str, n: int, size=(72, 128)) -> np.ndarray:
 
 
 def _write_mp4(path: Path, frames: np.ndarray) -> Path:
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.height, s.width = frames.shape[1:3]
-        s.pix_fmt = "yuv444p"
-        s.options = {"crf": "0", "preset": "ultrafast"}
-        for f in frames:
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-    return path
+    """Lossless-ish H.264 (yuv444p, crf 0)."""
+    return write_video(path, frames, "libx264", "yuv444p", stream_options={"crf": "0", "preset": "ultrafast"})
 
 
 def test_resize_fill_covers_then_crops_centre():

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
+
+from conftest import write_video
 
 from vcbench.errors import InputError
 from vcbench.frames import Clip, list_clips, natural_key, read_image, sample_videos, write_frames
@@ -60,19 +61,6 @@ def test_video_clip_counts_size_and_frames_match_pyav(tmp_path):
     np.testing.assert_array_equal(batches[0][:7], ref)
 
 
-def _write_video(out: Path, frames: np.ndarray, codec: str = "ffv1", pix_fmt: str = "bgr0") -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(out), "w") as c:
-        s = c.add_stream(codec, rate=25)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        for f in frames:
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-    return out
-
-
 @pytest.mark.parametrize("name,codec,pix_fmt", [("five.mkv", "ffv1", "bgr0"), ("five.avi", "mpeg4", "yuv420p"),
                                                 ("five.webm", "libvpx-vp9", "yuv420p")])
 def test_count_without_exact_header_comes_from_packets_not_decoding(tmp_path, carphone5, monkeypatch, name, codec,
@@ -80,7 +68,7 @@ def test_count_without_exact_header_comes_from_packets_not_decoding(tmp_path, ca
     """Matroska/AVI/WebM headers give no exact count: packets are counted, nothing is decoded twice."""
     if codec not in av.codecs_available:
         pytest.skip(f"this FFmpeg build has no {codec} encoder")
-    out = _write_video(tmp_path / "clips" / name, carphone5, codec, pix_fmt)
+    out = write_video(tmp_path / "clips" / name, carphone5, codec, pix_fmt)
     (clip,) = list_clips(out.parent)
     assert clip.kind == "video" and clip.name == "five"
     decoded = []
@@ -100,7 +88,7 @@ def test_count_without_exact_header_comes_from_packets_not_decoding(tmp_path, ca
 
 def test_decode_is_checked_against_the_packet_count(tmp_path, carphone5):
     """The count num_frames handed out is what the decode must yield (fewer or more: one clear error)."""
-    out = _write_video(tmp_path / "clips" / "five.mkv", carphone5)
+    out = write_video(tmp_path / "clips" / "five.mkv", carphone5, "ffv1", "bgr0")
     for listed, msg in [(7, "truncated video: decoded 5 of the 7 frames its packets hold"),
                         (3, "decodes to more frames than the 3 its packets hold")]:
         clip = Clip("five", out, "video")
@@ -243,14 +231,7 @@ def test_truncated_faststart_video_is_detected(tmp_path, carphone5):
     # Header first ("faststart"): a cut file opens fine and decodes fewer frames than the header lists.
     src = tmp_path / "fs.mp4"
     frames = np.concatenate([carphone5] * 6)  # 30 frames
-    with av.open(str(src), "w", options={"movflags": "faststart"}) as c:
-        s = c.add_stream("mpeg4", rate=25)
-        s.width, s.height, s.pix_fmt = 176, 144, "yuv420p"
-        for f in frames:
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
+    write_video(src, frames, "mpeg4", container_options={"movflags": "faststart"})
     data = src.read_bytes()
     assert data.find(b"moov") < data.find(b"mdat")
     full = Clip("fs", src, "video")

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import write_video
+
 from vcbench.cli import main
 from vcbench.frames import write_frames
 
@@ -108,26 +110,13 @@ def test_truncated_image(tiny, capsys):
     assert_user_error(score(pred, gt, out), capsys, out, "00002.png")
 
 
-def _write_video(path: Path, frames: np.ndarray) -> None:
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for f in frames:
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-
-
 def test_truncated_video(tiny, capsys, sample_frames):
     pred, gt, out = tiny
     import shutil
 
     shutil.rmtree(pred / "bikes")
     video = pred / "bikes.mp4"
-    _write_video(video, np.ascontiguousarray(sample_frames["bikes"][:3, :32, :48]))
+    write_video(video, np.ascontiguousarray(sample_frames["bikes"][:3, :32, :48]))
     data = video.read_bytes()
     video.write_bytes(data[: len(data) // 2])
     assert_user_error(score(pred, gt, out), capsys, out, "bikes.mp4")

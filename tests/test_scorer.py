@@ -18,6 +18,8 @@ import scipy.stats
 import torch
 from scipy.ndimage import map_coordinates
 
+from conftest import write_video
+
 from vcbench.frames import list_clips, read_image, write_frames
 from vcbench.metrics.scorer import Scorer
 
@@ -229,14 +231,7 @@ def test_video_clips_decode_like_lossless_frame_folders(tmp_path, sample_frames)
     gt_video, gt_frames, pred = tmp_path / "gt_video", tmp_path / "gt_frames", tmp_path / "pred"
     gt_video.mkdir()
     frames = np.ascontiguousarray(sample_frames["bikes"][:6, :64, :96])
-    with av.open(str(gt_video / "bikes.mp4"), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
-        for f in frames:
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
+    write_video(gt_video / "bikes.mp4", frames)
     with av.open(str(gt_video / "bikes.mp4")) as c:
         decoded = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
     assert decoded.shape == frames.shape
