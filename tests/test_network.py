@@ -90,3 +90,31 @@ def test_build_loaded_refuses_missing_and_misshapen_keys():
     state["features.0.weight"] = torch.zeros(3, 3, 3, 3)
     with pytest.raises(RuntimeError, match="size mismatch"):
         build_loaded(lambda: alexnet(weights=None), state)
+
+
+def test_load_network_names_a_file_that_is_not_the_network(torch_home):
+    from torchvision.models import alexnet, vgg19
+
+    from vcbench.errors import WeightsError
+    from vcbench.metrics.network import build_loaded, load_network
+
+    wrong = torch_home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    wrong.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(alexnet(weights=None).state_dict(), wrong)  # an AlexNet under VGG19's name
+    with pytest.raises(WeightsError, match="not a torchvision VGG19 state dict") as err:
+        load_network("vgg19", lambda sd: build_loaded(lambda: vgg19(weights=None), sd), torch.device("cpu"),
+                     what="a torchvision VGG19", allow_unverified=True)
+    assert "vgg19-dcbb9e9d.pth" in str(err.value) and "vcbench weights download vgg19" in str(err.value)
+
+
+def test_forward_in_chunks_equals_one_forward():
+    from vcbench.metrics.network import forward_in_chunks
+
+    block = inference_form(_inception_block_with_statistics(4), torch.device("cpu"))
+    frames = torch.randint(0, 256, (19, 16, 9, 11), dtype=torch.uint8)
+    prepare = lambda x: x.float() / 255.0  # noqa: E731
+    got = forward_in_chunks(block, frames, torch.device("cpu"), 32, prepare, 0)  # 3 chunks of <= 8
+    with torch.no_grad():
+        want = block(prepare(frames)).flatten(1)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert forward_in_chunks(block, frames[:0], torch.device("cpu"), 8, prepare, 7).shape == (0, 7)

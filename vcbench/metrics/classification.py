@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from vcbench.errors import InputError, WeightsError
+from vcbench.errors import InputError
 from vcbench.metrics.base import FrameContext, Metric
 from vcbench.metrics.memo import BatchMemo
-from vcbench.metrics.network import as_input, build_loaded, chunk_size, inference_form
+from vcbench.metrics.network import build_loaded, forward_in_chunks, load_network
 
 #: Per-frame true ImageNet labels (int64, 0..999) when the benchmark set has them.
 LABELS_KEY = "labels"
@@ -83,17 +83,11 @@ class VGG19Classifier:
                  allow_unverified: bool = False, batch_size: int = 16) -> None:
         from torchvision.models import VGG19_Weights, vgg19
 
-        from vcbench.weights import load_state_dict, resolve
-
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.resolved = resolve("vgg19", weights_path, allow_unverified=allow_unverified)
-        try:
-            net = build_loaded(lambda: vgg19(weights=None), load_state_dict(self.resolved.path))
-        except (RuntimeError, KeyError) as exc:
-            raise WeightsError(f"not a torchvision VGG19 state dict ({str(exc).splitlines()[0][:200]})",
-                               path=self.resolved.path, hint="vcbench weights download vgg19") from None
-        self.net = inference_form(net, self.device)
+        self.resolved, self.net = load_network("vgg19", lambda sd: build_loaded(lambda: vgg19(weights=None), sd),
+                                               self.device, what="a torchvision VGG19", weights_path=weights_path,
+                                               allow_unverified=allow_unverified)
         self.transforms = VGG19_Weights.IMAGENET1K_V1.transforms()
         self._memo = BatchMemo(2)  # prediction and GT of one update
 
@@ -106,12 +100,7 @@ class VGG19Classifier:
         remembered = self._memo.get(frames)
         if remembered is not None:
             return remembered
-        out = []
-        step = chunk_size(self.device, self.batch_size)
-        for i in range(0, frames.shape[0], step):
-            x = self.transforms(frames[i:i + step].to(self.device))
-            out.append(self.net(as_input(x)))
-        logits = torch.cat(out) if out else torch.zeros((0, 1000), device=self.device)
+        logits = forward_in_chunks(self.net, frames, self.device, self.batch_size, self.transforms, 1000)
         return self._memo.put(frames, logits)
 
     def top1(self, frames: torch.Tensor) -> torch.Tensor:

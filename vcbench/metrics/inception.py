@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vcbench.errors import InputError, WeightsError
+from vcbench.errors import InputError
 from vcbench.metrics.base import FrameContext, Metric
 from vcbench.metrics.memo import BatchMemo
-from vcbench.metrics.network import as_input, build_loaded, chunk_size, inference_form
+from vcbench.metrics.network import build_loaded, forward_in_chunks, load_network
 
 FEATURE_DIM = 2048
 #: Frames below which the 2048x2048 covariance cannot be full rank.
@@ -74,6 +74,12 @@ def build_fid_inception(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
     return trunk.eval()
 
 
+def _fid_input(frames: torch.Tensor) -> torch.Tensor:
+    """pytorch-fid's input: uint8 RGB / 255, bilinear to 299x299 (align_corners=False), then 2x - 1."""
+    x = F.interpolate(frames.to(torch.float32) / 255.0, size=(299, 299), mode="bilinear", align_corners=False)
+    return 2.0 * x - 1.0
+
+
 class InceptionFeatures:
     """The FID Inception on a device; `features(uint8 frames)` -> (N, 2048) float32.
 
@@ -83,17 +89,11 @@ class InceptionFeatures:
 
     def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
                  allow_unverified: bool = False, batch_size: int = 32) -> None:
-        from vcbench.weights import load_state_dict, resolve
-
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.resolved = resolve("inception_fid", weights_path, allow_unverified=allow_unverified)
-        try:
-            net = build_fid_inception(load_state_dict(self.resolved.path))
-        except (RuntimeError, KeyError) as exc:
-            raise WeightsError(f"not the FID InceptionV3 state dict ({str(exc).splitlines()[0][:200]})",
-                               path=self.resolved.path, hint="vcbench weights download inception_fid") from None
-        self.net = inference_form(net, self.device)
+        self.resolved, self.net = load_network("inception_fid", build_fid_inception, self.device,
+                                               what="the FID InceptionV3", weights_path=weights_path,
+                                               allow_unverified=allow_unverified)
         self._memo = BatchMemo(2)  # prediction and GT of one update
 
     def weights_used(self) -> dict[str, Any]:
@@ -104,13 +104,7 @@ class InceptionFeatures:
         remembered = self._memo.get(frames)
         if remembered is not None:
             return remembered
-        out = []
-        step = chunk_size(self.device, self.batch_size)
-        for i in range(0, frames.shape[0], step):
-            x = frames[i:i + step].to(self.device, torch.float32) / 255.0
-            x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-            out.append(self.net(as_input(2.0 * x - 1.0)).flatten(1))
-        feats = torch.cat(out) if out else torch.zeros((0, FEATURE_DIM), device=self.device)
+        feats = forward_in_chunks(self.net, frames, self.device, self.batch_size, _fid_input, FEATURE_DIM)
         return self._memo.put(frames, feats)
 
 

@@ -13,10 +13,14 @@ effect on a whole scoring run).
 
 from __future__ import annotations
 
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+if TYPE_CHECKING:
+    from vcbench.weights import ResolvedWeights
 
 #: Frames per forward on the CPU: activations of a few 299x299 frames stay in cache (measured best
 #: at 4-8 frames; 32 is 1.1x slower).
@@ -75,3 +79,30 @@ def as_input(x: torch.Tensor) -> torch.Tensor:
 def chunk_size(device: torch.device, batch_size: int) -> int:
     """Frames per forward: the caller's batch size, capped at `CPU_CHUNK` on the CPU."""
     return max(1, min(batch_size, CPU_CHUNK)) if device.type == "cpu" else max(1, batch_size)
+
+
+def load_network(weights: str, build: Callable[[dict[str, torch.Tensor]], torch.nn.Module], device: torch.device, *,
+                 what: str, weights_path: str | Path | None = None,
+                 allow_unverified: bool = False) -> tuple[ResolvedWeights, torch.nn.Module]:
+    """Resolve the weight file `weights`, `build(state_dict)` strictly, and return it in inference form.
+
+    A state dict that does not fit is a `WeightsError` naming the file (`what` says what it should be).
+    """
+    from vcbench.errors import WeightsError
+    from vcbench.weights import load_state_dict, resolve
+
+    resolved = resolve(weights, weights_path, allow_unverified=allow_unverified)
+    try:
+        net = build(load_state_dict(resolved.path))
+    except (RuntimeError, KeyError) as exc:
+        raise WeightsError(f"not {what} state dict ({str(exc).splitlines()[0][:200]})", path=resolved.path,
+                           hint=f"vcbench weights download {weights}") from None
+    return resolved, inference_form(net, device)
+
+
+def forward_in_chunks(net: torch.nn.Module, frames: torch.Tensor, device: torch.device, batch_size: int,
+                      prepare: Callable[[torch.Tensor], torch.Tensor], out_dim: int) -> torch.Tensor:
+    """(N, out_dim) outputs of `net` on `prepare`d uint8 frames, `chunk_size` frames per forward."""
+    step = chunk_size(device, batch_size)
+    out = [net(as_input(prepare(frames[i:i + step].to(device)))).flatten(1) for i in range(0, frames.shape[0], step)]
+    return torch.cat(out) if out else torch.zeros((0, out_dim), device=device)
