@@ -72,7 +72,7 @@ def test_read_class_labels_formats(tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_text("# my set\nimage,class\nbear.v2,3\ncar.mp4,999\n")
     assert read_class_labels(csv) == {"bear.v2": 3, "car": 999}  # only media extensions are stripped
-    for text, msg in [("a 1000\n", "outside ImageNet-1k"), ("a 1\nb x\n", "line 2: class 'x' is not an integer"),
+    for text, msg in [("a 1000\n", "outside ImageNet-1k"), ("a 1\nb x\n", "class 'x' of 'b' is not an integer"),
                       ("a 1\na 2\n", "labelled both 1 and 2"), ("justone\n", "not `name class`"), ("", "no labels")]:
         bad = tmp_path / "bad.txt"
         bad.write_text(text)

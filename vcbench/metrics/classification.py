@@ -30,49 +30,29 @@ GT_TOP1_KEY = "vgg19_gt_top1"
 def read_class_labels(path: str | Path) -> dict[str, int]:
     """{clip name: ImageNet-1k class index} from a label file, for accuracy instead of agreement.
 
-    One sample per line, either `path-or-name class` separated by whitespace (the ctest10k list:
-    `/n01440764/ILSVRC2012_val_00000293.JPEG 0`) or `name,class` / `name<TAB>class` (a first line
-    whose class is not a number is a header). A name is matched by its file name without an
-    image/video extension, so list paths pair with the image set's file stems.
+    The file is read by `vcbench.datasets.labels.read_label_file`: `path-or-name class` lines (the
+    ctest10k list: `/n01440764/ILSVRC2012_val_00000293.JPEG 0`) or `name,class` CSV/TSV. A name is
+    matched by its file name without an image/video extension, so list paths pair with the image
+    set's file stems; classes must be integers 0..999.
     """
+    from vcbench.datasets.labels import read_label_file
     from vcbench.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise InputError("label file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the label file ({exc.__class__.__name__})", path=path) from None
     out: dict[str, int] = {}
-    first = True
-    for i, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        is_first, first = first, False
-        sep = "\t" if "\t" in line else "," if "," in line else None
-        parts = [x.strip() for x in (line.rsplit(sep, 1) if sep else line.rsplit(maxsplit=1))]
-        if len(parts) != 2 or not parts[0]:
-            raise InputError(f"line {i} is not `name class`: {line[:80]!r}", path=path)
-        name, cls = parts
+    for name, cls in read_label_file(path, "label").items():
         try:
             label = int(cls)
         except ValueError:
-            if is_first:
-                continue  # a header row
-            raise InputError(f"line {i}: class {cls!r} is not an integer", path=path,
+            raise InputError(f"class {cls!r} of {name!r} is not an integer", path=path,
                              hint="classes are ImageNet-1k indices 0..999") from None
         if not 0 <= label < 1000:
-            raise InputError(f"line {i}: class {label} is outside ImageNet-1k's 0..999", path=path)
+            raise InputError(f"class {label} of {name!r} is outside ImageNet-1k's 0..999", path=path)
         key = Path(name.replace("\\", "/")).name
         if Path(key).suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
             key = Path(key).stem
         if out.get(key, label) != label:
-            raise InputError(f"line {i}: {key!r} is labelled both {out[key]} and {label}", path=path)
+            raise InputError(f"{key!r} is labelled both {out[key]} and {label}", path=path)
         out[key] = label
-    if not out:
-        raise InputError("label file holds no labels", path=path, hint="one `name class` per line")
     return out
 
 
