@@ -212,6 +212,8 @@ class Scorer:
         This is what `vcbench evaluate` calls with a model's output, so frames need never be saved.
         Each item is (GT clip, iterator of predicted batches of any size); `labels` as in `score_dirs`.
         """
+        if labels is not None:
+            check_labels(labels, [])  # which clips come is known only as they arrive
         return self._run(streams, total=total, counts=None, labels=labels)
 
     # ------------------------------------------------------------------------------ the pass
@@ -219,8 +221,6 @@ class Scorer:
              counts: dict[str, int] | None, labels: Mapping[str, int] | None = None) -> ScoreResult:
         from tqdm import tqdm
 
-        if labels is not None:
-            check_labels(labels, [])
         self.suite.reset()
         kinds: set[str] = set()
         bar = tqdm(total=total, unit="frame", desc="scoring", disable=not self.progress, dynamic_ncols=True)
