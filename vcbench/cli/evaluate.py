@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     from vcbench.errors import InputError
     from vcbench.evaluate import evaluate
     from vcbench.reports.db import ResultsDB
+    from vcbench.reports.stats import json_ready
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if args.metrics is not None and not metrics:
@@ -179,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                   weights=args.weights)
     out = sys.stderr if args.json == "-" else sys.stdout
     if args.json:
-        text = json.dumps(_result_json(ev, db.path), indent=2, allow_nan=False) + "\n"
+        text = json.dumps(json_ready(_result_json(ev, db.path)), indent=2, allow_nan=False) + "\n"
         if args.json == "-":
             sys.stdout.write(text)
         else:

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 
 from vcbench.errors import InputError, VcbenchError
 from vcbench.reports.db import ResultsDB, RunRecord
-from vcbench.reports.stats import N_RESAMPLES, dataset_closeness, direction, is_pooled, metric_ci
+from vcbench.reports.stats import N_RESAMPLES, dataset_closeness, direction, is_pooled, json_ready, metric_ci
 
 FORMATS = ("md", "csv", "latex", "html", "json")
 #: Column order for the metrics DESIGN.md defines; others follow alphabetically.
@@ -57,6 +57,9 @@ class Cell:
     frames: int | None = None
     best: bool = False
     rank_key: float | None = None
+    #: Why `value` or `rank_key` is not a finite number (None when both are): JSON writes null there,
+    #: and every format carries this reason in the table's notes.
+    note: str | None = None
 
 
 @dataclass
@@ -186,8 +189,11 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
         row = Row(model=r.model, label=label, run_id=r.id, model_id=r.model_id, unverified=r.unverified_weights,
                   fps=_finite(r.fps), device=r.device, created=r.created, n_clips=r.n_clips, n_frames=r.n_frames)
         for m in metrics:
-            value = _finite(r.metrics.get(m))
+            raw = r.metrics.get(m)
+            value = _finite(raw)
             cell = Cell(value=value)
+            if value is None and raw is not None:
+                cell.note = f"{m} was recorded as {float(raw)!r}, not a finite number; shown as n/a"
             if value is not None:
                 if is_pooled(m):
                     cell.frames = r.n_frames
@@ -198,6 +204,8 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
                 d = direction(m)
                 cell.rank_key = (dataset_closeness(r, m) if d == "closer"
                                  else -value if d == "higher" else value if d == "lower" else None)
+                if cell.rank_key is not None and not math.isfinite(cell.rank_key):
+                    cell.note = _infinite_rank_note(m, value, (r.gt_metrics or {}).get(m))
             row.cells[m] = cell
         rows.append(row)
     for m in metrics:
@@ -208,11 +216,15 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
                 k = row.cells[m].rank_key
                 row.cells[m].best = k is not None and math.isfinite(k) and math.isclose(k, top, rel_tol=1e-12,
                                                                                       abs_tol=1e-15)
-    # order rows by the first ranked metric that every row has, best first
+    # order rows by the first ranked metric that every row has, best first (an infinite key sorts last)
     order_metric = next((m for m in metrics if all(rw.cells[m].rank_key is not None for rw in rows)), None)
     if order_metric is not None:
         rows.sort(key=lambda rw: rw.cells[order_metric].rank_key)  # type: ignore[arg-type,return-value]
-    notes: list[str] = []
+    for rw in rows:  # the rank key is only for ordering: JSON cannot hold its infinity, the note says why
+        for cell in rw.cells.values():
+            if cell.rank_key is not None and not math.isfinite(cell.rank_key):
+                cell.rank_key = None
+    notes: list[str] = [f"{rw.label}: {rw.cells[m].note}" for rw in rows for m in metrics if rw.cells[m].note]
     for m in metrics:
         frames = {rw.cells[m].frames for rw in rows if rw.cells[m].frames is not None}
         if m == "fid" and frames and min(frames) < FID_MIN_FRAMES:
@@ -223,11 +235,22 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
                          + (f"; GT = {_fmt(gt[m])}" if gt.get(m) is not None else ""))
     if missing:
         reasons = {m: next((r.unavailable[m] for r in runs if m in (r.unavailable or {})), "") for m in missing}
+        for m in missing:
+            raw = next((r.metrics[m] for r in runs if r.metrics.get(m) is not None), None)
+            if not reasons[m] and raw is not None:
+                reasons[m] = f"recorded as {float(raw)!r}, not a finite number"
         why = "; ".join(f"{m}: {_short(reasons[m])}" if reasons[m] else m for m in missing)
         notes.append(f"not measured in any run here: {why}")
     return Table(dataset=first.dataset, protocol=first.protocol, flow=dict(first.flow),
                  reference_mode=first.reference_mode, dataset_checksum=first.dataset_checksum,
                  metrics=metrics, rows=rows, gt=gt, notes=notes)
+
+
+def _infinite_rank_note(metric: str, value: float, gt: Any) -> str:
+    """Why a closeness-to-GT rank key is infinite: a colourless prediction (value 0) of a colourful GT."""
+    gt_text = f" while the GT's is {_fmt(_finite(gt))}" if isinstance(gt, (int, float)) else ""
+    return (f"{metric} is {_fmt(value)} (no colour){gt_text}, so |log(pred/GT)| is infinite: ranked last, "
+            "rank key null in JSON")
 
 
 def _short(reason: str, limit: int = 60) -> str:
@@ -257,7 +280,7 @@ def _decimals(v: float) -> int:
 
 
 def _fmt(v: float | None, decimals: int | None = None) -> str:
-    if v is None:
+    if v is None or not math.isfinite(v):  # a stored inf/NaN is never printed as a number
         return "n/a"
     return f"{v:.{_decimals(v) if decimals is None else decimals}f}"
 
@@ -373,6 +396,7 @@ def render_csv(tables: Sequence[Table]) -> str:
             "unverified_weights", "fps", "device", "n_clips", "n_frames"]
     for m in metrics:
         cols += [m, f"{m}_ci_lo", f"{m}_ci_hi", f"{m}_best"]
+    cols.append("notes")  # why a value is empty or ranks last (non-finite), as the other formats' notes say
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -383,16 +407,18 @@ def render_csv(tables: Sequence[Table]) -> str:
             for m in metrics:
                 c = r.cells.get(m)
                 row += ([_csv_num(c.value), _csv_num(c.lo), _csv_num(c.hi), int(c.best)] if c else ["", "", "", ""])
+            row.append("; ".join(c.note for c in r.cells.values() if c.note))
             w.writerow(row)
     return buf.getvalue()
 
 
 def _csv_num(v: float | None) -> str:
-    return "" if v is None else repr(float(v))
+    return "" if v is None or not math.isfinite(float(v)) else repr(float(v))
 
 
 def render_json(tables: Sequence[Table]) -> str:
-    return json.dumps({"tables": [t.as_dict() for t in tables]}, indent=2, allow_nan=False) + "\n"
+    """Strict JSON: a non-finite number is null, and the cell's `note` (and the table's notes) say why."""
+    return json.dumps({"tables": [json_ready(t.as_dict()) for t in tables]}, indent=2, allow_nan=False) + "\n"
 
 
 def render_html_tables(tables: Sequence[Table]) -> str:

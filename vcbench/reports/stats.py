@@ -63,6 +63,19 @@ def is_pooled(metric: str) -> bool:
     return bool(pooled) if pooled is not None else metric in POOLED
 
 
+def json_ready(obj: Any) -> Any:
+    """`obj` with every non-finite float (inf, -inf, NaN) replaced by None, recursively through dicts,
+    lists and tuples: JSON has no infinity, and `json.dumps(allow_nan=False)` refuses it. Callers keep
+    the reason beside the value (a `note`), so a null is never unexplained."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
 def _finite_array(values: Iterable[Any]) -> np.ndarray:
     arr = np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
     return arr[np.isfinite(arr)]
@@ -193,7 +206,7 @@ class PairedResult:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: infinities (colourless predictions) become null; the note says why."""
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+        return json_ready(asdict(self))
 
 
 def wilcoxon_p(diffs: np.ndarray) -> float:
