@@ -151,14 +151,22 @@ def build_tables(runs: Iterable[RunRecord], *, dataset: str | None = None, proto
     return tables
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """File-name-safe, deterministic: 'vcbench-v1/dis' -> 'vcbench-v1-dis' (not unique: see `name_slug`)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "x"
+
+
+def name_slug(text: str) -> str:
+    """`slug(text)`, made unique: where the slug had to change the text (a clip 'a b' and a clip 'a-b'
+    both give 'a-b'), a short hash of the original text is appended, so two names never share a file."""
+    s = slug(text)
+    return s if s == text else f"{s}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 def _assign_slugs(tables: list[Table], keys: list[tuple]) -> None:
     """'<dataset>_<protocol>[_<reference mode>]', plus a short hash of the group where that repeats
     (same set and protocol, other flow parameters or data checksum), so figures never overwrite."""
-    base = [_slug("_".join([t.dataset, t.protocol] + ([t.reference_mode] if t.reference_mode != "first-frame" else [])))
+    base = [slug("_".join([t.dataset, t.protocol] + ([t.reference_mode] if t.reference_mode != "first-frame" else [])))
             for t in tables]
     for t, b, k in zip(tables, base, keys):
         if base.count(b) > 1:
@@ -316,8 +324,8 @@ def _footnotes(table: Table) -> list[str]:
 def render_markdown(tables: Sequence[Table]) -> str:
     parts: list[str] = []
     for t in tables:
-        cols = ["model"] + [header(m) for m in t.metrics] + ["fps", "device", "run"]
-        lines = [f"### {t.title}", "", f"_{t.subtitle}_", "", "| " + " | ".join(cols) + " |",
+        cols = ["model"] + [_md_escape(header(m)) for m in t.metrics] + ["fps", "device", "run"]
+        lines = [f"### {_md_escape(t.title)}", "", f"_{_md_escape(t.subtitle)}_", "", "| " + " | ".join(cols) + " |",
                  "|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"]
         for r in t.rows:
             cells = [_md_escape(r.label) + (" †" if r.unverified else "")]
@@ -334,7 +342,7 @@ def render_markdown(tables: Sequence[Table]) -> str:
         notes = _footnotes(t)
         if notes:
             lines.append("")
-            lines += [f"- {n}" for n in notes]
+            lines += [f"- {_md_escape(n)}" for n in notes]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
@@ -345,8 +353,19 @@ def _gt_cells(t: Table) -> list[str]:
     return [_fmt(t.gt.get(m)) if t.gt.get(m) is not None else "" for m in t.metrics]
 
 
+#: Characters with a meaning in (GitHub) Markdown: backslash-escaped. HTML's `<`, `>` and `&` become
+#: entities instead, so a name such as `<img src=x onerror=...>` shows as text and never as markup.
+_MD_PUNCTUATION = frozenset("\\`*_[]|~#!")
+_MD_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
 def _md_escape(s: str) -> str:
-    return s.replace("|", r"\|").replace("*", r"\*").replace("_", r"\_")
+    """Text from the database (dataset folder names, model labels, devices, notes) as literal Markdown:
+    inline only (line breaks become spaces), no emphasis, links, images, HTML or table cells."""
+    out = []
+    for ch in " ".join(str(s).splitlines()):
+        out.append(_MD_ENTITIES.get(ch) or ("\\" + ch if ch in _MD_PUNCTUATION else ch))
+    return "".join(out)
 
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

@@ -6,14 +6,14 @@ from GT and every model shows what the numbers mean.
 
 Matplotlib's object API (`Figure` with the Agg canvas) is used rather than pyplot, so nothing global
 is touched and plotting works headless. File names are derived from the table and metric/clip names
-only (same inputs, same names), and every PNG is written through a temporary name and renamed.
+only (same inputs, same names; a name that had to be changed for the file system carries a short hash
+of itself, so 'a b' and 'a-b' never share a file), and every PNG is written through a temporary name and renamed.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from vcbench.reports.db import ResultsDB, RunRecord
-from vcbench.reports.leaderboard import N_RESAMPLES, Table, build_tables, header, latest_runs
+from vcbench.reports.leaderboard import N_RESAMPLES, Table, build_tables, header, latest_runs, name_slug, slug
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,6 @@ class PlotFile:
     table: str
     path: Path
     caption: str
-
-
-def slug(text: str) -> str:
-    """File-name-safe, deterministic: 'vcbench-v1/dis' -> 'vcbench-v1-dis'."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
-    return s or "x"
 
 
 def table_slug(t: Table) -> str:
@@ -99,7 +93,7 @@ def bar_chart(table: Table, metric: str, out_dir: Path) -> PlotFile | None:
     ax.set_ylabel(ylabel)
     ax.set_title(f"{table.dataset} · {table.protocol}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
-    path = out_dir / f"bar_{table_slug(table)}_{slug(metric)}.png"
+    path = out_dir / f"bar_{table_slug(table)}_{name_slug(metric)}.png"
     save_figure(fig, path)
     return PlotFile("bar", table_slug(table), path, f"{metric} per model on {table.dataset} ({table.protocol}); "
                                                "whiskers: 95% bootstrap interval over clips")
@@ -131,7 +125,7 @@ def speed_scatter(table: Table, metric: str, out_dir: Path) -> PlotFile | None:
     ax.set_title(f"{metric} vs speed · {table.dataset} · {table.protocol}", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="best")
-    path = out_dir / f"speed_{table_slug(table)}_{slug(metric)}.png"
+    path = out_dir / f"speed_{table_slug(table)}_{name_slug(metric)}.png"
     save_figure(fig, path)
     return PlotFile("speed", table_slug(table), path, f"{metric} versus frames per second on {table.dataset}")
 
@@ -161,7 +155,7 @@ def clip_curves(table: Table, runs: Sequence[RunRecord], clip: str, out_dir: Pat
         ax.legend(fontsize=7, loc="upper right")
     axes[-1].set_xlabel("frame pair (t-1, t)")
     axes[0].set_title(f"{clip} · {table.dataset} · {table.protocol}", fontsize=9)
-    path = out_dir / f"curves_{table_slug(table)}_{slug(clip)}.png"
+    path = out_dir / f"curves_{table_slug(table)}_{name_slug(clip)}.png"
     save_figure(fig, path)
     return PlotFile("curves", table_slug(table), path, f"per-frame {', '.join(present)} over time on clip {clip}")
 
@@ -299,7 +293,7 @@ def frame_strip(table: Table, clip: str, frames: FrameSources | Path | str, gt_c
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
     fig.suptitle(f"{clip} · {table.dataset}", fontsize=9)
-    path = out_dir / f"strip_{table_slug(table)}_{slug(clip)}.png"
+    path = out_dir / f"strip_{table_slug(table)}_{name_slug(clip)}.png"
     save_figure(fig, path)
     return PlotFile("strip", table_slug(table), path, f"clip {clip}: " + ("GT, then " if gt is not None else "")
                     + "each model, frames " + ", ".join(map(str, idx)))
