@@ -19,7 +19,6 @@ import inspect
 import os
 import platform
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -29,6 +28,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from vcbench.atomic import make_temp_dir
 from vcbench.baselines.base import Colorizer
 from vcbench.baselines.registry import model_class
 from vcbench.datasets.benchmarks import Benchmark
@@ -215,7 +215,7 @@ def _clip_stream(model: Colorizer, name: str, bench: Benchmark, clip: Clip, fifo
     tmp_dir: Path | None = None
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{clip.name}.", dir=save_dir))
+        tmp_dir = make_temp_dir(save_dir / clip.name)  # umask mode, not mkdtemp's 0700
     written = 0
     try:
         batch: np.ndarray | None = first

@@ -8,6 +8,7 @@ Images are read with Pillow; videos with PyAV (FFmpeg) converted to rgb24.
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
 import re
 from dataclasses import dataclass, field
@@ -376,8 +377,10 @@ def write_frames(clip_dir: str | Path, frames: Iterable[np.ndarray] | np.ndarray
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"frames must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
         target = clip_dir / f"{i:05d}.{ext}"
-        with atomic_path(target, suffix=f".{ext}") as tmp:
-            Image.fromarray(frame).save(tmp, format=fmt, **kwargs)
+        buf = io.BytesIO()  # encoded first, so a full disk is reported with the exact bytes needed
+        Image.fromarray(frame).save(buf, format=fmt, **kwargs)
+        with atomic_path(target, suffix=f".{ext}", size=buf.tell()) as tmp:
+            tmp.write_bytes(buf.getbuffer())
         written.append(target)
     return written
 

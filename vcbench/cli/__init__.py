@@ -56,8 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Last resort for the user's environment (permissions, a file where a folder should be, a full
         # disk) that no module turned into a VcbenchError: one line, no traceback. Programming errors
         # (every other exception type) still propagate with their traceback.
-        where = exc.filename if exc.filename is not None else "vcbench"
-        print(f"vcbench: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        from vcbench.atomic import DISK_FULL_HINT, disk_full_error, is_disk_full
+
+        if is_disk_full(exc):
+            msg = (str(disk_full_error(exc.filename, exc=exc)) if exc.filename is not None else
+                   f"no space left on device while writing ({exc.strerror or exc}). {DISK_FULL_HINT}.")
+        else:
+            where = exc.filename if exc.filename is not None else "vcbench"
+            msg = f"{where}: {exc.strerror or exc}"
+        print(f"vcbench: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vcbench: interrupted; nothing half-written was kept, rerun to resume.", file=sys.stderr)

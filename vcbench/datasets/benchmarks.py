@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from vcbench.atomic import make_temp_dir
 from vcbench.errors import InputError
 from vcbench.frames import (IMAGE_EXTENSIONS, Clip, ImageClip, list_clips, natural_key, read_image, sample_videos,
                             write_frames)
@@ -224,7 +224,7 @@ def prepare_sample(cache_dir: str | Path | None = None, *, frames: int = 24, wid
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.", dir=final.parent))
+    tmp = make_temp_dir(final)  # umask mode, not mkdtemp's 0700
     try:
         for name in clips:
             out: list[np.ndarray] = []
