@@ -8,6 +8,7 @@ import io
 import os
 import tarfile
 import threading
+import time
 import zipfile
 
 import pytest
@@ -58,6 +59,15 @@ def server():
                 self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
             self.send_header("Connection", "close")
             self.end_headers()
+            if behaviour == "close":  # promise everything, send nothing, hang up
+                self.close_connection = True
+                return
+            if behaviour == "slow":  # the whole body, in two halves a moment apart
+                self.wfile.write(chunk[: len(chunk) // 2])
+                self.wfile.flush()
+                time.sleep(0.3)
+                self.wfile.write(chunk[len(chunk) // 2:])
+                return
             if behaviour == "drop":  # promise everything, send half, hang up
                 self.wfile.write(chunk[: len(chunk) // 2])
                 self.wfile.flush()
@@ -186,6 +196,67 @@ def test_offline_mode_forbids_downloads(server, tmp_path, monkeypatch):
     with pytest.raises(DownloadError, match="offline"):
         download(server.url + "/file.bin", tmp_path / "f", quiet=True)
     assert server.requests == []
+
+
+def _listing(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    return port
+
+
+@pytest.mark.parametrize("how", ["refused", "no bytes", "server error", "dead link"])
+def test_failed_fetch_leaves_the_hub_as_it_was(server, torch_home, how):
+    """No `.lock` and no empty `.part` beside the cached weights after a fetch that got nothing."""
+    hub = torch_home / "hub" / "checkpoints"
+    (hub / "alexnet-owt-7be5be79.pth").write_bytes(b"a user's earlier download")
+    before = _listing(hub)
+    url = {"refused": f"http://127.0.0.1:{_closed_port()}/vgg19-dcbb9e9d.pth",
+           "dead link": server.url + "/missing/vgg19-dcbb9e9d.pth"}.get(how, server.url + "/vgg19-dcbb9e9d.pth")
+    server.plan = {"no bytes": ["close"] * 3, "server error": ["500"] * 3}.get(how, [])
+    with pytest.raises(DownloadError):
+        download(url, hub / "vgg19-dcbb9e9d.pth", sha256=SHA, retries=2, quiet=True, sleep=lambda s: None)
+    assert _listing(hub) == before
+
+
+def test_a_partial_fetch_keeps_only_its_part_for_resume(server, torch_home):
+    hub = torch_home / "hub" / "checkpoints"
+    server.plan = ["drop", "500", "500"]
+    with pytest.raises(DownloadError):
+        download(server.url + "/f.pth", hub / "f.pth", sha256=SHA, retries=2, quiet=True, sleep=lambda s: None)
+    assert sorted(p.name for p in hub.iterdir()) == ["f.pth.part"]
+    assert (hub / "f.pth.part").stat().st_size == len(PAYLOAD) // 2
+
+
+def test_concurrent_downloads_of_one_file_fetch_it_once(server, tmp_path):
+    """The lock on the `.part` file still serialises two downloaders: the second waits, sees the
+    finished file (the first renamed the `.part` it waited on) and fetches nothing."""
+    server.plan = ["slow"]
+    dest = tmp_path / "file.bin"
+    results, errors = [], []
+
+    def fetch():
+        try:
+            results.append(download(server.url + "/file.bin", dest, sha256=SHA, quiet=True))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert errors == [] and results == [dest, dest]
+    assert len(server.requests) == 1 and dest.read_bytes() == PAYLOAD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.bin"]
 
 
 # ------------------------------------------------------------------------------------ extraction

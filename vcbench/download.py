@@ -41,21 +41,49 @@ def offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file open as `fd` (another process may have renamed it away)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    fst = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
+
+
 @contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Serialise downloads of one file across processes (two writers would interleave `.part`)."""
+def _locked_part(part: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `part`, the file being downloaded, for the whole fetch.
+
+    Two writers would interleave `.part`, so downloads of one file are serialised across processes;
+    the lock is taken on the `.part` file itself, so no `.lock` file is left beside the target (in the
+    torch hub cache, say). A fetch that got no byte removes its empty `.part` again, so a failed fetch
+    leaves the folder as it was; a partial `.part` stays for the next run to resume.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
         yield
         return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(part, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         try:
-            yield
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, part):
+            break
+        os.close(fd)  # the holder finished (renamed it onto the target) or removed it: lock the current one
+    try:
+        yield
+    finally:
+        try:
+            if _same_file(fd, part) and os.fstat(fd).st_size == 0:
+                part.unlink()  # still holding the lock; a waiter re-checks the name and starts afresh
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            os.close(fd)  # releases the lock
 
 
 def _check_digest(digest: str, sha256: str | None, sha256_prefix: str | None) -> str | None:
@@ -93,7 +121,7 @@ def download_with_digest(url: str, dest: str | Path, sha256: str | None = None, 
                             hint=f"unset {OFFLINE_ENV} or place the file there yourself")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    with _exclusive(dest.with_name(dest.name + ".lock")):
+    with _locked_part(part):
         if (sha256 or sha256_prefix) and dest.is_file():
             # Another process may have finished the same download while this one waited for the lock.
             digest = sha256_file(dest)
@@ -164,7 +192,7 @@ def _fetch_once(url: str, part: Path, *, timeout: float, quiet: bool) -> bool:
             total = (exc.headers.get("Content-Range") or "").rpartition("/")[2]
             if total.isdigit() and int(total) == have:
                 return True
-            part.unlink(missing_ok=True)
+            os.truncate(part, 0)  # not unlink: the lock is held on this file
             raise _Transient("server refused the resume range; restarting from zero") from None
         if exc.code in _DEAD_STATUSES:
             raise _DeadLink(exc.code) from None
@@ -176,7 +204,7 @@ def _fetch_once(url: str, part: Path, *, timeout: float, quiet: bool) -> bool:
         elif have and status == 206:
             start = (resp.headers.get("Content-Range") or "").removeprefix("bytes ").partition("-")[0]
             if not start.isdigit() or int(start) != have:
-                part.unlink(missing_ok=True)
+                os.truncate(part, 0)
                 raise _Transient(f"server resumed at byte {start or '?'} instead of {have}; restarting")
         mode = "ab" if have else "wb"
         length = resp.headers.get("Content-Length")
