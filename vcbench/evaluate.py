@@ -36,6 +36,7 @@ from vcbench.errors import InputError, VcbenchError, WeightsError
 from vcbench.frames import Clip, write_frames
 from vcbench.lab import rgb_uint8_to_lab
 from vcbench.metrics.suite import GT_REFERENCE_METRICS
+from vcbench.options import coerce_all, parameter_types
 from vcbench.reports.db import ResultsDB, RunRecord
 
 #: Packages whose versions are recorded with every run (those that can change a number).
@@ -104,6 +105,12 @@ def model_options_for(cls: type[Colorizer], options: Mapping[str, Any], *, refer
     return kwargs
 
 
+def model_option_types(cls: type[Colorizer]) -> dict[str, Any]:
+    """{option: type} a model declares: its constructor's annotated parameters, and for a model that
+    takes `**options` its class attribute `option_types`; option values are checked against these."""
+    return {**parameter_types(cls.__init__), **dict(getattr(cls, "option_types", None) or {})}
+
+
 def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
                 allow_unverified_weights: bool = False, reference_mode: str | None = None,
                 weights: str | Path | None = None) -> Colorizer:
@@ -111,7 +118,8 @@ def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
     declares it (it is how a run is allowed, not what the model computes, so it is not an option).
     `reference_mode` and `weights` feed `model_options_for`."""
     cls = model_class(name)
-    kwargs = model_options_for(cls, options, reference_mode=reference_mode, weights=weights)
+    kwargs = coerce_all("--model-option", model_options_for(cls, options, reference_mode=reference_mode,
+                                                            weights=weights), model_option_types(cls))
     params = inspect.signature(cls.__init__).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     # Only models that load weights get the flag (a weightless model would record it as an option).

@@ -131,6 +131,8 @@ def load_zhang_state(module: nn.Module, state: dict[str, torch.Tensor], source: 
 class _Zhang(Colorizer):
     uses_reference = False
     batch_size = 8
+    #: Types of the `**options` (`vcbench evaluate` checks `--model-option` values against them).
+    option_types = {"net_size": int, "weights": str, "allow_unverified_weights": bool, "download": bool, "quiet": bool}
     _net_class: type[nn.Module]
 
     def __init__(self, device: str | torch.device = "cpu", **options) -> None:

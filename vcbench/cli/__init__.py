@@ -9,6 +9,7 @@ import sys
 from typing import Sequence
 
 from vcbench import __version__
+from vcbench.cli.parser import OneLineParser
 from vcbench.errors import VcbenchError
 
 # Each entry is a module in vcbench.cli exposing `register(subparsers)`; the module sets
@@ -29,7 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(  # its sub-commands' parsers are of the same class: one-line usage errors
         prog="vcbench",
         description="Build DEVC-style training sets and rank video colorization models.",
     )

@@ -28,6 +28,7 @@ import numpy as np
 
 from vcbench.atomic import make_temp_dir
 from vcbench.errors import InputError
+from vcbench.options import option
 from vcbench.frames import (IMAGE_EXTENSIONS, Clip, ImageClip, list_clips, natural_key, read_image, sample_videos,
                             write_frames)
 from vcbench.hashing import sha256_file
@@ -252,9 +253,9 @@ def prepare_sample(cache_dir: str | Path | None = None, *, frames: int = 24, wid
 
 def _load_sample(reference: str, exemplars: str | Path | None, cache_dir: str | Path | None,
                  options: Mapping[str, Any]) -> Benchmark:
-    frames = int(options.get("frames", 24))
-    width = int(options.get("width", 256))
-    names = options.get("clips", SAMPLE_CLIPS)
+    frames = option(options, "frames", int, 24, flag="--dataset-option")
+    width = option(options, "width", int, 256, flag="--dataset-option")
+    names = option(options, "clips", str | list[str], SAMPLE_CLIPS, flag="--dataset-option")
     if isinstance(names, str):
         names = tuple(n.strip() for n in names.split(",") if n.strip())
     unknown_opts = set(options) - {"frames", "width", "clips"}
@@ -382,9 +383,9 @@ def _load_imagenet(reference: str, exemplars: str | Path | None, data_root: str 
         data_root = Path(env) if env else default_data_root() / "imagenet" / "val"
     root = Path(data_root)
     entries = imagenet_entries()
-    limit = options.get("limit")
+    limit = option(options, "limit", int | None, None, flag="--dataset-option")
     if limit is not None:
-        entries = entries[: int(limit)]
+        entries = entries[:limit]
     how = (f"Download the ILSVRC2012 validation images from https://image-net.org (registration needed), "
            f"then pass --data-root VAL_DIR (or set {IMAGENET_ENV}=VAL_DIR); VAL_DIR holds either "
            "<synset>/ILSVRC2012_val_XXXXXXXX.JPEG (class folders) or the 50,000 files flat")

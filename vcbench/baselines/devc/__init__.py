@@ -3,6 +3,7 @@ official checkpoint files strictly and reproduces the official `test.py` (see `i
 
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict
 from typing import Sequence
 
@@ -19,6 +20,9 @@ __all__ = ["DEVC", "DEVCNet", "DEVCOptions", "DEVCEngine", "build_devc_net", "of
 
 _OPTION_KEYS = {f for f in DEVCOptions.__dataclass_fields__ if f != "smoother"}
 _LOADER_KEYS = {"weights", "allow_unverified_weights", "download", "quiet"}
+#: Types of DEVC's `**options` (`vcbench evaluate` checks `--model-option` values against them).
+_OPTION_TYPES = {**{k: v for k, v in typing.get_type_hints(DEVCOptions).items() if k in _OPTION_KEYS},
+                 "weights": str, "allow_unverified_weights": bool, "download": bool, "quiet": bool}
 
 
 def build_devc_net(weights: DEVCWeights, device: str | torch.device = "cpu") -> DEVCNet:
@@ -47,6 +51,7 @@ class DEVC(Colorizer):
     batch_size = 8
     supports_propagation = True
     evaluate_defaults = {"geometry": "leaderboard"}
+    option_types = _OPTION_TYPES
 
     def __init__(self, device: str | torch.device = "cpu", **options) -> None:
         super().__init__(device, **options)
