@@ -322,3 +322,102 @@ def test_safe_extract_corrupt_archive(tmp_path):
     (tmp_path / "junk.zip").write_bytes(b"this is no archive" * 20)
     with pytest.raises(InputError, match="junk.zip"):
         safe_extract(tmp_path / "junk.zip", tmp_path / "out")
+
+
+# ------------------------------------------------------------------------ extraction size limits
+MIB = 1 << 20
+
+
+def _deflated_zip(path, members: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def test_zip_bomb_member_is_refused_before_anything_is_written(tmp_path):
+    """4 MiB of zeros deflate about 1000:1 (the issue's 1028:1 zip wrote all 400 MB)."""
+    _deflated_zip(tmp_path / "bomb.zip", {"readme.txt": b"hello", "frames/bomb.bin": b"\0" * (4 * MIB)})
+    assert (tmp_path / "bomb.zip").stat().st_size < 20_000
+    with pytest.raises(InputError, match=r"bomb\.zip: archive member 'frames/bomb\.bin' would inflate \d+:1 "
+                                         r"\(4194304 bytes\), above the 100:1 limit .*VCBENCH_MAX_EXTRACT_RATIO"):
+        safe_extract(tmp_path / "bomb.zip", tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_tar_gz_bomb_is_refused(tmp_path):
+    """A compressed tar has no per-member compressed size: the whole stream's ratio is checked."""
+    _tar(tmp_path / "bomb.tar.gz", [tarfile.TarInfo("a.txt"), tarfile.TarInfo("b.bin")],
+         {"a.txt": b"x", "b.bin": b"\0" * (4 * MIB)})
+    with pytest.raises(InputError, match=r"bomb\.tar\.gz: archive member \(the whole archive\) would inflate"):
+        safe_extract(tmp_path / "bomb.tar.gz", tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_total_size_limit_by_argument_and_environment(tmp_path, monkeypatch):
+    members = {"clip1.mp4": os.urandom(MIB), "clip2.mp4": os.urandom(MIB)}  # incompressible, like video
+    _deflated_zip(tmp_path / "videos.zip", members)
+    with pytest.raises(InputError, match=r"videos\.zip: archive would extract to 2097152 bytes, above the limit "
+                                         r"of 1500000 bytes; refusing to extract.*VCBENCH_MAX_EXTRACT_GB"):
+        safe_extract(tmp_path / "videos.zip", tmp_path / "out", max_total_bytes=1_500_000)
+    assert list((tmp_path / "out").iterdir()) == []
+    tar_members = [tarfile.TarInfo(n) for n in members]
+    _tar(tmp_path / "videos.tar.gz", tar_members, members)
+    monkeypatch.setenv("VCBENCH_MAX_EXTRACT_GB", "0.001")  # 1.07 MB
+    with pytest.raises(InputError, match=r"videos\.tar\.gz: archive would extract to 2097152 bytes"):
+        safe_extract(tmp_path / "videos.tar.gz", tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.setenv("VCBENCH_MAX_EXTRACT_GB", "lots")
+    with pytest.raises(InputError, match="VCBENCH_MAX_EXTRACT_GB='lots' is not a number"):
+        safe_extract(tmp_path / "videos.tar.gz", tmp_path / "out")
+    monkeypatch.delenv("VCBENCH_MAX_EXTRACT_GB")
+    got = safe_extract(tmp_path / "videos.tar.gz", tmp_path / "out")
+    assert sorted(p.name for p in got) == ["clip1.mp4", "clip2.mp4"]
+    assert (tmp_path / "out" / "clip2.mp4").read_bytes() == members["clip2.mp4"]
+
+
+def test_real_data_archives_pass_the_default_limits(tmp_path):
+    """Images and videos compress little; small text files may compress well and are not ratio-checked."""
+    lists = b"bear\nblackswan\n" * 20_000  # 300 KB that deflates far beyond 100:1
+    members = {"DAVIS/bear/00000.jpg": os.urandom(2 * MIB), "DAVIS/list.txt": lists}
+    _deflated_zip(tmp_path / "test.zip", members)
+    safe_extract(tmp_path / "test.zip", tmp_path / "root")
+    assert (tmp_path / "root" / "DAVIS" / "list.txt").read_bytes() == lists
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["DAVIS"]  # no staging folder left
+
+
+def test_failed_extraction_leaves_nothing_half_extracted(tmp_path):
+    """A corrupt member after good ones: none of the archive appears in dest (today the earlier members
+    stayed, and a later run could take the half-extracted folder for the data set)."""
+    good = os.urandom(100_000)
+    _zip(tmp_path / "t.zip", {"set/a.bin": good, "set/b.bin": b"B" * 50_000})
+    raw = bytearray((tmp_path / "t.zip").read_bytes())
+    at = raw.index(b"B" * 1000)
+    raw[at:at + 10] = b"X" * 10  # stored member: its CRC no longer matches
+    (tmp_path / "t.zip").write_bytes(bytes(raw))
+    dest = tmp_path / "root"
+    dest.mkdir()
+    (dest / "other.txt").write_text("the user's")
+    with pytest.raises(InputError, match=r"t\.zip: corrupt zip archive \(Bad CRC-32"):
+        safe_extract(tmp_path / "t.zip", dest)
+    assert sorted(p.name for p in dest.iterdir()) == ["other.txt"]
+    # Merging into an existing folder still works once the archive is good.
+    _zip(tmp_path / "ok.zip", {"set/a.bin": good})
+    (dest / "set").mkdir()
+    (dest / "set" / "mine.txt").write_text("kept")
+    safe_extract(tmp_path / "ok.zip", dest)
+    assert sorted(p.name for p in (dest / "set").iterdir()) == ["a.bin", "mine.txt"]
+
+
+def test_build_dataset_refuses_a_bomb_archive_in_one_line(tmp_path, capsys):
+    from vcbench.cli import main
+
+    inp = tmp_path / "downloads"
+    inp.mkdir()
+    _tar(inp / "Hollywood2-actions.tar.gz", [tarfile.TarInfo("Hollywood2/AVIClips/x.avi")],
+         {"Hollywood2/AVIClips/x.avi": b"\0" * (4 * MIB)})
+    code = main(["build-dataset", "--source", "hollywood2", "--input", str(inp), "--out", str(tmp_path / "b"),
+                 "--clips", "2", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "Hollywood2-actions.tar.gz: archive member (the whole archive) would inflate" in err
+    assert not list((tmp_path / "b").rglob("*.avi"))

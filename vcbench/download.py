@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import logging
 import os
+import shutil
 import socket
 import stat
 import tarfile
@@ -24,7 +25,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
-from vcbench.errors import DownloadError, InputError
+from vcbench.atomic import disk_full_error, is_disk_full
+from vcbench.errors import DownloadError, InputError, VcbenchError
 from vcbench.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -247,29 +249,129 @@ def _link_inside(dest: Path, member_path: Path, link_target: str) -> bool:
     return resolved == dest or dest in resolved.parents
 
 
-def safe_extract(archive: str | Path, dest: str | Path) -> list[Path]:
+#: Limits on what an archive may write, overridable per call or by these environment variables. Real
+#: dataset archives (DAVIS/Videvo zips of a few GB, Hollywood2's tarballs of ~15 GB) hold images and
+#: videos, which compress little; a member that inflates more than 100:1 is a decompression bomb.
+MAX_EXTRACT_ENV = "VCBENCH_MAX_EXTRACT_GB"
+MAX_RATIO_ENV = "VCBENCH_MAX_EXTRACT_RATIO"
+DEFAULT_MAX_EXTRACT_BYTES = 100 << 30
+DEFAULT_MAX_RATIO = 100.0
+# Below this a member's ratio is not checked: small text files (lists, annotations) compress well
+# and cannot fill a disk; the total-size limit bounds many of them.
+_RATIO_MIN_BYTES = 1 << 20
+_MAX_LINK_BYTES = 4096
+
+
+def _limit_from_env(name: str, default: float) -> float:
+    """The positive number in environment variable `name`, else `default`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"{name}={raw!r} is not a number", hint=f"set {name} to a number, or unset it") from None
+    if not value > 0:
+        raise InputError(f"{name}={raw!r} must be positive", hint=f"set {name} to a positive number, or unset it")
+    return value
+
+
+def _check_sizes(archive: Path, dest: Path, sizes: list[tuple[str, int, int | None]], *,
+                 max_total_bytes: int | None, max_ratio: float | None, whole_ratio: bool) -> None:
+    """Refuse before writing anything: a total above the limit, a member (or, for a compressed tar,
+    the whole stream: `whole_ratio`) inflating more than `max_ratio`:1, or more than the free space.
+    `sizes` holds (member, uncompressed bytes, compressed bytes or None)."""
+    limit = max_total_bytes if max_total_bytes is not None else int(
+        _limit_from_env(MAX_EXTRACT_ENV, DEFAULT_MAX_EXTRACT_BYTES / (1 << 30)) * (1 << 30))
+    ratio = max_ratio if max_ratio is not None else _limit_from_env(MAX_RATIO_ENV, DEFAULT_MAX_RATIO)
+    total = sum(size for _, size, _ in sizes)
+    if total > limit:
+        raise InputError(f"archive would extract to {total} bytes, above the limit of {limit} bytes; refusing to "
+                         "extract", path=archive,
+                         hint=f"if the archive is trusted, raise the limit with {MAX_EXTRACT_ENV}=N (gigabytes)")
+    packed = [(name, size, size / max(csize, 1)) for name, size, csize in sizes if csize is not None]
+    if whole_ratio:
+        packed = [("(the whole archive)", total, total / max(archive.stat().st_size, 1))]
+    for name, size, r in packed:
+        if size >= _RATIO_MIN_BYTES and r > ratio:
+            raise InputError(f"archive member {name} would inflate {r:.0f}:1 ({size} bytes), above the "
+                             f"{ratio:g}:1 limit (a decompression bomb?); refusing to extract", path=archive,
+                             hint=f"if the archive is trusted, raise the limit with {MAX_RATIO_ENV}=N")
+    try:
+        free = shutil.disk_usage(dest).free
+    except OSError:
+        return
+    if total > free:
+        raise disk_full_error(dest, needed=total)
+
+
+def _move_into(src: Path, dest: Path) -> None:
+    """Move the tree `src` into `dest` by renames (same file system), merging with folders there."""
+    for root, dirs, files in os.walk(src):
+        here = Path(root)
+        there = dest / here.relative_to(src)
+        there.mkdir(exist_ok=True)
+        for d in [d for d in dirs if (here / d).is_symlink()]:
+            dirs.remove(d)
+            files.append(d)
+        for f in files:
+            os.replace(here / f, there / f)
+
+
+@contextlib.contextmanager
+def _staging(archive: Path, dest: Path) -> Iterator[Path]:
+    """A hidden folder in `dest` that the archive is extracted into, moved into `dest` only when the
+    whole extraction succeeded: a failed or killed extraction leaves nothing half-written to be
+    trusted (a rerun removes a killed one's folder)."""
+    tmp = dest / f".{archive.name}.extracting"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        _move_into(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _extraction_failed(exc: BaseException, archive: Path, dest: Path, kind: str) -> VcbenchError:
+    if isinstance(exc, OSError) and is_disk_full(exc):
+        return disk_full_error(dest, exc=exc)
+    return InputError(f"corrupt {kind} archive ({exc})", path=archive, hint="delete it and download it again")
+
+
+def safe_extract(archive: str | Path, dest: str | Path, *, max_total_bytes: int | None = None,
+                 max_ratio: float | None = None) -> list[Path]:
     """Extract a zip or tar archive into `dest`, refusing any member that would land outside it.
 
-    Every member is checked before anything is written, so a hostile archive leaves nothing behind.
-    Returns the extracted file paths.
+    Every member is checked before anything is written, so a hostile archive leaves nothing behind:
+    paths and links must stay inside `dest`, the total size must stay under `max_total_bytes`
+    (default 100 GiB, or $VCBENCH_MAX_EXTRACT_GB) and the free space, and no member may inflate more
+    than `max_ratio`:1 (default 100, or $VCBENCH_MAX_EXTRACT_RATIO; for a compressed tar, the whole
+    stream). The files appear in `dest` only once all of them are extracted. Returns their paths.
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     dest = dest.resolve()
+    limits = {"max_total_bytes": max_total_bytes, "max_ratio": max_ratio}
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
             for info in infos:
                 target = _safe_member(dest, info.filename, archive)
                 mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode) and not _link_inside(dest, target, zf.read(info).decode("utf-8", "replace")):
-                    raise InputError(f"archive member {info.filename!r} is a link out of the destination; "
-                                     "refusing to extract", path=archive)
+                if stat.S_ISLNK(mode):
+                    if info.file_size > _MAX_LINK_BYTES or not _link_inside(
+                            dest, target, zf.read(info).decode("utf-8", "replace")):
+                        raise InputError(f"archive member {info.filename!r} is a link out of the destination; "
+                                         "refusing to extract", path=archive)
+            _check_sizes(archive, dest, [(repr(i.filename), i.file_size, i.compress_size) for i in infos
+                                         if not i.is_dir()], whole_ratio=False, **limits)
             try:
-                zf.extractall(dest)
+                with _staging(archive, dest) as tmp:
+                    zf.extractall(tmp)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise InputError(f"corrupt zip archive ({exc})", path=archive,
-                                 hint="delete it and download it again") from exc
+                raise _extraction_failed(exc, archive, dest, "zip") from exc
             return [dest / Path(*PurePosixPath(i.filename).parts) for i in infos if not i.is_dir()]
     try:
         tf = tarfile.open(archive)
@@ -290,11 +392,15 @@ def safe_extract(archive: str | Path, dest: str | Path) -> list[Path]:
                 _safe_member(dest, m.linkname, archive)
             if m.isdev():
                 raise InputError(f"archive member {m.name!r} is a device file; refusing to extract", path=archive)
+        compressed = getattr(tf, "fileobj", None) is not None and type(tf.fileobj).__module__ in ("gzip", "bz2", "lzma")
+        _check_sizes(archive, dest, [(repr(m.name), m.size, None) for m in members if m.isfile()],
+                     whole_ratio=compressed, **limits)
         try:
             # The "data" filter (Python >= 3.11.4) repeats these checks inside tarfile itself.
-            tf.extractall(dest, members=members, filter="data")
+            with _staging(archive, dest) as tmp:
+                tf.extractall(tmp, members=members, filter="data")
         except tarfile.FilterError as exc:
             raise InputError(f"unsafe archive member ({exc}); refusing to extract", path=archive) from exc
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise InputError(f"corrupt tar archive ({exc})", path=archive, hint="delete it and download it again") from exc
+            raise _extraction_failed(exc, archive, dest, "tar") from exc
         return [dest / m.name for m in members if m.isfile()]
