@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vcbench.atomic import atomic_write_text
+from vcbench.atomic import atomic_write_text, write_bytes, write_errors
 from vcbench.datasets import shards as shardio
 from vcbench.datasets.clips import ClipSpec, extract_clips
 from vcbench.datasets.manifest import canonical_json, concat_manifests, write_manifest
@@ -152,12 +152,14 @@ def run_extract(task: ExtractTask) -> dict:
                        "start_frame": cand.start, "end_frame": cand.end, "accepted": cand.accepted,
                        "reason": cand.reason, **cand.measures}
                 if cand.accepted:
-                    np.save(tmp / f"{cand.clip_id}.npy", cand.frames, allow_pickle=False)
+                    npy = tmp / f"{cand.clip_id}.npy"
+                    with write_errors(npy, size=cand.frames.nbytes + 128):  # + the .npy header
+                        np.save(npy, cand.frames, allow_pickle=False)
                 rows.append(row)
     except InputError as exc:  # an undecodable video is logged and skipped, not fatal
         error = str(exc)
-    (tmp / "candidates.json").write_text(json.dumps({"video_id": task.video.video_id, "error": error, "rows": rows},
-                                                    sort_keys=True) + "\n")
+    write_bytes(tmp / "candidates.json", (json.dumps({"video_id": task.video.video_id, "error": error, "rows": rows},
+                                                     sort_keys=True) + "\n").encode())
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)

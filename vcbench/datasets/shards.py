@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vcbench.atomic import atomic_write_text
+from vcbench.atomic import atomic_write_text, write_bytes
 
 FRAME_FORMATS = ("jpg", "png")
 
@@ -75,7 +75,7 @@ class ShardWriter:
     def _put(self, rel_in_shard: str, data: bytes) -> tuple[str, str]:
         path = self.tmp / rel_in_shard
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        write_bytes(path, data)
         return self._rel(rel_in_shard), sha256_bytes(data)
 
     def write_frames(self, clip_id: str, frames: np.ndarray, fmt: str) -> dict[str, str]:
