@@ -244,6 +244,10 @@ class ResultsDB:
         except OSError as exc:
             raise VcbenchError(f"cannot create the folder for the results database ({exc.strerror})",
                                path=self.path, hint="choose another location with --db") from exc
+        try:  # SQLite creates its file 0644 whatever the umask; created here it gets the umask's mode
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError:
+            pass  # it exists, or cannot be created: SQLite reports that below
         self._with_retry(self._init_schema)
 
     # -- connection plumbing -------------------------------------------------------------------
