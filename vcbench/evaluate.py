@@ -19,11 +19,12 @@ import inspect
 import os
 import platform
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -312,7 +313,49 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
     stored = db.find(record.run_key)
     if stored is not None and not force:
         return Evaluation(stored, reused=True)
+    db.check_writable()  # a read-only database is refused now, not after the scoring
+    claim = wait_for_claim(db, record.run_key, force=force)
+    if isinstance(claim, RunRecord):  # another process ran this identity meanwhile: its result is ours
+        return Evaluation(claim, reused=True)
+    with db.holding_claim(record.run_key, claim):
+        result, fps = _run_and_score(model, model_name, bench, scorer, dev, save_frames)
+        _fill_record(record, result, scorer, fps)
+        db.record(record, replace=force, claim=claim)
+    return Evaluation(record, reused=False, result=result)
 
+
+def wait_for_claim(db: ResultsDB, key: str, *, force: bool = False, poll: float = 1.0,
+                   log: Callable[[str], None] | None = None) -> str | RunRecord:
+    """Become the one process running identity `key`: returns our claim token, or the stored run when
+    another process recorded it while we waited (never with `force`, which waits and then reruns).
+
+    A claim whose holder died (same host, pid gone) or stopped refreshing it is taken over."""
+    say = log or (lambda text: print(f"vcbench: {text}", file=sys.stderr, flush=True))
+    waiting = False
+    while True:
+        got = db.claim(key, reuse_recorded=not force)
+        if got.state == "recorded":
+            stored = db.get(int(got.run_id))  # type: ignore[arg-type]
+            if stored is not None:
+                if waiting:
+                    say(f"the other run finished; reusing its result (run {stored.id})")
+                return stored
+            continue  # deleted in between: claim again
+        if got.state == "acquired":
+            if got.took_over:
+                say(f"took over a stale claim on this run ({got.took_over}); running it here")
+            return str(got.token)
+        if not waiting:
+            holder = got.holder
+            say(f"another vcbench process ({holder.describe() if holder else '?'}) is running this same run "
+                "(same model, options, weights, data and protocol); waiting for its result instead of repeating it")
+            waiting = True
+        time.sleep(poll)
+
+
+def _run_and_score(model: Colorizer, model_name: str, bench: Benchmark, scorer: Any, dev: torch.device,
+                   save_frames: str | Path | None) -> tuple[Any, float | None]:
+    """Run the model over every clip and score its output in one streaming pass: (result, model fps)."""
     timer = _Timer(dev)
     # DIR/<model>/<clip>/%05d.png: several models share one DIR (`vcbench plot --frames DIR`).
     save_dir = Path(save_frames) / model_name if save_frames is not None else None
@@ -327,7 +370,12 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
         result = scorer.score_streams(streams(), total=total, labels=bench.labels or None)
     result.protocol["dataset"] = bench.protocol
     result.protocol["reference_mode"] = bench.reference_mode
-    record.fps = timer.fps
+    return result, timer.fps
+
+
+def _fill_record(record: RunRecord, result: Any, scorer: Any, fps: float | None) -> None:
+    """Copy the scores of `result` into `record` (identity fields are already set)."""
+    record.fps = fps
     record.metrics = dict(result.metrics)
     record.per_clip = result.per_clip
     record.per_frame = result.per_frame
@@ -335,5 +383,3 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
     record.gt_per_clip = _gt_per_clip(result, scorer)
     record.unavailable = dict(result.unavailable)
     record.n_clips, record.n_frames = result.n_clips, result.n_frames
-    db.record(record, replace=force)
-    return Evaluation(record, reused=False, result=result)

@@ -18,7 +18,7 @@ def open_existing_db(path: Path | None):
     if not db_path.exists():
         raise InputError("no results database here", path=db_path,
                          hint="run `vcbench evaluate --model NAME --dataset NAME` first, or pass --db")
-    return ResultsDB(db_path)
+    return ResultsDB(db_path, readonly=True)  # reports never write: a read-only database still reads
 
 
 def no_runs_error(db, dataset: str | None, protocol: str | None) -> VcbenchError:

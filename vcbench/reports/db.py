@@ -11,13 +11,17 @@ that exporting them, or bootstrapping over clips, is a plain query rather than J
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
 import random
+import socket
 import sqlite3
+import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,6 +81,14 @@ CREATE TABLE IF NOT EXISTS gt_clip_metrics (
     metric TEXT NOT NULL,
     value  REAL,
     PRIMARY KEY (run_id, clip, metric)
+);
+CREATE TABLE IF NOT EXISTS claims (
+    run_key   TEXT PRIMARY KEY,
+    token     TEXT NOT NULL,
+    pid       INTEGER NOT NULL,
+    host      TEXT NOT NULL,
+    started   TEXT NOT NULL,
+    heartbeat REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS frame_metrics (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -225,6 +237,94 @@ def _is_locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in msg or "busy" in msg
 
 
+@functools.lru_cache(maxsize=1)
+def expected_columns() -> dict[str, tuple[str, ...]]:
+    """{table: columns} this version reads and writes, taken from `_SCHEMA` itself (one source)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(_SCHEMA)
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                             "AND name NOT LIKE 'sqlite_%'")]
+        return {t: tuple(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in tables}
+    finally:
+        conn.close()
+
+
+#: A claim whose holder has not refreshed it for this long is stale (its holder is gone or frozen).
+CLAIM_STALE_AFTER = 120.0
+#: How often a holder refreshes its claim.
+CLAIM_HEARTBEAT = 10.0
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` on this host still runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+@dataclass(frozen=True)
+class ClaimHolder:
+    """Who is running a run identity right now (a row of `claims`)."""
+
+    pid: int
+    host: str
+    started: str
+    heartbeat: float
+
+    def stale_reason(self, now: float | None = None) -> str | None:
+        """Why this claim no longer holds (its process is gone, or it stopped refreshing it), or None."""
+        if self.host == socket.gethostname() and not pid_alive(self.pid):
+            return f"its process (pid {self.pid}) is no longer running"
+        age = (time.time() if now is None else now) - self.heartbeat
+        if age > CLAIM_STALE_AFTER:
+            return f"it was last refreshed {age:.0f} s ago (pid {self.pid} on {self.host})"
+        return None
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host}, since {self.started[:19]}Z"
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """`ResultsDB.claim`'s answer: `acquired` (with the `token` to refresh and release it), `recorded`
+    (the run is already stored: `run_id`), or `held` by a live `holder`. `took_over` describes a stale
+    claim this one replaced."""
+
+    state: str
+    token: str | None = None
+    run_id: int | None = None
+    holder: ClaimHolder | None = None
+    took_over: str | None = None
+
+
+def _sqlite_error(exc: sqlite3.Error, path: Path) -> VcbenchError:
+    """One line for an SQLite failure that is the user's environment, not a bug."""
+    msg = str(exc)
+    low = msg.lower()
+    if "readonly" in low or "read-only" in low:
+        return VcbenchError("the results database is read-only (the file, or its folder, where SQLite writes its "
+                            "-wal and -shm files, is not writable)", path=path,
+                            hint="make both writable, or pass --db with a writable file")
+    if "unable to open" in low or "disk i/o" in low or "cannot open" in low:
+        return VcbenchError(f"cannot open the results database for writing ({msg})", path=path,
+                            hint="check the file's and its folder's permissions, or pass --db with another file")
+    if "no such column" in low or "has no column" in low or "no such table" in low or "columns" in low:
+        return VcbenchError(f"the results database's tables differ from what this vcbench expects ({msg})", path=path,
+                            hint="it was made by another vcbench version or program: pass --db with another file "
+                                 "or move this one away")
+    return VcbenchError(f"the results database failed ({msg})", path=path,
+                        hint="check the file, or pass --db with another file")
+
+
 class ResultsDB:
     """SQLite store of `RunRecord`s; safe for several writer processes at once.
 
@@ -232,13 +332,24 @@ class ResultsDB:
     processes and holds no lock between calls.
     """
 
-    def __init__(self, path: str | Path | None = None, *, timeout: float = 30.0, retries: int = 8) -> None:
+    def __init__(self, path: str | Path | None = None, *, timeout: float = 30.0, retries: int = 8,
+                 readonly: bool = False) -> None:
+        """`readonly=True` (the report commands) opens an existing file without writing to it, so a
+        database in a read-only place can still be read; it is never created."""
         self.path = Path(path) if path is not None else default_db_path()
         self.timeout = timeout
         self.retries = retries
+        self.readonly = readonly
+        self._immutable = False
         if self.path.exists() and self.path.is_dir():
             raise VcbenchError("is a folder, not a results database", path=self.path,
                                hint="pass a file name to --db, e.g. results.sqlite")
+        if readonly:
+            if not self.path.is_file():
+                raise VcbenchError("no results database here", path=self.path,
+                                   hint="run `vcbench evaluate` first, or pass --db")
+            self._with_retry(self._check_schema)
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -253,7 +364,14 @@ class ResultsDB:
     # -- connection plumbing -------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            if self.readonly:
+                # mode=ro never writes; a WAL database in a folder nobody may write to cannot even create
+                # its -shm file, so it is then read as immutable (nothing can be writing there either)
+                flag = "immutable=1" if self._immutable else "mode=ro"
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{flag}", uri=True, timeout=self.timeout,
+                                       isolation_level=None)
+            else:
+                conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise VcbenchError(f"cannot open the results database ({exc})", path=self.path,
                                hint="check the path and its permissions, or choose another with --db") from exc
@@ -270,11 +388,15 @@ class ResultsDB:
             try:
                 return fn(conn)
             except sqlite3.OperationalError as exc:
+                low = str(exc).lower()
+                if self.readonly and not self._immutable and ("readonly" in low or "unable to open" in low):
+                    self._immutable = True  # see _connect
+                    continue
                 if not _is_locked(exc) or attempt == self.retries:
                     if _is_locked(exc):
                         raise VcbenchError("the results database stayed locked by another process", path=self.path,
                                            hint="wait for the other vcbench run to finish, then rerun") from exc
-                    raise
+                    raise _sqlite_error(exc, self.path) from exc
             except sqlite3.DatabaseError as exc:
                 if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError)):
                     raise
@@ -310,12 +432,122 @@ class ResultsDB:
             row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 c.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise VcbenchError(f"results database has schema version {row[0]}, newer than this vcbench "
-                                   f"understands ({SCHEMA_VERSION})", path=self.path,
-                                   hint="upgrade vcbench or use another --db")
+            else:
+                self._check_version(row[0])
+            self._check_columns(c)
 
         self._transaction(conn, body)
+
+    def _check_version(self, value: Any) -> None:
+        try:
+            version = int(value)
+        except (TypeError, ValueError):
+            version = None
+        if version is None or version < 1:
+            raise VcbenchError(f"not a vcbench results database (schema version {value!r})", path=self.path,
+                               hint="pass --db with another file or move this one away")
+        if version > SCHEMA_VERSION:
+            raise VcbenchError(f"results database has schema version {version}, newer than this vcbench "
+                               f"understands ({SCHEMA_VERSION})", path=self.path,
+                               hint="upgrade vcbench or use another --db")
+
+    def _check_columns(self, c: sqlite3.Connection) -> None:
+        """Every table has the columns this version reads and writes; an extra column is tolerated
+        (ignored) unless a write would have to fill it (NOT NULL without a default)."""
+        problems = []
+        for table, want in expected_columns().items():
+            info = c.execute(f"PRAGMA table_info({table})").fetchall()
+            if not info:
+                if not self.readonly or table != "claims":  # a read-only look needs no claims table
+                    problems.append(f"table {table} is missing")
+                continue
+            have = {r[1] for r in info}
+            missing = [col for col in want if col not in have]
+            blocking = [r[1] for r in info if r[1] not in want and r[3] and r[4] is None and not r[5]]
+            if missing:
+                problems.append(f"{table} lacks column(s) {', '.join(missing)}")
+            if blocking:
+                problems.append(f"{table} has unknown required column(s) {', '.join(blocking)}")
+        if problems:
+            raise VcbenchError(f"the results database's tables differ from what this vcbench expects: "
+                               f"{'; '.join(problems)}", path=self.path,
+                               hint="it was made by another vcbench version or program: pass --db with another file "
+                                    "or move this one away")
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """Read-only open: the version and the columns, written nowhere."""
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc).lower():
+                raise
+            row = None
+        if row is None:
+            raise VcbenchError("not a vcbench results database (no schema version recorded)", path=self.path,
+                               hint="pass --db with another file or move this one away")
+        self._check_version(row[0])
+        self._check_columns(conn)
+
+    def check_writable(self) -> None:
+        """Prove that a run can be recorded, before any model runs: a real write, rolled back."""
+        if self.readonly:
+            raise VcbenchError("the results database was opened read-only", path=self.path)
+
+        def body(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('write_probe', ?)", (utc_now(),))
+            finally:
+                c.execute("ROLLBACK")
+
+        self._with_retry(body)
+
+    # -- claims: one process runs a given identity at a time ------------------------------------
+    def claim(self, key: str, *, reuse_recorded: bool = True) -> ClaimResult:
+        """Try to become the one process that runs identity `key` (one transaction).
+
+        `recorded` when the run is stored already (and `reuse_recorded`); `held` when a live process
+        holds the claim; else `acquired`, replacing a stale claim (its holder died or stopped
+        refreshing it, see `ClaimHolder.stale_reason`)."""
+        def body(c: sqlite3.Connection) -> ClaimResult:
+            if reuse_recorded:
+                row = c.execute("SELECT id FROM runs WHERE run_key = ?", (key,)).fetchone()
+                if row is not None:
+                    return ClaimResult("recorded", run_id=int(row[0]))
+            row = c.execute("SELECT pid, host, started, heartbeat FROM claims WHERE run_key = ?", (key,)).fetchone()
+            took_over = None
+            if row is not None:
+                holder = ClaimHolder(int(row[0]), str(row[1]), str(row[2]), float(row[3]))
+                took_over = holder.stale_reason()
+                if took_over is None:
+                    return ClaimResult("held", holder=holder)
+            token = uuid.uuid4().hex
+            c.execute("INSERT OR REPLACE INTO claims (run_key, token, pid, host, started, heartbeat) "
+                      "VALUES (?, ?, ?, ?, ?, ?)", (key, token, os.getpid(), socket.gethostname(), utc_now(), time.time()))
+            return ClaimResult("acquired", token=token,
+                               took_over=None if took_over is None else f"{holder.describe()}: {took_over}")
+
+        return self._with_retry(lambda c: self._transaction(c, body))
+
+    def refresh_claim(self, key: str, token: str) -> bool:
+        """Renew our claim's heartbeat; False when it is no longer ours (taken over as stale)."""
+        def body(c: sqlite3.Connection) -> bool:
+            return c.execute("UPDATE claims SET heartbeat = ? WHERE run_key = ? AND token = ?",
+                             (time.time(), key, token)).rowcount > 0
+
+        return self._with_retry(lambda c: self._transaction(c, body))
+
+    def release_claim(self, key: str, token: str) -> None:
+        """Give up our claim (the run failed or was interrupted): a waiting process may take it."""
+        def body(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM claims WHERE run_key = ? AND token = ?", (key, token))
+
+        self._with_retry(lambda c: self._transaction(c, body))
+
+    def holding_claim(self, key: str, token: str, interval: float = CLAIM_HEARTBEAT) -> "_Heartbeat":
+        """Context manager: refresh the claim every `interval` seconds in a thread, release it at the end
+        (a no-op once `record(..., claim=token)` has consumed it)."""
+        return _Heartbeat(self, key, token, interval)
 
     @property
     def schema_version(self) -> int:
@@ -323,11 +555,12 @@ class ResultsDB:
             lambda c: int(c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]))
 
     # -- writing ---------------------------------------------------------------------------------
-    def record(self, run: RunRecord, *, replace: bool = False) -> int:
+    def record(self, run: RunRecord, *, replace: bool = False, claim: str | None = None) -> int:
         """Store `run` and all its values in one transaction; returns the new run id.
 
         A run whose `run_key` is already stored is refused unless `replace=True`, which deletes the old
-        run inside the same transaction (so `--force` never leaves zero or two copies).
+        run inside the same transaction (so `--force` never leaves zero or two copies). `claim` (a token
+        from `claim`) is released in the same transaction, so no waiter sees the claim gone and no run.
         """
         try:
             key = run.identity_key()  # recomputed: identity fields set after construction must count
@@ -358,6 +591,8 @@ class ResultsDB:
             c.executemany("INSERT INTO frame_metrics (run_id, clip, metric, frame, value) VALUES (?, ?, ?, ?, ?)",
                           ((run_id, clip, m, i, _clean(v)) for clip, vals in run.per_frame.items()
                            for m, series in vals.items() for i, v in enumerate(series)))
+            if claim is not None:
+                c.execute("DELETE FROM claims WHERE run_key = ? AND token = ?", (key, claim))
             return run_id
 
         run_id = self._with_retry(lambda c: self._transaction(c, body))
@@ -442,7 +677,7 @@ class ResultsDB:
 
     @staticmethod
     def _load(c: sqlite3.Connection, row: sqlite3.Row, *, with_frames: bool) -> RunRecord:
-        data = dict(row)
+        data = {k: v for k, v in dict(row).items() if k == "id" or k in _RUN_COLUMNS}  # tolerated extras ignored
         run_id = data.pop("id")
         for name in _JSON_COLUMNS:
             data[name] = json.loads(data[name])
@@ -464,3 +699,32 @@ class ResultsDB:
                 per_frame.setdefault(clip, {}).setdefault(m, []).append(v)
         return RunRecord(**data, per_clip=per_clip, gt_per_clip=gt_clip, per_frame=per_frame, id=run_id)
 
+
+
+class _Heartbeat:
+    """Refreshes a claim from a daemon thread while the run is under way (see `ResultsDB.holding_claim`)."""
+
+    def __init__(self, db: ResultsDB, key: str, token: str, interval: float) -> None:
+        self.db, self.key, self.token, self.interval = db, key, token, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vcbench-claim", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.db.refresh_claim(self.key, self.token)
+            except VcbenchError:  # a briefly locked or unreachable file: the next beat retries
+                continue
+
+    def __enter__(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        try:
+            self.db.release_claim(self.key, self.token)
+        except VcbenchError:
+            if exc[0] is None:
+                raise
