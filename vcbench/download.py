@@ -28,6 +28,7 @@ from typing import Callable, Iterator
 from vcbench.atomic import disk_full_error, is_disk_full
 from vcbench.errors import DownloadError, InputError, VcbenchError
 from vcbench.hashing import sha256_file
+from vcbench.lock import same_file as _same_file
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,6 @@ _DEAD_STATUSES = frozenset({400, 401, 403, 404, 410, 451})
 def offline() -> bool:
     """True when the user forbade network access (VCBENCH_OFFLINE=1)."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    """Whether `path` still names the file open as `fd` (another process may have renamed it away)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    fst = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
 
 
 @contextlib.contextmanager

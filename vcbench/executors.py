@@ -4,6 +4,13 @@ Both run the same picklable top-level function on the same task objects and yiel
 complete; the build writes each result under a name fixed by the task, so completion order never
 changes the output. Each task is computed single-threaded (see `single_threaded`), so its bytes do
 not depend on the worker's core count either.
+
+Losing processes: local pool workers kill themselves the moment the main process exits (`die_with`,
+a pidfd watch), so a killed build leaves no worker writing on (nor could one commit: see
+`vcbench.lock.holder_alive`). A worker that dies under a running build (the OOM
+killer) ends the build with one line, "worker lost while building shard N; rerun the same command
+to resume" (`WorkerLost`); Ray retries a task whose worker or node was lost, and reports the same
+line once its retries are spent.
 """
 
 from __future__ import annotations
@@ -11,10 +18,21 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
 
 from vcbench.errors import VcbenchError
+
+RESUME_HINT = "rerun the same command to resume"
+
+
+class WorkerLost(VcbenchError):
+    """A worker process (or Ray node) died while it ran a task: the build stops, a rerun resumes."""
+
+    def __init__(self, what: str):
+        super().__init__(f"worker lost while {what}; {RESUME_HINT}")
 
 
 @contextlib.contextmanager
@@ -40,10 +58,62 @@ def single_threaded() -> Iterator[None]:
             torch.set_num_threads(prev_torch)
 
 
-def _worker_init() -> None:
-    """Pool worker start-up: one thread per library before any of them is imported."""
+_started = None  # in a pool worker: the queue on which it says which task it runs
+
+
+def die_with(pid: int) -> None:
+    """Kill this process (SIGKILL) as soon as process `pid` exits, from a daemon thread that waits
+    on a pidfd (Linux 5.3+; elsewhere it polls every 0.2 s). Pool workers are children of the fork
+    server, which outlives the main process while workers hold its pipe, so the kernel's
+    PR_SET_PDEATHSIG would not fire: they watch the main process itself."""
+    import select
+    import threading
+    import time
+
+    def suicide() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        suicide()
+    except (AttributeError, OSError):
+        def poll() -> None:
+            while True:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    suicide()
+                except PermissionError:
+                    pass
+                time.sleep(0.2)
+
+        threading.Thread(target=poll, name="vcbench-die-with-main", daemon=True).start()
+        return
+
+    def wait() -> None:
+        select.select([fd], [], [])
+        suicide()
+
+    threading.Thread(target=wait, name="vcbench-die-with-main", daemon=True).start()
+
+
+def _worker_init(main_pid: int | None = None, started=None) -> None:
+    """Pool worker start-up: one thread per library before any of them is imported; die with the
+    main process; remember the task-report queue."""
+    global _started
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
+    if main_pid is not None:
+        die_with(main_pid)
+    _started = started
+
+
+def _tracked(fn: Callable[[Any], Any], key: int, task: Any) -> Any:
+    """Run one task in a pool worker, first telling the main process which worker runs it."""
+    if _started is not None:
+        _started.put((os.getpid(), key))
+    return fn(task)
 
 
 # Modules the pool's fork server imports once, so each worker starts as a cheap fork of a process
@@ -70,15 +140,35 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None):
         self.workers = max(1, int(workers or os.cpu_count() or 1))
         self._pool: ProcessPoolExecutor | None = None
+        self._started = None
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_context(),
-                                             initializer=_worker_init)
+            ctx = _context()
+            self._started = ctx.SimpleQueue()
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
+                                             initargs=(os.getpid(), self._started))
         return self._pool
 
-    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, gpu: bool = False) -> Iterator[Any]:
-        """Yield `fn(task)` for every task, in completion order (`gpu` is ignored locally)."""
+    def _lost(self, keys: dict, describe: Callable[[Any], str]) -> WorkerLost:
+        """Which task the dead worker ran: the worker whose exit was not the pool's own SIGTERM to
+        the survivors, matched to the task it last reported starting."""
+        running: dict[int, int] = {}
+        while self._started is not None and not self._started.empty():
+            pid, key = self._started.get()
+            running[pid] = key
+        procs = dict(getattr(self._pool, "_processes", None) or {})
+        dead = [pid for pid, p in procs.items() if p.exitcode is not None and p.exitcode != -signal.SIGTERM]
+        keys_of = [running[pid] for pid in dead if pid in running and running[pid] in keys]
+        if not keys_of:  # cannot tell which: name what was in flight
+            keys_of = sorted(k for k in set(running.values()) if k in keys)
+        what = " and ".join(describe(keys[k]) for k in keys_of[:3]) if keys_of else "running a task"
+        return WorkerLost(what)
+
+    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, gpu: bool = False,
+            describe: Callable[[Any], str] | None = None) -> Iterator[Any]:
+        """Yield `fn(task)` for every task, in completion order (`gpu` is ignored locally). A worker
+        that dies raises `WorkerLost` naming its task (`describe(task)`, e.g. "building shard 3")."""
         tasks = list(tasks)
         if not tasks:
             return
@@ -86,13 +176,19 @@ class LocalExecutor:
             for t in tasks:
                 yield fn(t)
             return
+        describe = describe or (lambda t: "running a task")
         pool = self._get_pool()
-        pending = {pool.submit(fn, t) for t in tasks}
+        keys = dict(enumerate(tasks))
+        pending = {pool.submit(_tracked, fn, k, t) for k, t in keys.items()}
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    yield fut.result()
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        raise self._lost(keys, describe) from None
+                    yield result
         finally:
             for fut in pending:
                 fut.cancel()
@@ -113,7 +209,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, *, num_gpus_per_task: float = 1.0, num_cpus: int | None = None,
-                 max_in_flight: int | None = None):
+                 max_in_flight: int | None = None, max_retries: int = 2):
         try:
             import ray
         except ImportError as exc:
@@ -136,20 +232,43 @@ class RayExecutor:
         self.cluster_gpus = float(ray.cluster_resources().get("GPU", 0.0))
         self.num_gpus_per_task = float(num_gpus_per_task)
         self.max_in_flight = max_in_flight or max(2, int(ray.cluster_resources().get("CPU", 2)) * 2)
+        self.max_retries = max_retries
 
-    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, gpu: bool = False) -> Iterator[Any]:
+    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, gpu: bool = False,
+            describe: Callable[[Any], str] | None = None) -> Iterator[Any]:
+        """Yield `fn(task)` in completion order. A task whose worker process or node is lost is
+        retried by Ray (`max_retries`); after the last retry it raises `WorkerLost`. A retried task
+        may overlap its first attempt on a node that is only unreachable: both write their own
+        temporary folders and the commit keeps one (see `vcbench.datasets.shards`)."""
         ray = self._ray
+        from ray import exceptions as rex
+
+        lost_types = tuple(getattr(rex, n) for n in ("WorkerCrashedError", "NodeDiedError", "ObjectLostError",
+                                                      "OwnerDiedError", "LocalRayletDiedError", "TaskUnschedulableError")
+                           if hasattr(rex, n))
+        describe = describe or (lambda t: "running a task")
         num_gpus = self.num_gpus_per_task if (gpu and self.cluster_gpus > 0) else 0
-        remote = ray.remote(num_cpus=1, num_gpus=num_gpus, max_retries=2)(fn)
+        remote = ray.remote(num_cpus=1, num_gpus=num_gpus, max_retries=self.max_retries)(fn)
         todo = list(tasks)
         todo.reverse()
-        running: list = []
-        while todo or running:
-            while todo and len(running) < self.max_in_flight:
-                running.append(remote.remote(todo.pop()))
-            done, running = ray.wait(running, num_returns=1)
-            for ref in done:
-                yield ray.get(ref)
+        running: dict = {}
+        try:
+            while todo or running:
+                while todo and len(running) < self.max_in_flight:
+                    t = todo.pop()
+                    running[remote.remote(t)] = t
+                done, _ = ray.wait(list(running), num_returns=1)
+                for ref in done:
+                    task = running.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except lost_types:
+                        raise WorkerLost(describe(task)) from None
+                    yield result
+        finally:
+            for ref in running:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
 
     def close(self) -> None:
         if self._owns:

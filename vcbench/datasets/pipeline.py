@@ -1,18 +1,27 @@
 """`build-dataset`: sources -> extract -> plan -> (augment -> references -> flow -> write) per shard.
 
 Resumable and idempotent by construction:
-- every unit of work (a video's extraction, a shard) is written under a temporary name and renamed
-  when complete; a shard's stats file is written after its rename and marks it done;
+- a build holds an exclusive lock on OUT (`vcbench.lock.FolderLock`): a second build into the same
+  folder is refused with one line naming the holder; the lock of a killed build is taken over;
+- every unit of work (a video's extraction, a shard) is written in its writer's own temporary folder
+  and renamed when complete; a shard is renamed only when its files match their recorded sha256 and
+  the build that started it still holds the lock, so workers orphaned by a killed main process
+  commit nothing (local pool workers also die with their parent, see `vcbench.executors`); a
+  shard's stats file is written after its rename and marks it done;
 - what a unit produces depends only on the build's settings and the unit's identity (clip ids are
   fixed by the plan, random numbers by (seed, clip id)), never on order, worker or timing;
-- so a rerun of the same command (after a crash, Ctrl-C or kill -9) removes leftovers, skips the
-  complete units and redoes the others, and the result is byte-identical to an uninterrupted build.
+- so a rerun of the same command (after a crash, Ctrl-C, kill -9 of the main process, its process
+  group or a worker) removes the leftovers of dead writers, skips the complete units and redoes the
+  others, and the result is byte-identical to an uninterrupted build.
 Only the `timings` in stats files differ from run to run.
 
 Layout of OUT:
   build.json           the settings, the weight files used {file: sha256} and `unverified_weights`
                        (a rerun with other settings or weight files is refused; --allow-unverified-weights
-                       alone changes no byte, so it is not compared)
+                       alone changes no byte, so it is not compared). plan.json, every shard's stats and
+                       the manifest carry the build's id too, so a folder whose build.json is lost still
+                       refuses other settings
+  .vcbench.lock        while a build runs: its pid, host and token (removed at the end)
   failures.jsonl       dead links, undecodable videos, clips that failed a stage (with reasons)
   candidates.parquet   every cut clip with its filter measures and accept/reject reason
   plan.json            the output clips: id, base clip or still, variant, shard
@@ -39,7 +48,7 @@ from vcbench.datasets import shards as shardio
 from vcbench.datasets.clips import ClipSpec, extract_clips
 from vcbench.datasets.manifest import canonical_json, concat_manifests, write_manifest
 from vcbench.datasets.sources import SourceOptions, SourceVideo, resolve_source
-from vcbench.errors import InputError
+from vcbench.errors import InputError, VcbenchError
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +137,7 @@ class ExtractTask:
     out_root: str
     video: SourceVideo
     spec: ClipSpec
+    owner: str | None = None  # token of the build's lock; the result is committed only while it holds
 
 
 def extract_dir(out_root: Path, video_id: str) -> Path:
@@ -137,32 +147,36 @@ def extract_dir(out_root: Path, video_id: str) -> Path:
 def run_extract(task: ExtractTask) -> dict:
     """Cut one video into candidate clips; cache the accepted ones (raw .npy) and every verdict."""
     from vcbench.executors import single_threaded
+    from vcbench.lock import PrivateDir, check_owner
 
     final = extract_dir(Path(task.out_root), task.video.video_id)
-    tmp = final.with_name(f".{final.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    work = PrivateDir(final.parent, final.name)
+    tmp = work.path
     rows, error = [], None
     t0 = time.perf_counter()
     try:
-        with single_threaded():
-            for cand in extract_clips(task.video, task.spec):
-                row = {"clip_id": cand.clip_id, "video_id": task.video.video_id, "shot": cand.shot,
-                       "start_frame": cand.start, "end_frame": cand.end, "accepted": cand.accepted,
-                       "reason": cand.reason, **cand.measures}
-                if cand.accepted:
-                    npy = tmp / f"{cand.clip_id}.npy"
-                    with write_errors(npy, size=cand.frames.nbytes + 128):  # + the .npy header
-                        np.save(npy, cand.frames, allow_pickle=False)
-                rows.append(row)
-    except InputError as exc:  # an undecodable video is logged and skipped, not fatal
-        error = str(exc)
-    write_bytes(tmp / "candidates.json", (json.dumps({"video_id": task.video.video_id, "error": error, "rows": rows},
-                                                     sort_keys=True) + "\n").encode())
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+        try:
+            with single_threaded():
+                for cand in extract_clips(task.video, task.spec):
+                    row = {"clip_id": cand.clip_id, "video_id": task.video.video_id, "shot": cand.shot,
+                           "start_frame": cand.start, "end_frame": cand.end, "accepted": cand.accepted,
+                           "reason": cand.reason, **cand.measures}
+                    if cand.accepted:
+                        npy = tmp / f"{cand.clip_id}.npy"
+                        with write_errors(npy, size=cand.frames.nbytes + 128):  # + the .npy header
+                            np.save(npy, cand.frames, allow_pickle=False)
+                    rows.append(row)
+        except InputError as exc:  # an undecodable video is logged and skipped, not fatal
+            error = str(exc)
+        write_bytes(tmp / "candidates.json", (json.dumps({"video_id": task.video.video_id, "error": error,
+                                                          "rows": rows}, sort_keys=True) + "\n").encode())
+        check_owner(task.out_root, task.owner, f"extraction of {task.video.video_id}")
+        if not work.rename_to(final):  # another writer of this build finished it first: the same bytes
+            work.discard()
+    except BaseException:
+        work.discard()
+        raise
+    work.release()
     return {"video_id": task.video.video_id, "n": len(rows), "seconds": time.perf_counter() - t0}
 
 
@@ -222,6 +236,8 @@ class ShardTask:
     config: BuildConfig
     weights: WeightsRecord = WeightsRecord()
     allow_unverified: bool = False
+    owner: str | None = None  # token of the build's lock; the shard is committed only while it holds
+    build_id: str = ""
 
 
 def run_shard(task: ShardTask) -> dict:
@@ -235,7 +251,7 @@ def run_shard(task: ShardTask) -> dict:
     cfg = task.config
     timings = {"load": 0.0, "augment": 0.0, "references": 0.0, "flow": 0.0, "write": 0.0}
     t_start = time.perf_counter()
-    writer = shardio.ShardWriter(out_root, task.index)
+    writer = shardio.ShardWriter(out_root, task.index, task.owner)
     rows, failures = [], []
     try:
         with single_threaded():
@@ -255,14 +271,14 @@ def run_shard(task: ShardTask) -> dict:
         write_manifest(rows, writer.manifest_path())
         manifest_sha = shardio.sha256_bytes(writer.manifest_path().read_bytes())
         timings["write"] += time.perf_counter() - t0
-        writer.commit()
+        writer.commit(manifest_sha)
     except BaseException:
         writer.abort()
         raise
     stats = {
         "shard": task.index, "count": len(task.entries), "successes": len(rows), "failed": len(failures),
         "failures": failures, "manifest_sha256": manifest_sha,
-        "clip_ids": [r["clip_id"] for r in rows], **task.weights.as_dict(),
+        "clip_ids": [r["clip_id"] for r in rows], **task.weights.as_dict(), "build_id": task.build_id,
         "timings": {k: round(v, 4) for k, v in {**timings, "total": time.perf_counter() - t_start}.items()},
     }
     shardio.write_stats(out_root, task.index, stats)
@@ -347,15 +363,64 @@ def _identity(record: dict) -> str:
     return canonical_json({k: v for k, v in record.items() if k != "unverified_weights"})
 
 
-def _check_config(out: Path, cfg: BuildConfig, weights: WeightsRecord) -> None:
-    path = out / "build.json"
-    if not path.is_file():
-        return
+def build_id(record: dict) -> str:
+    """A short name of a build's identity (`_identity`), stored in plan.json, shard stats and the
+    DEVC export, so a folder can be matched to its settings even without its build.json."""
+    return shardio.sha256_bytes(_identity(record).encode())[:16]
+
+
+def _read_json_dict(path: Path) -> dict | None:
     try:
-        have = json.loads(path.read_text())
-    except ValueError:
-        return
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _recorded_build_ids(out: Path) -> tuple[dict[str, str | None], bool]:
+    """The build ids the folder's records carry ({record: id or None}), and whether it holds any
+    build output at all (plan, candidates, shards, manifest or extraction cache)."""
+    from vcbench.datasets.manifest import read_build_metadata
+
+    ids: dict[str, str | None] = {}
+    if (out / "plan.json").is_file():
+        ids["plan.json"] = (_read_json_dict(out / "plan.json") or {}).get("build_id")
+    shards = out / "shards"
+    for stats in sorted(shards.glob("shard-*.stats.json")) if shards.is_dir() else []:
+        ids[f"shards/{stats.name}"] = (_read_json_dict(stats) or {}).get("build_id")
+    if (out / "manifest.parquet").is_file():
+        try:
+            meta = read_build_metadata(out / "manifest.parquet")
+        except Exception:  # noqa: BLE001 - an unreadable manifest names no build
+            meta = None
+        ids["manifest.parquet"] = build_id(meta) if meta else None
+    holds = bool(ids) or (out / "candidates.parquet").is_file() or any(
+        d.is_dir() and any(d.iterdir()) for d in (out / "shards", out / "work"))
+    return ids, holds
+
+
+def _check_config(out: Path, cfg: BuildConfig, weights: WeightsRecord) -> None:
+    """Refuse to resume a folder that holds another build. build.json says which; when it is missing
+    or unreadable, the build ids in plan.json, the shard stats and the manifest must all be this
+    build's, and a folder that holds output with no id at all is refused too (never relabelled)."""
+    path = out / "build.json"
     want = _build_record(cfg, weights)
+    have = _read_json_dict(path) if path.is_file() else None
+    if have is None:
+        ids, holds = _recorded_build_ids(out)
+        if not holds:
+            return
+        state = "unreadable" if path.exists() else "missing"
+        wid = build_id(want)
+        other = next((where for where, i in ids.items() if i is not None and i != wid), None)
+        if other is not None:
+            raise InputError(f"build.json is {state} and {other} belongs to a build made with other settings or "
+                             "weight files", path=out,
+                             hint="rerun with the options that made this build to resume, or choose another --out")
+        if not any(i == wid for i in ids.values()):
+            raise InputError(f"build.json is {state} and nothing else here records which settings made this "
+                             "build, so it cannot be resumed safely", path=out, hint="choose another --out")
+        return
     settings = (lambda r: _identity({k: v for k, v in r.items() if k != "weights"}))
     if settings(have) != settings(want):
         raise InputError("this folder holds a build made with other settings", path=out,
@@ -391,23 +456,67 @@ def _index_summary(gdir: Path | None) -> dict | None:
 
 def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) -> dict:
     """Run (or resume) a build into `out`; returns the totals written to `out/stats.json`."""
+    from vcbench.datasets.stages import check_stage_names
+    from vcbench.lock import FolderLock
+
+    if cfg.clips < 1:
+        raise InputError(f"--clips must be at least 1 (got {cfg.clips})")
+    if cfg.frame_format not in shardio.FRAME_FORMATS:
+        raise InputError(f"unknown frame format {cfg.frame_format!r}", hint=f"choose one of {', '.join(shardio.FRAME_FORMATS)}")
+    out = Path(out)
+    check_stage_names(cfg)
+    glabels, clabels = check_retrieval_options(cfg)
+    weights = resolve_build_weights(cfg, allow_unverified=opts.allow_unverified, quiet=opts.quiet)
+    with FolderLock(out, "build") as lock:
+        return _build_locked(cfg, out, opts, weights, glabels, clabels, lock.token)
+
+
+def _clean_leftovers(out: Path) -> None:
+    """What writers of an interrupted run left (this run holds the lock, so the main process's own
+    temporary files are all stale; workers' folders are removed only when their writer is dead)."""
+    from vcbench.lock import sweep_atomic_leftovers, sweep_private_dirs
+
+    shardio.clean_incomplete(out)
+    sweep_atomic_leftovers(out)
+    sweep_atomic_leftovers(out / "gallery", recursive=True)
+    extract = out / "work" / "extract"
+    sweep_private_dirs(extract)
+    for d in sorted(extract.iterdir()) if extract.is_dir() else []:
+        if d.is_dir() and not d.name.startswith(".") and not (d / "candidates.json").is_file():
+            shutil.rmtree(d)  # not renamed by a writer of this layout: incomplete
+        elif d.is_dir() and d.name.startswith(".") and d.name.endswith(".tmp") and d.name.count(".") == 2:
+            shutil.rmtree(d)  # the layout before private writers (`.<video>.tmp`)
+
+
+def _wait_for_orphans(out: Path, timeout_s: float = 60.0) -> None:
+    """Writers of a dead run that were still alive when this one started (a Ray task of a killed
+    driver that its cluster has not stopped yet) cannot commit, and remove their folder when they
+    find out; wait for that so the output holds nothing of theirs, then sweep once more."""
+    from vcbench.lock import live_private_dirs, sweep_private_dirs
+
+    folders = [out / "shards", out / "work" / "extract"]
+    deadline = time.monotonic() + timeout_s
+    while any(live_private_dirs(f) for f in folders) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    live = [n for f in folders for n in live_private_dirs(f)]
+    if live:
+        log.warning("%d folder(s) of writers of an earlier run are still open in %s (%s); they commit nothing "
+                    "and are removed by the next run", len(live), out, ", ".join(live[:3]))
+    for f in folders:
+        sweep_private_dirs(f)
+
+
+def _build_locked(cfg: BuildConfig, out: Path, opts: RunOptions, weights: WeightsRecord,
+                  glabels: dict[str, str] | None, clabels: dict[str, str] | None, token: str) -> dict:
+    """The build proper, run while this process holds OUT's lock (`token` names the holding)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from vcbench.atomic import atomic_path
     from vcbench.executors import make_executor
 
-    if cfg.clips < 1:
-        raise InputError(f"--clips must be at least 1 (got {cfg.clips})")
-    if cfg.frame_format not in shardio.FRAME_FORMATS:
-        raise InputError(f"unknown frame format {cfg.frame_format!r}", hint=f"choose one of {', '.join(shardio.FRAME_FORMATS)}")
-    from vcbench.datasets.stages import check_stage_names
-
-    out = Path(out)
-    check_stage_names(cfg)
-    glabels, clabels = check_retrieval_options(cfg)
-    weights = resolve_build_weights(cfg, allow_unverified=opts.allow_unverified, quiet=opts.quiet)
     _check_config(out, cfg, weights)
+    bid = build_id(_build_record(cfg, weights))
     t0 = time.perf_counter()
 
     src = resolve_source(cfg.source, SourceOptions(download_dir=out / "downloads", input=Path(cfg.input) if cfg.input else None,
@@ -420,7 +529,7 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
         _write_jsonl(out / "failures.jsonl", failures)
         raise no_clips_error(cfg, 0, 0, failures, out)
     _write_config(out, cfg, weights)
-    shardio.clean_incomplete(out)
+    _clean_leftovers(out)
     executor = make_executor(opts.executor, workers=opts.workers, address=opts.address,
                              num_gpus_per_task=opts.num_gpus_per_task)
     try:
@@ -428,11 +537,11 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
         plan = json.loads(plan_path.read_text())["clips"] if plan_path.is_file() else None
         needed = ({e["video_id"] for e in plan if e["kind"] == "video" and not shardio.shard_complete(out, e["shard"])}
                   if plan is not None else {v.video_id for v in src.videos})
-        todo = [ExtractTask(str(out), v, cfg.spec) for v in src.videos
+        todo = [ExtractTask(str(out), v, cfg.spec, token) for v in src.videos
                 if v.video_id in needed and not (extract_dir(out, v.video_id) / "candidates.json").is_file()]
         if todo:
             with _progress(len(todo), "video", "extract", opts.quiet) as bar:
-                for _ in executor.map(run_extract, todo):
+                for _ in executor.map(run_extract, todo, describe=lambda t: f"extracting video {t.video.video_id}"):
                     bar.update(1)
         if plan is None:
             candidates = []
@@ -451,7 +560,7 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
             _write_jsonl(out / "failures.jsonl", failures)
             plan = make_plan(cfg, src.videos, candidates, failures=failures, out=out)
             attach_clip_labels(cfg, plan, glabels, clabels)
-            atomic_write_text(plan_path, json.dumps({"clips": plan}, sort_keys=True) + "\n")
+            atomic_write_text(plan_path, json.dumps({"build_id": bid, "clips": plan}, sort_keys=True) + "\n")
 
         import torch  # noqa: F401  (descriptors run on torch; loaded first so single_threaded pins it)
 
@@ -463,14 +572,20 @@ def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) 
         n_shards = (len(plan) + cfg.shard_size - 1) // cfg.shard_size
         pending = [i for i in range(n_shards) if not shardio.shard_complete(out, i)]
         tasks = [ShardTask(str(out), i, tuple(e for e in plan[i * cfg.shard_size:(i + 1) * cfg.shard_size]), cfg,
-                           weights, opts.allow_unverified)
+                           weights, opts.allow_unverified, token, bid)
                  for i in pending]
         done_clips = len(plan) - sum(len(t.entries) for t in tasks)
         with _progress(len(plan), "clip", "build", opts.quiet, initial=done_clips) as bar:
-            for stats in executor.map(run_shard, tasks, gpu=stage_needs_gpu(cfg)):
+            for stats in executor.map(run_shard, tasks, gpu=stage_needs_gpu(cfg),
+                                      describe=lambda t: f"building shard {t.index}"):
                 bar.update(stats["count"])
     finally:
         executor.close()
+    _wait_for_orphans(out)
+    incomplete = [i for i in range(n_shards) if not shardio.shard_complete(out, i)]
+    if incomplete:  # never report a build done over a shard that is not all there
+        raise VcbenchError(f"{len(incomplete)} shard(s) are not complete after the build (first: shard {incomplete[0]})",
+                           path=out, hint="rerun the same command to resume")
 
     shard_dirs = [out / "shards" / shardio.shard_name(i) / "manifest.parquet" for i in range(n_shards)]
     n_rows = concat_manifests(shard_dirs, out / "manifest.parquet", build=_build_record(cfg, weights))

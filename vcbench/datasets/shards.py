@@ -1,8 +1,11 @@
 """Shard storage: one folder per shard of N clips, frames as files, flow as float16 arrays.
 
-A shard is built under a temporary name (`.shard-00007.tmp`) and renamed to `shard-00007` when every
-file is in place; its `shard-00007.stats.json` is written after the rename. So a shard counts as done
-only when both exist, and anything else found at startup is removed and rebuilt.
+A shard is built in its writer's own temporary folder (`.shard-00007.w<pid>-<random>.tmp`, see
+`vcbench.lock.PrivateDir`), and renamed to `shard-00007` only when every file it recorded is there
+with its sha256 (re-read from disk) and the run that started it still holds the build's lock; its
+`shard-00007.stats.json` is written after the rename. So a shard counts as done only when both exist
+and the stats name the manifest that is there; anything else found at startup is removed and rebuilt,
+except the folders of writers that are still alive.
 
 Per clip: `frames/%05d.jpg` (JPEG quality 95, 4:4:4 chroma: colour is what these clips teach, so no
 chroma subsampling; libjpeg-turbo via OpenCV, deterministic for a given build), or PNG (compression 3)
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -22,6 +26,9 @@ import cv2
 import numpy as np
 
 from vcbench.atomic import atomic_write_text, write_bytes
+from vcbench.errors import VcbenchError
+from vcbench.hashing import sha256_file
+from vcbench.lock import PrivateDir, check_owner, sweep_private_dirs
 
 FRAME_FORMATS = ("jpg", "png")
 
@@ -58,16 +65,17 @@ def sha256_bytes(data: bytes) -> str:
 
 
 class ShardWriter:
-    """Writes one shard's files into its temporary folder and remembers every file's sha256."""
+    """Writes one shard's files into this writer's private temporary folder, remembering every
+    file's sha256, and commits the folder only when it checks out (`commit`)."""
 
-    def __init__(self, out_root: Path, index: int):
+    def __init__(self, out_root: Path, index: int, token: str | None = None):
         self.out_root = Path(out_root)
         self.index = index
+        self.token = token
         self.final = self.out_root / "shards" / shard_name(index)
-        self.tmp = self.out_root / "shards" / f".{shard_name(index)}.tmp"
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir(parents=True)
+        self._dir = PrivateDir(self.out_root / "shards", shard_name(index))
+        self.tmp = self._dir.path
+        self.files: dict[str, str] = {}  # path inside the shard -> sha256 of the bytes written
 
     def _rel(self, *parts: str) -> str:
         return "/".join(("shards", shard_name(self.index), *parts))
@@ -76,7 +84,9 @@ class ShardWriter:
         path = self.tmp / rel_in_shard
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(path, data)
-        return self._rel(rel_in_shard), sha256_bytes(data)
+        digest = sha256_bytes(data)
+        self.files[rel_in_shard] = digest
+        return self._rel(rel_in_shard), digest
 
     def write_frames(self, clip_id: str, frames: np.ndarray, fmt: str) -> dict[str, str]:
         return dict(self._put(f"{clip_id}/frames/{t:05d}.{fmt}", encode_image(f, fmt)) for t, f in enumerate(frames))
@@ -91,15 +101,41 @@ class ShardWriter:
     def manifest_path(self) -> Path:
         return self.tmp / "manifest.parquet"
 
-    def commit(self) -> Path:
-        """Rename the finished temporary folder to its final name (replacing a stale one)."""
-        if self.final.exists():
-            shutil.rmtree(self.final)
-        self.tmp.rename(self.final)
+    def verify(self, manifest_sha256: str) -> None:
+        """Re-read the temporary folder: exactly the recorded files (and the manifest), each with its
+        recorded sha256; otherwise a one-line error and no commit."""
+        want = {**self.files, "manifest.parquet": manifest_sha256}
+        have = {p.relative_to(self.tmp).as_posix() for p in self.tmp.rglob("*") if p.is_file()}
+        missing, extra = sorted(set(want) - have), sorted(have - set(want))
+        bad = sorted(rel for rel in set(want) & have if sha256_file(self.tmp / rel) != want[rel])
+        if missing or extra or bad:
+            what = "; ".join(f"{k}: {', '.join(v[:3])}" for k, v in (("missing", missing), ("unexpected", extra),
+                                                                      ("checksum mismatch", bad)) if v)
+            raise VcbenchError(f"shard {self.index} failed its check before commit ({what})", path=self.tmp,
+                               hint="rerun the same command to rebuild it")
+
+    def commit(self, manifest_sha256: str) -> Path:
+        """Verify, check that this run still owns the build, and rename the folder to its final name.
+        A final folder that another writer of the same build committed meanwhile (a retried Ray task)
+        holds the same bytes and is kept; one with another manifest (stale) is replaced."""
+        self.verify(manifest_sha256)
+        check_owner(self.out_root, self.token, f"shard {self.index}")
+        if not self._dir.rename_to(self.final):
+            if (self.final / "manifest.parquet").is_file() and \
+                    sha256_file(self.final / "manifest.parquet") == manifest_sha256:
+                self._dir.discard()
+                return self.final
+            old = PrivateDir(self.final.parent, f"{self.final.name}-replaced")
+            os.replace(self.final, old.path)
+            if not self._dir.rename_to(self.final):
+                raise VcbenchError(f"shard {self.index} was written by two writers at once", path=self.final,
+                                   hint="rerun the same command")
+            old.discard()
+        self._dir.release()
         return self.final
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._dir.discard()
 
 
 def stats_path(out_root: Path, index: int) -> Path:
@@ -110,21 +146,35 @@ def write_stats(out_root: Path, index: int, stats: dict) -> None:
     atomic_write_text(stats_path(out_root, index), json.dumps(stats, indent=1, sort_keys=True) + "\n")
 
 
+def read_stats(out_root: Path, index: int) -> dict | None:
+    """A shard's stats, or None when the file is missing or unreadable."""
+    try:
+        stats = json.loads(stats_path(out_root, index).read_text())
+    except (OSError, ValueError):
+        return None
+    return stats if isinstance(stats, dict) else None
+
+
 def shard_complete(out_root: Path, index: int) -> bool:
-    return (Path(out_root) / "shards" / shard_name(index)).is_dir() and stats_path(out_root, index).is_file()
+    """Folder and stats present, and the stats name the manifest that is in the folder."""
+    manifest = Path(out_root) / "shards" / shard_name(index) / "manifest.parquet"
+    stats = read_stats(out_root, index)
+    return stats is not None and manifest.is_file() and stats.get("manifest_sha256") == sha256_file(manifest)
 
 
 def clean_incomplete(out_root: Path) -> list[str]:
-    """Remove temporary shard folders and shard folders without a stats file; return their names."""
+    """Remove what no complete shard owns: temporary folders of dead writers (live writers' folders
+    stay), shard folders without matching stats, leftover temporary files; return their names."""
     shards = Path(out_root) / "shards"
     removed = []
     if not shards.is_dir():
         return removed
+    removed += sweep_private_dirs(shards)
     for p in sorted(shards.iterdir()):
-        if p.is_dir() and p.name.startswith(".") and p.name.endswith(".tmp"):
-            shutil.rmtree(p)
+        if p.is_dir() and p.name.startswith(".") and p.name.endswith(".tmp") and p.name.count(".") == 2:
+            shutil.rmtree(p)  # a folder of the layout before private writers (`.shard-00007.tmp`)
             removed.append(p.name)
-        elif p.is_dir() and p.name.startswith("shard-") and not (shards / f"{p.name}.stats.json").is_file():
+        elif p.is_dir() and p.name.startswith("shard-") and not shard_complete(out_root, int(p.name.split("-")[1])):
             shutil.rmtree(p)
             removed.append(p.name)
         elif p.is_file() and p.name.startswith(".") and ".part" in p.name:
