@@ -127,3 +127,29 @@ def test_cuda_matches_cpu(sample_frames, cls):
     cpu.update(_t(pred), _t(gt))
     gpu.update(_t(pred).cuda(), _t(gt).cuda())
     np.testing.assert_allclose(gpu._current, cpu._current, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("strip", [1, 7, 64])
+def test_cpu_ssim_strips_and_threads_match_skimage(sample_frames, monkeypatch, strip):
+    """The CPU path filters row strips with a halo on a thread pool: any strip height (one row, one
+    that does not divide the frame, the default) and one or two threads give skimage's values."""
+    import vcbench.metrics.fidelity as fid
+
+    gt = sample_frames["bigbuckbunny"][:3, :41]
+    pred = degrade(gt, "jpeg+hue", seed=5)
+    ref = np.array([_sk_ssim(pred[k], gt[k]) for k in range(3)])
+    monkeypatch.setattr(fid, "SSIM_STRIP_ROWS", strip)
+    for threads in (1, 2):
+        monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+        got = ssim_frames(_t(pred), _t(gt)).numpy()
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+
+
+def test_torch_float64_path_equals_the_cpu_path(sample_frames):
+    """The CUDA path's float64 torch filter, run on the CPU, gives the CPU path's (skimage's) values."""
+    from vcbench.metrics.fidelity import _gaussian_taps, _ssim_chunk
+
+    gt = sample_frames["bikes"][:3]
+    pred = degrade(gt, "blur+hue", seed=2)
+    torch_path = _ssim_chunk(_t(pred).double(), _t(gt).double(), _gaussian_taps(torch.device("cpu")))
+    np.testing.assert_allclose(torch_path.numpy(), ssim_frames(_t(pred), _t(gt)).numpy(), rtol=0, atol=1e-12)
