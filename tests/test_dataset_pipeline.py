@@ -116,6 +116,42 @@ def test_rerun_with_other_settings_is_refused(clean_build, videos):
         build_dataset(tiny_config(videos, seed=99), clean_build, RunOptions(workers=1, quiet=True))
 
 
+def test_folder_without_readable_build_json_refuses_other_settings(videos, tmp_path, cli, capsys):
+    """build.json lost or torn: the build ids in plan.json, the shard stats and the manifest still say
+    which build the shards are, so other settings are refused (never relabelled) and the same
+    settings resume; a folder whose output records no build at all is refused."""
+    cfg = tiny_config(videos, clips=2, flow="none", features="none", pseudo_fraction=0.0, shard_size=1)
+    out = tmp_path / "id"
+    build_dataset(cfg, out, RunOptions(workers=1, quiet=True))
+    before = digests(out)
+    for damage in ("missing", "unreadable"):
+        if damage == "missing":
+            (out / "build.json").unlink()
+        else:
+            (out / "build.json").write_text('{"source": "local", "cl')
+        with pytest.raises(InputError, match=f"build.json is {damage} and .* other settings"):
+            build_dataset(tiny_config(videos, clips=2, flow="none", features="none", pseudo_fraction=0.0,
+                                      shard_size=1, seed=4), out, RunOptions(workers=1, quiet=True))
+        rc = cli(["build-dataset", "--source", "local", "--input", str(videos), "--out", str(out), "--clips", "3",
+                  "--quiet", "--workers", "1"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and f"build.json is {damage}" in err, err
+        build_dataset(cfg, out, RunOptions(workers=1, quiet=True))  # the same settings: resumed as it was
+        assert digests(out) == before
+    # Output whose records name no build (e.g. made before build ids existed) cannot be matched.
+    (out / "build.json").unlink()
+    (out / "manifest.parquet").unlink()
+    plan = json.loads((out / "plan.json").read_text())
+    del plan["build_id"]
+    (out / "plan.json").write_text(json.dumps(plan))
+    for stats in (out / "shards").glob("*.stats.json"):
+        rec = json.loads(stats.read_text())
+        del rec["build_id"]
+        stats.write_text(json.dumps(rec))
+    with pytest.raises(InputError, match="build.json is missing and nothing else here records which settings"):
+        build_dataset(cfg, out, RunOptions(workers=1, quiet=True))
+
+
 _CHILD = """
 import sys
 from vcbench.datasets.clips import ClipSpec
