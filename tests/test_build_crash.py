@@ -210,3 +210,70 @@ def test_second_build_into_the_same_folder_is_refused(tmp_path, capsys):
     assert f"pid {proc.pid} on host {socket.gethostname()}" in lines[0] and str(out) in lines[0]
     assert "another vcbench build is writing to this folder" in lines[0]
     assert holder["pid"] == proc.pid  # the refused build did not touch the holder's lock file
+
+
+# ------------------------------------------------------------------ the commit guard, unit by unit
+_HOLD = """
+import sys, time
+from vcbench.lock import FolderLock, PrivateDir
+lock = FolderLock(sys.argv[1], "build").acquire()
+d = PrivateDir(sys.argv[1], "shard-00000")
+print(lock.token, d.path, flush=True)
+time.sleep(600)
+"""
+
+
+def _holder(folder: Path) -> tuple[subprocess.Popen, str, Path]:
+    """A process that holds `folder`'s build lock and one private folder in it, until killed."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder)], stdout=subprocess.PIPE, text=True)
+    token, private = proc.stdout.readline().split()
+    return proc, token, Path(private)
+
+
+def _writer(out: Path, token: str | None):
+    from vcbench.datasets.manifest import write_manifest
+    from vcbench.datasets.shards import ShardWriter, sha256_bytes
+
+    w = ShardWriter(out, 0, token)
+    w._put("clip/frames/00000.jpg", b"frame bytes")
+    write_manifest([], w.manifest_path())
+    return w, sha256_bytes(w.manifest_path().read_bytes())
+
+
+def test_writers_of_a_dead_or_replaced_build_cannot_commit(tmp_path):
+    from vcbench.lock import FolderLock, OwnerLost, holder_alive, sweep_private_dirs
+
+    out = tmp_path / "o"
+    proc, token, private = _holder(out)
+    try:
+        assert holder_alive(out, token) and not holder_alive(out, "another token")
+        assert sweep_private_dirs(out) == [] and private.is_dir()  # a live writer's folder stays
+        w, sha = _writer(out, token)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not holder_alive(out, token)  # the kernel dropped the dead holder's flock
+    with pytest.raises(OwnerLost, match="no longer holds the folder's lock"):
+        w.commit(sha)
+    assert not (out / "shards" / "shard-00000").exists()
+    assert sweep_private_dirs(out) == [private.name] and not private.exists()  # its writer is dead now
+    with FolderLock(out, "build") as lock:  # the stale lock is taken over; the old token stays invalid
+        assert not holder_alive(out, token) and holder_alive(out, lock.token)
+        w.abort()
+        w, sha = _writer(out, lock.token)
+        w.commit(sha)
+    assert (out / "shards" / "shard-00000" / "clip" / "frames" / "00000.jpg").read_bytes() == b"frame bytes"
+    assert not (out / ".vcbench.lock").exists()
+
+
+def test_shard_is_not_committed_when_a_file_does_not_match_its_checksum(tmp_path):
+    from vcbench.errors import VcbenchError
+
+    w, sha = _writer(tmp_path, None)
+    (w.tmp / "clip" / "frames" / "00000.jpg").write_bytes(b"other bytes")
+    with pytest.raises(VcbenchError, match="failed its check before commit.*checksum mismatch: clip/frames/00000.jpg"):
+        w.commit(sha)
+    (w.tmp / "clip" / "frames" / "00000.jpg").unlink()
+    with pytest.raises(VcbenchError, match="missing: clip/frames/00000.jpg"):
+        w.commit(sha)
+    assert not (tmp_path / "shards" / "shard-00000").exists()
