@@ -265,6 +265,58 @@ def test_devc_export_layout_and_pairs_columns(clean_build, tmp_path):
     assert again["written"] == 0
 
 
+_KILLED_EXPORT = """
+import os, signal, sys
+from vcbench.datasets import export_devc as ex
+real, calls = ex._write_clip, []
+def dying(root, row, tmp, *a):
+    calls.append(row.clip_id)
+    if len(calls) == 3:  # part-way through the third clip: killed as the OOM killer would
+        (tmp / "input_pad").mkdir(parents=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(root, row, tmp, *a)
+ex._write_clip = dying
+ex.export_devc(sys.argv[1], sys.argv[2], quiet=True)
+"""
+
+
+def test_devc_export_never_mixes_two_builds_and_resumes_after_a_kill(clean_build, videos, tmp_path, cli, capsys):
+    """The export records its build (vcbench-export.json): another build's export into the same folder
+    is refused (by build-dataset --export-devc before it builds), as is a folder of clip folders that
+    no export recorded; an export killed part-way resumes to the bytes of an uninterrupted one."""
+    from vcbench.datasets.export_devc import MARKER, export_devc
+
+    dest = tmp_path / "devc"
+    export_devc(clean_build, dest, quiet=True)
+    full = digests(dest)
+    assert json.loads((dest / MARKER).read_text())["clips"] == 8 and not list(dest.glob(".*"))
+    other = tmp_path / "other"
+    other_args = ["--source", "local", "--input", str(videos), "--clips", "2", "--seed", "5", "--pseudo-fraction", "0",
+                  "--clip-length", "5", "--size", "48x96", "--shard-size", "2", "--workers", "1", "--quiet"]
+    assert cli(["build-dataset", "--out", str(other), *other_args]) == 0
+    with pytest.raises(InputError, match="holds the DEVC export of another build"):
+        export_devc(other, dest, quiet=True)
+    capsys.readouterr()
+    rc = cli(["build-dataset", "--out", str(tmp_path / "third"), *other_args, "--seed", "6", "--export-devc", str(dest)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "DEVC export of another build" in err, err
+    assert not (tmp_path / "third").exists()  # refused before any work
+    assert digests(dest) == full  # neither attempt touched the export
+    # Clip folders with no record of their build (an older export, another tool's) are not mixed in.
+    foreign = tmp_path / "foreign"
+    shutil.copytree(dest / next(p.name for p in dest.iterdir() if p.is_dir()), foreign / "someclip")
+    with pytest.raises(InputError, match="holds folders but no vcbench-export.json"):
+        export_devc(clean_build, foreign, quiet=True)
+    # Killed part-way: two clips done, a third half-written in its private folder, then a rerun.
+    killed = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_EXPORT, str(clean_build), str(killed)], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    assert len([p for p in killed.iterdir() if p.is_dir() and not p.name.startswith(".")]) == 2
+    assert any(p.name.endswith(".tmp") for p in killed.iterdir())  # the dead writer's folder
+    assert export_devc(clean_build, killed, quiet=True)["written"] == 6
+    assert digests(killed) == full and not list(killed.glob(".*"))
+
+
 def test_export_refuses_build_without_flow(videos, tmp_path):
     from vcbench.datasets.export_devc import export_devc
 

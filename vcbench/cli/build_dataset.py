@@ -81,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="use weight files whose sha256 differs from the registry's; the build records every "
                         "file's sha256 and is marked unverified (build.json, shard stats, manifest)")
     p.add_argument("--export-devc", type=Path, default=None, metavar="DIR",
-                   help="also write the folder layout DEVC's training loader reads")
+                   help="also write the folder layout DEVC's training loader reads (a folder holding another "
+                        "build's export is refused; an interrupted export of this build resumes)")
     p.add_argument("--keep-work", action="store_true", help="keep the extraction cache (work/) after the build")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
@@ -113,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
     opts = RunOptions(executor=args.executor, address=args.address, workers=args.workers,
                       num_gpus_per_task=args.gpus_per_task, quiet=args.quiet, keep_work=args.keep_work,
                       min_interval_s=args.min_interval, allow_unverified=args.allow_unverified_weights)
+    if args.export_devc is not None:  # a folder of another build's export is refused before the build, not after
+        from vcbench.datasets.export_devc import check_export_dest
+        from vcbench.datasets.pipeline import planned_build_id
+
+        check_export_dest(args.export_devc, planned_build_id(cfg, opts))
     totals = build_dataset(cfg, args.out, opts)
     if args.export_devc is not None:
         from vcbench.datasets.export_devc import export_devc

@@ -369,6 +369,12 @@ def build_id(record: dict) -> str:
     return shardio.sha256_bytes(_identity(record).encode())[:16]
 
 
+def planned_build_id(cfg: BuildConfig, opts: RunOptions = RunOptions()) -> str:
+    """The id `build_dataset(cfg)` will record (its weight files resolved and hashed, nothing built)."""
+    weights = resolve_build_weights(cfg, allow_unverified=opts.allow_unverified, quiet=True)
+    return build_id(_build_record(cfg, weights))
+
+
 def _read_json_dict(path: Path) -> dict | None:
     try:
         rec = json.loads(path.read_text())
