@@ -277,3 +277,37 @@ def test_shard_is_not_committed_when_a_file_does_not_match_its_checksum(tmp_path
     with pytest.raises(VcbenchError, match="missing: clip/frames/00000.jpg"):
         w.commit(sha)
     assert not (tmp_path / "shards" / "shard-00000").exists()
+
+
+# ------------------------------------------------------------- the sample benchmark's cache folder
+_SAMPLE_KILLED = """
+import os, signal, sys
+from vcbench.datasets import benchmarks as b
+real = b.write_frames
+def dying(folder, frames, *a, **k):
+    real(folder, frames, *a, **k)
+    os.kill(os.getpid(), signal.SIGKILL)  # killed after the first clip's frames are written
+b.write_frames = dying
+b.prepare_sample(sys.argv[1], frames=3, width=64)
+"""
+
+
+def test_sample_folder_of_a_killed_run_is_removed_by_the_next(tmp_path):
+    """prepare_sample (evaluate/score on the bundled sample) killed part-way: its `.sample-*` folder
+    is removed by the next run, which builds the sample; a live run's folder is left alone."""
+    from vcbench.datasets.benchmarks import prepare_sample
+    from vcbench.lock import PrivateDir
+
+    cache = tmp_path / "cache"
+    proc = subprocess.run([sys.executable, "-c", _SAMPLE_KILLED, str(cache)], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    bench = cache / "benchmarks"
+    stale = sorted(p.name for p in bench.iterdir() if p.name.startswith(".sample-"))
+    assert [n.rsplit(".", 1)[1] for n in stale] == ["lock", "tmp"]  # the dead run's folder and its mark
+    live = PrivateDir(bench, "sample-v1-in-progress")  # another run, still writing
+    root = prepare_sample(cache, frames=3, width=64)
+    assert sorted(p.name for p in bench.iterdir() if p.name.startswith(".")) == sorted([live.lock_path.name,
+                                                                                         live.path.name])
+    live.discard()
+    assert [p.name for p in bench.iterdir()] == [root.name]
+    assert sorted(p.name for p in (root / "clips").iterdir()) and len(list(root.glob("clips/*/*.png"))) % 3 == 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,8 +25,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from vcbench.atomic import make_temp_dir
 from vcbench.errors import InputError
+from vcbench.lock import PrivateDir, sweep_private_dirs
 from vcbench.options import option
 from vcbench.frames import (IMAGE_EXTENSIONS, Clip, ImageClip, list_clips, natural_key, read_image, sample_videos,
                             write_frames)
@@ -225,7 +224,9 @@ def prepare_sample(cache_dir: str | Path | None = None, *, frames: int = 24, wid
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(final)  # umask mode, not mkdtemp's 0700
+    sweep_private_dirs(final.parent)  # the folders of runs killed part-way (live runs' folders stay)
+    work = PrivateDir(final.parent, tag)  # this run's own folder (umask mode), marked live while it runs
+    tmp = work.path
     try:
         for name in clips:
             out: list[np.ndarray] = []
@@ -239,15 +240,12 @@ def prepare_sample(cache_dir: str | Path | None = None, *, frames: int = 24, wid
             write_frames(tmp / "clips" / name, out)
             write_frames(tmp / "exemplars", [load_skimage_still(SAMPLE_EXEMPLARS[name])], ext="png")
             os.replace(tmp / "exemplars" / "00000.png", tmp / "exemplars" / f"{name}.png")
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():  # a concurrent run that finished first is fine; anything else is not
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
+        if not work.rename_to(final):  # a concurrent run that finished first is fine
+            work.discard()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        work.discard()
         raise
+    work.release()
     return final
 
 
