@@ -137,7 +137,7 @@ def test_without_weights_the_error_says_how_to_get_them(torch_home):
         DEVC("cpu")
     msg = str(err.value)
     assert "colorization_checkpoint.zip" in msg and "vcbench weights download devc" in msg
-    assert "--model-option weights=PATH" in msg and "github.com/zhangmozhe" in msg
+    assert "--weights PATH" in msg and "github.com/zhangmozhe" in msg  # the flag the README documents
     assert "\n" not in msg
 
 

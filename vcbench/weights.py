@@ -178,6 +178,33 @@ def _check(spec: WeightSpec, path: Path, source: str, allow_unverified: bool) ->
             hint=f"delete it and run `{_download_command(spec)}`, or pass --allow-unverified-weights to use it anyway "
                  "(the run will be marked unverified)",
         )
+def missing_hint(spec: WeightSpec) -> str:
+    """The fix for a missing file, in one sentence: the command that fetches it, or where a copy goes."""
+    return (f"run `{_download_command(spec)}` where there is network, or put a copy of {spec.url} at "
+            f"{checkpoints_dir() / spec.filename}")
+
+
+def missing_short(reason: str) -> str | None:
+    """The short form of a "weights missing" reason for tables and reports (which may be read on
+    another machine, so the folder is named as `$TORCH_HOME/hub/checkpoints/`), or None when `reason`
+    names no registered weight file."""
+    spec = next((s for s in REGISTRY.values() if s.filename in reason), None)
+    if spec is None:
+        return None
+    return f"{spec.filename} missing (`{_download_command(spec)}`, or put a copy in $TORCH_HOME/hub/checkpoints/)"
+
+
+def error_reason(exc: Exception) -> str:
+    """A VcbenchError's own words without its path prefix and its hint (the caller gives a better one)."""
+    text = str(exc)
+    hint, path = getattr(exc, "hint", None), getattr(exc, "path", None)
+    if hint:
+        text = text.removesuffix(hint.rstrip(".") + ".").strip()
+    if path is not None:
+        text = text.removeprefix(f"{path}: ")
+    return text.rstrip(".")
+
+
     return ResolvedWeights(path=path, sha256=digest, verified=ok, name=spec.name, source=source,
                            hash_checked=spec.has_hash)
 
@@ -198,15 +225,15 @@ def resolve(name: str, path: str | Path | None = None, *, download: bool = True,
     cached = checkpoints_dir() / spec.filename
     if cached.is_file():
         return _check(spec, cached, "cache", allow_unverified)
-    where = f"or download {spec.url} and put it at {cached}"
     if not download or offline():
         why = f"offline ({OFFLINE_ENV}=1)" if offline() else "downloads disabled"
         raise WeightsError(f"weights file {spec.filename} ({spec.name}) is not in the cache and {why}",
-                           hint=f"Run `{_download_command(spec)}` on a machine with network, {where}")
+                           hint=missing_hint(spec))
     try:
         _download_file(spec.url, cached, sha256=spec.sha256, sha256_prefix=spec.sha256_prefix, quiet=quiet)
     except DownloadError as exc:
-        raise WeightsError(f"could not fetch {spec.filename}: {exc}".rstrip("."), hint=where) from exc
+        raise WeightsError(f"weights file {spec.filename} ({spec.name}) is not in the cache and could not be "
+                           f"downloaded ({error_reason(exc)})", hint=missing_hint(spec)) from exc
     return _check(spec, cached, "download", allow_unverified)
 
 

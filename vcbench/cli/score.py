@@ -89,8 +89,11 @@ def format_table(result: Any) -> str:
         lines.append(f"{', '.join(pooled)} pooled over {max(pooled.values())} frames")
     for note in proto.get("notes", []):
         lines.append(f"note: {note}")
+    by_reason: dict[str, list[str]] = {}  # metrics that share a missing file (fid+kid, top1+top5): one line
     for name, reason in result.unavailable.items():
-        lines.append(f"unavailable: {name}: {reason}")
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        lines.append(f"unavailable: {', '.join(names)}: {reason}")
     return "\n".join(lines)
 
 

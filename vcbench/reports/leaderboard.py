@@ -247,7 +247,10 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
             raw = next((r.metrics[m] for r in runs if r.metrics.get(m) is not None), None)
             if not reasons[m] and raw is not None:
                 reasons[m] = f"recorded as {float(raw)!r}, not a finite number"
-        why = "; ".join(f"{m}: {_short(reasons[m])}" if reasons[m] else m for m in missing)
+        groups: dict[str, list[str]] = {}  # one entry per missing file: fid and kid share one, top1 and top5 too
+        for m in missing:
+            groups.setdefault(_short(reasons[m]) if reasons[m] else "", []).append(m)
+        why = "; ".join(f"{', '.join(ms)}: {text}" if text else ", ".join(ms) for text, ms in groups.items())
         notes.append(f"not measured in any run here: {why}")
     return Table(dataset=first.dataset, protocol=first.protocol, flow=dict(first.flow),
                  reference_mode=first.reference_mode, dataset_checksum=first.dataset_checksum,
@@ -262,6 +265,12 @@ def _infinite_rank_note(metric: str, value: float, gt: Any) -> str:
 
 
 def _short(reason: str, limit: int = 60) -> str:
+    """A reason short enough for a table note; a missing weight file in the one form every report uses."""
+    from vcbench.weights import missing_short
+
+    weights = missing_short(reason)
+    if weights is not None:
+        return weights
     first = reason.split(". ")[0].split(": /")[0].split(": download of")[0]
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
@@ -377,6 +386,11 @@ def _latex_escape(s: str) -> str:
     return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in s)
 
 
+def _code_spans(text: str, start: str, end: str) -> str:
+    """`command` spans of an (already escaped) note as code in LaTeX or HTML."""
+    return re.sub(r"`([^`]+)`", lambda m: f"{start}{m.group(1)}{end}", text)
+
+
 def render_latex(tables: Sequence[Table]) -> str:
     """booktabs tables (\\usepackage{booktabs}); best values in \\textbf, arrows in math mode."""
     parts: list[str] = ["% requires \\usepackage{booktabs}"]
@@ -401,7 +415,8 @@ def render_latex(tables: Sequence[Table]) -> str:
         lines += [r"\bottomrule", r"\end{tabular}"]
         notes = _footnotes(t)
         if notes:
-            text = r" \\ ".join(_latex_escape(n).replace("†", r"$^\dagger$") for n in notes)
+            text = r" \\ ".join(_code_spans(_latex_escape(n).replace("†", r"$^\dagger$"), r"\texttt{", "}")
+                               for n in notes)
             lines.append(rf"\par\smallskip{{\footnotesize {text}}}")
         lines.append(r"\end{table}")
         parts.append("\n".join(lines))
@@ -460,7 +475,7 @@ def render_html_tables(tables: Sequence[Table]) -> str:
         if gt_row:
             rows.append('<tr class="gt"><th scope="row"><em>GT (reference)</em></th>'
                         + "".join(f'<td class="num">{e(c)}</td>' for c in gt_row) + "<td></td><td></td><td></td></tr>")
-        notes = "".join(f"<li>{e(n)}</li>" for n in _footnotes(t))
+        notes = "".join(f"<li>{_code_spans(e(n), '<code>', '</code>')}</li>" for n in _footnotes(t))
         out.append(
             f'<section class="leaderboard" data-dataset="{e(t.dataset)}" data-protocol="{e(t.protocol)}">'
             f"<h2>{e(t.title)}</h2><p class=\"sub\">{e(t.subtitle)}</p>"

@@ -27,9 +27,9 @@ WARPNET_FILE = "nonlocal_net_iter_76000.pth"
 COLORNET_FILE = "colornet_iter_76000.pth"
 VGG_FILE = "vgg19_conv.pth"
 MEMBERS = (WARPNET_FILE, COLORNET_FILE, VGG_FILE)
-PATH_OPTION = ("or pass `--model-option weights=PATH` (Python: DEVC(weights=PATH)) to the zip or to a folder "
-               "holding its three .pth files")
-HOW_TO_GET = (f"download {ZIP_URL} (or run `vcbench weights download devc`) into $TORCH_HOME/hub/checkpoints/, "
+PATH_OPTION = ("or pass `--weights PATH` (Python: DEVC(weights=PATH)) with the zip or a folder holding its "
+               "three .pth files")
+HOW_TO_GET = (f"run `vcbench weights download devc`, or put a copy of {ZIP_URL} in $TORCH_HOME/hub/checkpoints/, "
               + PATH_OPTION)
 
 
@@ -121,7 +121,8 @@ def load_devc_weights(path: str | Path | None = None, *, download: bool = True,
         except WeightsError as exc:
             if path is not None:
                 raise
-            raise WeightsError(f"{str(exc).rstrip('.')}; {PATH_OPTION}") from exc
+            raise WeightsError(registry.error_reason(exc), path=exc.path,
+                               hint=f"{(exc.hint or '').rstrip('.')}, {PATH_OPTION}") from exc
         source = Path(resolved.path)
         sha[source.name] = resolved.sha256
         verified = bool(resolved.verified)
