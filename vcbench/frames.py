@@ -44,7 +44,8 @@ def decoder_description() -> str:
     import av
     import PIL
 
-    return f"PyAV {av.__version__} rgb24 (video), Pillow {PIL.__version__} (images)"
+    return (f"PyAV {av.__version__} rgb24 (video), Pillow {PIL.__version__} (images; EXIF orientation applied, "
+            "as cv2.imread does)")
 
 
 def _is_hidden(p: Path) -> bool:
@@ -52,13 +53,33 @@ def _is_hidden(p: Path) -> bool:
 
 
 # --------------------------------------------------------------------------------------- images
+_EXIF_ORIENTATION = 0x0112
+_SWAPS_SIDES = frozenset({5, 6, 7, 8})  # orientations that turn the image by 90 degrees
+
+
+def _orientation(im) -> int:
+    """The EXIF orientation tag (1 = upright; 2-8 mirror and/or rotate), 1 when absent or unreadable."""
+    try:
+        value = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - a damaged EXIF block must not hide the pixels: read as stored
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _bomb_error(path: Path, exc: Exception) -> InputError:
+    """The one line for an image above Pillow's decompression-bomb limit, whichever reader met it."""
+    return InputError(f"image too large to decode safely ({exc})", path=path, hint="downscale the frames before scoring")
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read one image as (H, W, 3) uint8 RGB, refusing what would silently change its colours.
 
     Grayscale images, 16-bit images (Pillow would quietly drop to 8 bits) and transparent RGBA are
     refused instead of converted, because scoring them would measure the conversion, not the model.
+    An EXIF orientation tag is applied, so a photo is read upright as viewers show it and as
+    cv2.imread (Lai et al.'s and TCVC's evaluation scripts, lpips's loader) reads it.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     try:
@@ -74,6 +95,7 @@ def read_image(path: str | Path) -> np.ndarray:
             if mode in ("L", "1", "LA", "La"):
                 raise InputError(f"grayscale image (mode {mode}); colour frames are needed", path=path,
                                  hint="provide 8-bit RGB frames")
+            orientation = _orientation(im)
             im.load()
             if mode == "P":
                 im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
@@ -81,6 +103,8 @@ def read_image(path: str | Path) -> np.ndarray:
                 im = im.convert("RGBA")
             elif mode not in ("RGB", "RGBA"):
                 im = im.convert("RGB")
+            if orientation != 1:
+                im = ImageOps.exif_transpose(im)
             arr = np.asarray(im)
     except InputError:
         raise
@@ -90,8 +114,7 @@ def read_image(path: str | Path) -> np.ndarray:
         raise InputError("not a readable image (corrupt or unknown format)", path=path,
                          hint="re-export the frame as PNG or JPEG") from exc
     except Image.DecompressionBombError as exc:
-        raise InputError(f"image too large to decode safely ({exc})", path=path,
-                         hint="downscale the frames before scoring") from exc
+        raise _bomb_error(path, exc) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"corrupt or truncated image ({exc})", path=path,
                          hint="re-export the frame as PNG or JPEG") from exc
@@ -108,12 +131,16 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(H, W) of an image from its header, without decoding the pixels."""
+    """(H, W) of an image as `read_image` returns it (EXIF orientation applied), from its header."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             w, h = im.size
+            if _orientation(im) in _SWAPS_SIDES:
+                w, h = h, w
+    except Image.DecompressionBombError as exc:
+        raise _bomb_error(Path(path), exc) from exc
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         raise InputError("not a readable image (corrupt or unknown format)", path=path,
                          hint="re-export the frame as PNG or JPEG") from exc

@@ -18,10 +18,33 @@ FLO_MAGIC = np.float32(202021.25)
 _HEADER_BYTES = 12
 # Middlebury's own sanity bound on the dimensions; anything larger is a corrupt header.
 _MAX_SIDE = 1 << 16
+#: Middlebury's unknown-flow marker: a component with |value| >= 1e9 means "no flow known here"
+#: (its GT files store 1e10). Such pixels are occluded for scoring (`vcbench.flow.precomputed`).
+UNKNOWN_FLOW_THRESH = 1e9
 
 
-def read_flo(path: str | Path) -> np.ndarray:
-    """Read a `.flo` file as an (H, W, 2) float32 array of (u, v) displacements in pixels."""
+def unknown_flow(flow: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels carrying Middlebury's unknown-flow marker in u or v."""
+    return (np.abs(flow) >= UNKNOWN_FLOW_THRESH).any(axis=-1)
+
+
+def _check_finite(flow: np.ndarray, path: Path, what: str | None) -> None:
+    """NaN or infinite flow would score silently wrong (a NaN warp error, or a mask that hides it)."""
+    bad = ~np.isfinite(flow).all(axis=-1)
+    if bad.any():
+        y, x = (int(v[0]) for v in np.nonzero(bad))
+        kinds = " and ".join(k for k, hit in (("NaN", np.isnan(flow).any()), ("infinite", np.isinf(flow).any())) if hit)
+        where = f"{what}: " if what else ""
+        raise InputError(f"{where}flow holds {kinds} values at {int(bad.sum())} pixel(s), the first at x={x}, y={y}",
+                         path=path, hint="recompute this flow file (Middlebury marks unknown flow with 1e10, not NaN)")
+
+
+def read_flo(path: str | Path, *, what: str | None = None) -> np.ndarray:
+    """Read a `.flo` file as an (H, W, 2) float32 array of (u, v) displacements in pixels.
+
+    NaN or infinite values are refused (an InputError naming the file, `what` frame it is and the
+    first bad pixel); Middlebury's unknown-flow marker (|value| >= 1e9) is returned as stored.
+    """
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -46,6 +69,7 @@ def read_flo(path: str | Path) -> np.ndarray:
         raise InputError(f"{kind} .flo file ({len(data)} bytes, {w}x{h} flow needs {need})", path=path,
                          hint="recompute or re-copy this flow file")
     flow = np.frombuffer(data, "<f4", count=2 * w * h, offset=_HEADER_BYTES).reshape(h, w, 2)
+    _check_finite(flow, path, what)
     return flow.astype(np.float32)  # native-endian, writable copy
 
 

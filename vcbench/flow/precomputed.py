@@ -7,6 +7,11 @@
 
 Lai's evaluation reads the mask PNG as value/255 and uses 1 - that as the non-occlusion weight; the
 same is done here (a binary mask gives 0/1).
+
+Flow files holding NaN or infinite values are refused (one line naming the file and the frame pair).
+Middlebury's unknown-flow marker (|u| or |v| >= 1e9) is honoured: such pixels count as occluded
+(weight 0; their flow is set to 0 so no warp samples with it), and with bw_flow a pixel whose
+backward flow at its target is unknown is occluded too. The protocol record says so.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import numpy as np
 import torch
 
 from vcbench.errors import InputError
-from vcbench.flow.flo import read_flo
+from vcbench.flow.flo import UNKNOWN_FLOW_THRESH, read_flo, unknown_flow
 from vcbench.flow.occlusion import occlusion_mask
+from vcbench.flow.warp import backward_warp
 from vcbench.metrics.base import FlowPairs
 
 
@@ -42,6 +48,7 @@ class PrecomputedFlow:
             "path": str(self.root.resolve()),
             "occlusion": "fw_occlusion PNG (255 = occluded)" if self.has_occlusion
             else "Lai's test on fw_flow and bw_flow",
+            "unknown_flow": f"|u| or |v| >= {UNKNOWN_FLOW_THRESH:g} (Middlebury's marker) counts as occluded",
         }
 
     def weights_used(self) -> dict[str, str]:
@@ -56,15 +63,22 @@ class PrecomputedFlow:
                              hint="a clip with N frames needs files 00000 .. N-2")
         return files
 
-    def _flows(self, files: list[Path], size: tuple[int, int] | None) -> torch.Tensor:
-        arrs = []
-        for p in files:
-            f = read_flo(p)
+    def _flows(self, files: list[Path], size: tuple[int, int] | None, clip: str, first: int,
+               kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 2, H, W) flow with unknown-marker pixels zeroed, and the (N, 1, H, W) unknown mask."""
+        arrs, unknown = [], []
+        for t, p in enumerate(files, start=first):
+            pair = f"{t} -> {t + 1}" if kind == "fw_flow" else f"{t + 1} -> {t}"
+            f = read_flo(p, what=f"clip {clip!r}, frames {pair}")
             if size is not None and f.shape[:2] != tuple(size):
                 raise InputError(f"flow is {f.shape[1]}x{f.shape[0]} but the frames are {size[1]}x{size[0]}", path=p,
                                  hint="precomputed flow must be at the GT frames' resolution")
+            u = unknown_flow(f)
+            f[u] = 0.0
             arrs.append(f)
-        return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
+            unknown.append(u)
+        flow = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
+        return flow, torch.from_numpy(np.stack(unknown))[:, None].float()
 
     def _occlusion(self, files: list[Path], size: tuple[int, int]) -> torch.Tensor:
         from PIL import Image
@@ -84,13 +98,17 @@ class PrecomputedFlow:
 
     def pairs(self, clip: str, first: int, count: int, size: tuple[int, int] | None = None) -> FlowPairs:
         """Flow and non-occlusion mask of the pairs (t, t+1) for t in first .. first+count-1."""
-        fw = self._flows(self._files("fw_flow", clip, first, count, "flo"), size)
+        fw, fw_unknown = self._flows(self._files("fw_flow", clip, first, count, "flo"), size, clip, first, "fw_flow")
         h, w = fw.shape[-2:]
         if self.has_occlusion:
             occ = self._occlusion(self._files("fw_occlusion", clip, first, count, "png"), (h, w))
         else:
-            bw = self._flows(self._files("bw_flow", clip, first, count, "flo"), (h, w))
+            bw, bw_unknown = self._flows(self._files("bw_flow", clip, first, count, "flo"), (h, w), clip, first,
+                                         "bw_flow")
             occ = occlusion_mask(fw, bw)
+            if bw_unknown.any():  # the backward flow where x + fw(x) lands is unknown
+                occ = torch.maximum(occ, (backward_warp(bw_unknown, fw) > 0).float())
+        occ = torch.maximum(occ, fw_unknown)
         return FlowPairs(fw=fw.to(self.device), noc=(1.0 - occ).to(self.device, torch.float32))
 
     def __repr__(self) -> str:
