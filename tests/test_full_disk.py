@@ -181,3 +181,19 @@ def test_archive_larger_than_the_free_space_is_refused_before_extracting(small_d
         safe_extract(tmp_path / "videos.zip", dest)
     assert str(exc.value).startswith(f"{dest}: no space left on device while writing (needs 2097152 bytes")
     assert str(exc.value).endswith(DISK_FULL_HINT + ".") and list(dest.iterdir()) == []
+
+
+def test_gallery_index_on_a_full_disk(small_disk):
+    """faiss reports a short write as RuntimeError; it is the same line, and no partial index stays."""
+    from vcbench.retrieval.index import GalleryIndex
+
+    feats = np.random.default_rng(0).normal(size=(2000, 128)).astype(np.float32)
+    index = GalleryIndex.build(feats, [f"img{i}" for i in range(2000)], descriptor="test", kind="flat")
+    _fill(small_disk, leave=256 * 1024)
+    with pytest.raises(VcbenchError) as exc:
+        index.save(small_disk / "gallery")
+    msg = str(exc.value)
+    assert msg.startswith(f"{small_disk / 'gallery' / 'index.faiss'}: no space left on device while writing "
+                          "(needs more than the "), msg
+    assert msg.endswith(DISK_FULL_HINT + ".")
+    assert list((small_disk / "gallery").iterdir()) == []

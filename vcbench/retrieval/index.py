@@ -212,7 +212,10 @@ class GalleryIndex:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / INDEX_FILE) as tmp:
-            faiss.write_index(self.index, str(tmp))
+            try:
+                faiss.write_index(self.index, str(tmp))
+            except RuntimeError as exc:  # faiss's write errors (a full disk...) carry the OS reason as text
+                raise OSError(str(exc).rpartition(": ")[2] or str(exc)) from exc
         for bad in (i for i in self.ids + self.paths if "\t" in i or "\n" in i):
             raise InputError(f"gallery id or path contains a tab or newline: {bad!r}")
         atomic_write_text(folder / LIST_FILE, "".join(f"{i}\t{p}\n" for i, p in zip(self.ids, self.paths)))
