@@ -119,3 +119,22 @@ def test_linear_layers_come_from_the_installed_package():
 
     p = lpips_linear_weights_path()
     assert p.name == "alex.pth" and p.parent.name == "v0.1" and p.is_file()
+
+
+def test_default_chunks_follow_frame_size_and_give_the_same_values(alex_home, sample_frames, monkeypatch):
+    """Without --batch-size the pairs per forward come from the frame size and the device's budget
+    (480p: 2 pairs, 1080p: 1 on the CPU); any chunking gives the frame-by-frame values."""
+    from vcbench.metrics import sizing
+    from vcbench.metrics.perceptual import LPIPS, pairs_per_chunk
+
+    cpu = torch.device("cpu")
+    assert pairs_per_chunk(1080, 1920, cpu) == 1 and pairs_per_chunk(480, 854, cpu) == 2
+    assert pairs_per_chunk(144, 256, cpu) > 8
+    gt = sample_frames["bikes"][:5]
+    pred = degrade(gt, "blur+hue", seed=1)
+    single = LPIPS(allow_unverified=True, batch_size=1).distances(_t(pred), _t(gt)).numpy()
+    auto = LPIPS(allow_unverified=True)
+    np.testing.assert_allclose(auto.distances(_t(pred), _t(gt)).numpy(), single, rtol=0, atol=1e-5)
+    monkeypatch.setitem(sizing.WORK_BYTES, "cpu", 120 * 68 * 160 * 2)  # two pairs of these frames per forward
+    assert pairs_per_chunk(68, 160, cpu) == 2
+    np.testing.assert_allclose(auto.distances(_t(pred), _t(gt)).numpy(), single, rtol=0, atol=1e-5)

@@ -318,3 +318,15 @@ def test_metrics_on_gpu_equal_cpu(sample_frames):
             m.update(to_t(pred).to(dev), to_t(gt).to(dev), FrameContext(clip="g", pairs=p))
             vals.append(m.end_clip())
         assert vals[1] == pytest.approx(vals[0], rel=1e-5)
+
+
+def test_cdc_histograms_opencv_path_equals_bincount(sample_frames, monkeypatch):
+    """The CPU's calcHist counts equal the bincount path (used on other devices and for huge frames)."""
+    import vcbench.metrics.cdc as cdc
+
+    frames = torch.from_numpy(np.ascontiguousarray(sample_frames["bikes"][:4])).permute(0, 3, 1, 2).contiguous()
+    fast = cdc.channel_histograms(frames)
+    n, c, h, w = frames.shape
+    idx = frames.reshape(n, c, h * w).to(torch.int64) + (torch.arange(n * c) * 256).view(n, c, 1)
+    slow = torch.bincount(idx.reshape(-1), minlength=n * c * 256).view(n, c, 256).double() / (h * w)
+    assert torch.equal(fast, slow) and fast.dtype == torch.float64

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from vcbench.errors import InputError
@@ -25,10 +26,22 @@ WEIGHTS: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)
 
 
 def channel_histograms(frames: torch.Tensor) -> torch.Tensor:
-    """(N, 3, 256) float64 histograms of uint8 (N, 3, H, W) frames, each divided by H*W."""
+    """(N, 3, 256) float64 histograms of uint8 (N, 3, H, W) frames, each divided by H*W.
+
+    On the CPU OpenCV's `calcHist` counts each plane (TCVC's own call; ~12x faster than a batched
+    int64 bincount at 480p); its float32 counts are exact integers below 2^24 pixels per bin, so
+    frames larger than that, and other devices, count with `torch.bincount`.
+    """
     if frames.dtype != torch.uint8 or frames.dim() != 4:
         raise InputError(f"CDC takes uint8 (N, C, H, W) frames, got {frames.dtype} {tuple(frames.shape)}")
     n, c, h, w = frames.shape
+    if frames.device.type == "cpu" and h * w < (1 << 24):
+        import cv2
+
+        arr = frames.contiguous().numpy()
+        counts = np.array([[cv2.calcHist([arr[i, k]], [0], None, [256], [0, 256])[:, 0] for k in range(c)]
+                           for i in range(n)], dtype=np.float64).reshape(n, c, 256)
+        return torch.from_numpy(counts) / float(h * w)
     offsets = (torch.arange(n * c, device=frames.device) * 256).view(n, c, 1)
     idx = frames.reshape(n, c, h * w).to(torch.int64) + offsets
     counts = torch.bincount(idx.reshape(-1), minlength=n * c * 256).view(n, c, 256)

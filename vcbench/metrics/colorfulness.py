@@ -16,14 +16,26 @@ from vcbench.metrics.base import FrameContext, Metric
 
 
 def colorfulness_frames(frames: torch.Tensor) -> torch.Tensor:
-    """Per-frame colourfulness of uint8 RGB (N,3,H,W), float64."""
-    x = frames.to(torch.float64)
-    r, g, b = x[:, 0], x[:, 1], x[:, 2]
-    rg = (r - g).flatten(1)
-    yb = (0.5 * (r + g) - b).flatten(1)
-    sd = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False))
-    mu = torch.sqrt(rg.mean(dim=1).square() + yb.mean(dim=1).square())
-    return sd + 0.3 * mu
+    """Per-frame colourfulness of uint8 RGB (N,3,H,W), float64.
+
+    rg = R - G and 2 yb = R + G - 2B are integers, so their sums and sums of squares are exact in
+    int64 and the population variance n * sum(x^2) - sum(x)^2 is an exact integer (Python ints):
+    the textbook value correctly rounded, with no float64 copy of the frames. One frame at a time, so
+    memory does not grow with the batch.
+    """
+    out = []
+    n = frames.shape[-2] * frames.shape[-1]
+    for f in frames:
+        x = f.to(torch.int32)
+        r, g, b = x[0], x[1], x[2]
+        rg = r - g
+        yb2 = r + g - 2 * b  # 2 * yb
+        s = [int(v) for v in torch.stack([rg.sum(), rg.square().sum(), yb2.sum(), yb2.square().sum()]).tolist()]
+        var_rg = (n * s[1] - s[0] * s[0]) / (n * n)
+        var_yb = (n * s[3] - s[2] * s[2]) / (4 * n * n)
+        mean_rg, mean_yb = s[0] / n, s[2] / (2 * n)
+        out.append(math.sqrt(var_rg + var_yb) + 0.3 * math.sqrt(mean_rg * mean_rg + mean_yb * mean_yb))
+    return torch.tensor(out, dtype=torch.float64)
 
 
 def closeness(pred_value: float | None, gt_value: float | None) -> float | None:

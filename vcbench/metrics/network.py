@@ -13,6 +13,7 @@ effect on a whole scoring run).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -76,9 +77,20 @@ def as_input(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
 
 
-def chunk_size(device: torch.device, batch_size: int) -> int:
-    """Frames per forward: the caller's batch size, capped at `CPU_CHUNK` on the CPU."""
-    return max(1, min(batch_size, CPU_CHUNK)) if device.type == "cpu" else max(1, batch_size)
+def chunk_size(device: torch.device, batch_size: int | None) -> int:
+    """Frames per forward: the caller's batch size (default: no limit), capped at `CPU_CHUNK` on the CPU."""
+    step = max(1, batch_size) if batch_size else 1 << 30
+    return min(step, CPU_CHUNK) if device.type == "cpu" else step
+
+
+def _prepared(frames: torch.Tensor, device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """`prepare` (which resizes to the network's input) applied in groups whose float32 full-resolution
+    temporaries (two per frame) fit `sizing.work_bytes`: a 1080p frame alone is 50 MB of them."""
+    from vcbench.metrics.sizing import frame_chunks
+
+    per_frame = 8 * math.prod(int(s) for s in frames.shape[1:])
+    parts = [prepare(frames[s].to(device)) for s in frame_chunks(frames.shape[0], per_frame, device)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def load_network(weights: str, build: Callable[[dict[str, torch.Tensor]], torch.nn.Module], device: torch.device, *,
@@ -100,9 +112,10 @@ def load_network(weights: str, build: Callable[[dict[str, torch.Tensor]], torch.
     return resolved, inference_form(net, device)
 
 
-def forward_in_chunks(net: torch.nn.Module, frames: torch.Tensor, device: torch.device, batch_size: int,
+def forward_in_chunks(net: torch.nn.Module, frames: torch.Tensor, device: torch.device, batch_size: int | None,
                       prepare: Callable[[torch.Tensor], torch.Tensor], out_dim: int) -> torch.Tensor:
     """(N, out_dim) outputs of `net` on `prepare`d uint8 frames, `chunk_size` frames per forward."""
     step = chunk_size(device, batch_size)
-    out = [net(as_input(prepare(frames[i:i + step].to(device)))).flatten(1) for i in range(0, frames.shape[0], step)]
+    out = [net(as_input(_prepared(frames[i:i + step], device, prepare))).flatten(1)
+           for i in range(0, frames.shape[0], step)]
     return torch.cat(out) if out else torch.zeros((0, out_dim), device=device)

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from vcbench.errors import WeightsError
 from vcbench.metrics.base import FrameContext, Metric
-from vcbench.metrics.network import build_loaded
+from vcbench.metrics.network import as_input, build_loaded, inference_form
+from vcbench.metrics.sizing import work_bytes
 
 #: AlexNet `features` indices whose outputs (after ReLU) LPIPS compares: relu1..relu5.
 _TAPS = (1, 4, 7, 9, 11)
@@ -63,23 +64,33 @@ class LPIPSNet(torch.nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = []
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """a, b: float (N,3,H,W) in [-1, 1]; the distance of each pair, (N,).
+
+        Both images go through the trunk as one batch, and each tap's term is taken as soon as its
+        layer has run, so one layer's activations are alive at a time, never all five taps.
+        """
+        n = a.shape[0]
+        x = as_input((torch.cat([a, b]) - self.shift) / self.scale)
+        total = torch.zeros(n, dtype=a.dtype, device=a.device)
+        lins = iter(self.lins)
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in _TAPS:
-                outs.append(x / (torch.sqrt(torch.sum(x * x, dim=1, keepdim=True)) + _EPS))
-        return outs
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """a, b: float (N,3,H,W) in [-1, 1]."""
-        n = a.shape[0]
-        feats = self._taps((torch.cat([a, b]) - self.shift) / self.scale)
-        total = torch.zeros(n, dtype=a.dtype, device=a.device)
-        for f, w in zip(feats, self.lins):
-            d = (f[:n] - f[n:]) ** 2
-            total = total + F.conv2d(d, w).mean(dim=(1, 2, 3))
+                f = x / (torch.sqrt(torch.sum(x * x, dim=1, keepdim=True)) + _EPS)
+                d = (f[:n] - f[n:]) ** 2
+                total = total + F.conv2d(d, next(lins)).mean(dim=(1, 2, 3))
         return total
+
+
+def pairs_per_chunk(height: int, width: int, device: torch.device) -> int:
+    """Frame pairs per forward whose activations fit the device's working budget (`sizing.WORK_BYTES`).
+
+    A pair holds ~120 bytes per pixel at the widest point (both float32 inputs, relu1's 64 channels at
+    a quarter of the resolution, its normalised copy and squared difference): 854x480 -> 2 pairs on
+    the CPU, 1920x1080 -> 1, 256x144 -> 21.
+    """
+    return max(1, work_bytes(device) // (120 * max(1, height * width)))
 
 
 def to_unit_range(frames: torch.Tensor) -> torch.Tensor:
@@ -94,7 +105,8 @@ class LPIPS(Metric):
     higher_is_better = False
 
     def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
-                 allow_unverified: bool = False, batch_size: int = 16) -> None:
+                 allow_unverified: bool = False, batch_size: int | None = None) -> None:
+        """`batch_size`: frame pairs per forward (default: from the frame size, `pairs_per_chunk`)."""
         super().__init__()
         from vcbench.weights import load_state_dict, resolve
 
@@ -105,7 +117,7 @@ class LPIPS(Metric):
         linear = load_state_dict(self._linear_path)
         self._linear_sha256: str | None = None
         try:
-            self.net = LPIPSNet(load_state_dict(self._resolved.path), linear).to(self.device)
+            self.net = inference_form(LPIPSNet(load_state_dict(self._resolved.path), linear), self.device)
         except (RuntimeError, KeyError) as exc:
             raise WeightsError(f"not an AlexNet/LPIPS state dict ({str(exc).splitlines()[0]})",
                                path=self._resolved.path,
@@ -121,12 +133,13 @@ class LPIPS(Metric):
     @torch.inference_mode()
     def distances(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         """Per-frame LPIPS of uint8 (N,3,H,W) batches (float32 on the device)."""
+        step = self.batch_size or pairs_per_chunk(pred.shape[-2], pred.shape[-1], self.device)
         out = []
-        for i in range(0, pred.shape[0], self.batch_size):
-            a = to_unit_range(pred[i:i + self.batch_size].to(self.device))
-            b = to_unit_range(gt[i:i + self.batch_size].to(self.device))
+        for i in range(0, pred.shape[0], step):
+            a = to_unit_range(pred[i:i + step].to(self.device))
+            b = to_unit_range(gt[i:i + step].to(self.device))
             out.append(self.net(a, b))
-        return torch.cat(out)
+        return torch.cat(out) if out else torch.zeros(0, device=self.device)
 
     def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
         self._current.extend(float(v) for v in self.distances(pred, gt).cpu().tolist())

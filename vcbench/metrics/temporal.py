@@ -28,6 +28,7 @@ import torch
 from vcbench.errors import InputError
 from vcbench.flow.warp import backward_warp
 from vcbench.metrics.base import FlowPairs, FrameContext, Metric
+from vcbench.metrics.sizing import frame_chunks
 
 
 def _check(first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> None:
@@ -127,8 +128,12 @@ class _FlowPairMetric(Metric):
             raise InputError(f"{pairs.fw.shape[0]} flow pairs for {seq.shape[0]} consecutive frames "
                              f"(clip {self._clip_name or '?'}, frame {start})")
         if seq.shape[0] > 1:
-            vals = self._pair_values(seq[:-1], seq[1:], pairs)
-            self._current.extend(float(v) for v in vals.cpu())
+            # float64 frames, warp and mask: ~144 bytes per pixel and pair, in bounded chunks of pairs
+            first, second = seq[:-1], seq[1:]
+            per_pair = 144 * first.shape[-2] * first.shape[-1]
+            vals = [self._pair_values(first[c], second[c], FlowPairs(fw=pairs.fw[c], noc=pairs.noc[c]))
+                    for c in frame_chunks(first.shape[0], per_pair, first.device)]
+            self._current.extend(float(v) for v in torch.cat(vals).cpu())
         # copies, so the previous batch's storage is not kept alive for one frame
         self._prev_pred, self._prev_gt = pred[-1:].clone(), gt[-1:].clone()
         self._t = start + int(gt.shape[0])
