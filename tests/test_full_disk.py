@@ -197,3 +197,14 @@ def test_gallery_index_on_a_full_disk(small_disk):
                           "(needs more than the "), msg
     assert msg.endswith(DISK_FULL_HINT + ".")
     assert list((small_disk / "gallery").iterdir()) == []
+
+
+def test_devc_export_on_a_full_disk(small_disk, tmp_path):
+    """The build is on a roomy disk, the DEVC export goes to a full one: the file and bytes are named."""
+    cmd = ["build-dataset", "--source", "sample", "--out", str(tmp_path / "build"), "--clips", "2", "--workers", "1",
+           "--flow", "dis", "--features", "weightfree", "--quiet"]
+    assert _vcbench(cmd, tmp_path).returncode == 0
+    _fill(small_disk, leave=64 * 1024)
+    export = small_disk / "devc"
+    err = _one_line(_vcbench(cmd + ["--export-devc", str(export)], tmp_path))
+    assert re.search(re.escape(str(export)) + r"/\S+: no space left on device while writing \(needs \d+ bytes", err), err

@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vcbench.atomic import atomic_write_text
+from vcbench.atomic import atomic_write_text, write_bytes, write_errors
 from vcbench.datasets.manifest import read_manifest
 from vcbench.datasets.shards import encode_image
 from vcbench.errors import InputError
@@ -107,25 +107,26 @@ def _write_clip(root: Path, row, tmp: Path, files: list[str], flow_files: dict, 
     n = len(files)
     for t, rel in enumerate(files):
         data = _jpeg_bytes(root / rel)
-        (tmp / "input_pad" / f"{t:05d}.jpg").write_bytes(data)
+        write_bytes(tmp / "input_pad" / f"{t:05d}.jpg", data)
     gt_frames = sorted({0, n // 2, n - 1})
     for t in gt_frames:
-        shutil.copyfile(tmp / "input_pad" / f"{t:05d}.jpg", tmp / "reference_gt" / f"{t:05d}.jpg")
+        with write_errors(tmp / "reference_gt" / f"{t:05d}.jpg"):
+            shutil.copyfile(tmp / "input_pad" / f"{t:05d}.jpg", tmp / "reference_gt" / f"{t:05d}.jpg")
     ref_ids = []
     for r in refs:
         rid = r["id"].replace(".", "_")
         ref_ids.append(rid)
-        (tmp / "reference" / f"{rid}.JPEG").write_bytes(_reference_bytes(r["path"]))
+        write_bytes(tmp / "reference" / f"{rid}.JPEG", _reference_bytes(r["path"]))
     shard_clip = Path(next(iter(flow_files))).parent
     fw = np.load(root / shard_clip / "flow_fw.npy").astype(np.float32)
     bw = np.load(root / shard_clip / "flow_bw.npy").astype(np.float32)
     for t in range(n - 1):
-        (tmp / "flow" / f"{t:05d}_forward.flo").write_bytes(encode_flo(fw[t]))
-        (tmp / "flow" / f"{t:05d}_backward.flo").write_bytes(encode_flo(bw[t]))
+        write_bytes(tmp / "flow" / f"{t:05d}_forward.flo", encode_flo(fw[t]))
+        write_bytes(tmp / "flow" / f"{t:05d}_backward.flo", encode_flo(bw[t]))
         mask = cv2.imdecode(np.frombuffer((root / shard_clip / "mask" / f"{t:05d}.png").read_bytes(), np.uint8),
                             cv2.IMREAD_GRAYSCALE)
-        (tmp / "mask" / f"{t:05d}_mask.pgm").write_bytes(encode_image(mask, "pgm"))
-    (tmp / "pairs_output_new.txt").write_text("\n".join(pairs_lines(n, ref_ids, gt_frames)) + "\n")
+        write_bytes(tmp / "mask" / f"{t:05d}_mask.pgm", encode_image(mask, "pgm"))
+    write_bytes(tmp / "pairs_output_new.txt", ("\n".join(pairs_lines(n, ref_ids, gt_frames)) + "\n").encode())
 
 
 def read_marker(dest: Path) -> dict | None:
