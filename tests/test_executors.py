@@ -62,3 +62,69 @@ def test_ray_and_local_builds_are_identical(videos, tmp_path):
     build_dataset(cfg, tmp_path / "local", RunOptions(executor="local", workers=2, quiet=True))
     build_dataset(cfg, tmp_path / "inline", RunOptions(executor="local", workers=1, quiet=True))
     assert digests(tmp_path / "ray") == digests(tmp_path / "local") == digests(tmp_path / "inline")
+
+
+def test_ray_lost_worker_is_retried_and_reported_in_one_line(videos, tmp_path):
+    """A Ray worker killed part-way through a shard: Ray reruns the task and the build ends with the
+    same bytes as a local one (the dead attempt's folder is swept, never committed); a task that
+    keeps losing its worker ends in WorkerLost's one line."""
+    import os
+    import re
+    import signal
+    import threading
+    import time
+
+    try:
+        import ray
+    except ImportError:
+        pytest.skip("ray is not installed")
+    from test_dataset_pipeline import tiny_config
+    from vcbench.executors import RayExecutor, WorkerLost
+
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # noqa: BLE001 - any start-up failure in a sandbox is a reason to skip
+        pytest.skip(f"ray could not start here: {type(exc).__name__}: {exc}")
+    cfg = tiny_config(videos, clips=4)
+    out = tmp_path / "ray"
+    killed: list[int] = []
+
+    def die_once(marker: str) -> str:  # local functions: Ray ships them by value to its workers
+        """The first attempt loses its worker process (SIGKILL), as a lost node does."""
+        from pathlib import Path
+
+        if not Path(marker).exists():
+            Path(marker).write_text("killed")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return "retried"
+
+    def always_die(_) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def kill_first_writer() -> None:
+        lock_re = re.compile(r"^\.shard-\d{5}\.w(\d+)-[0-9a-f]{8}\.lock$")
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            names = os.listdir(out / "shards") if (out / "shards").is_dir() else []
+            pids = [int(m[1]) for m in map(lock_re.match, names) if m]
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.002)
+
+    try:
+        ex = RayExecutor(max_retries=1)
+        assert list(ex.map(die_once, [str(tmp_path / "marker")])) == ["retried"]
+        with pytest.raises(WorkerLost) as exc:
+            list(ex.map(always_die, [7], describe=lambda t: f"building shard {t}"))
+        assert str(exc.value) == "worker lost while building shard 7; rerun the same command to resume."
+        killer = threading.Thread(target=kill_first_writer)
+        killer.start()
+        build_dataset(cfg, out, RunOptions(executor="ray", quiet=True))
+        killer.join()
+    finally:
+        ray.shutdown()
+    assert killed, "no Ray worker was caught writing a shard"
+    build_dataset(cfg, tmp_path / "local", RunOptions(executor="local", workers=1, quiet=True))
+    assert digests(out) == digests(tmp_path / "local")
+    assert not list(out.rglob(".*"))
