@@ -6,9 +6,11 @@ by every protocol piece that changes the result (estimator and its parameters, t
 weights, the resize policy, the protocol version). A changed frame or a different estimator gives a
 different key, so a stale entry can never be read back.
 
-Entries are plain `.npy` arrays written in order through a temporary name and renamed when complete
-(`vcbench.atomic`), so an interrupted run leaves no partial entry; reads use `mmap_mode="r"`, so a long
-clip's flow is paged in batch by batch and memory stays flat.
+Entries are plain `.npy` arrays written in order to a file with no name (O_TMPFILE; elsewhere a
+locked `.part` beside the target) and renamed into place when complete (`ArrayWriter`), so an
+interrupted or killed run leaves no entry that is ever read, and the next writer removes any dead
+writer's `.part` (`sweep_parts`); reads use `mmap_mode="r"`, so a long clip's flow is paged in batch
+by batch and memory stays flat.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from vcbench import PROTOCOL_VERSION
-from vcbench.atomic import atomic_path
+from vcbench.atomic import _os_error, atomic_path
 from vcbench.hashing import update_from_file
 
 log = logging.getLogger(__name__)
@@ -66,9 +68,68 @@ def entry_key(kind: str, digest: str, parts: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:40]
 
 
+#: Suffix of a named temporary cache entry (platforms without O_TMPFILE, and the moment of commit).
+PART_SUFFIX = ".npy.part"
+
+
+def _lock(fh: BinaryIO) -> None:
+    """An exclusive advisory lock held while the entry is written: the kernel drops it when the writer
+    dies, which is how `sweep_parts` tells a live writer's temporary file from a dead one's."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: the sweep then goes by age alone
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _is_dead(path: Path) -> bool:
+    """True when nobody holds `path`'s writer lock (or, without fcntl, when it is a day old)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        import time
+
+        return time.time() - path.stat().st_mtime > 86400
+    with open(path, "rb") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+
+def sweep_parts(folder: Path) -> int:
+    """Remove the temporary entries under `folder` whose writer is gone (killed, or a crashed older
+    version); returns how many. Entries being written by a live process are left alone."""
+    removed = 0
+    for part in folder.glob(f"*{PART_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if _is_dead(part):
+                part.unlink()
+                removed += 1
+    return removed
+
+
+def _anonymous_file(folder: Path) -> BinaryIO | None:
+    """A file in `folder` with no name (Linux O_TMPFILE): a writer killed at any point leaves nothing.
+    None where the platform or file system has no such files."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or os.link not in os.supports_dir_fd or not os.path.isdir("/proc/self/fd"):
+        return None  # naming it later is linkat() of /proc/self/fd/N
+    try:
+        fd = os.open(folder, flag | os.O_WRONLY, 0o666)
+    except OSError:  # EOPNOTSUPP / EISDIR / EINVAL: this file system cannot
+        return None
+    return os.fdopen(fd, "wb")
+
+
 class ArrayWriter:
     """Stream an array to `.npy` along axis 0 (shape known up front), committed by rename on success.
 
+    The data go to a file with no name where the platform has them (O_TMPFILE), given its name only
+    when complete; elsewhere to a locked `<name>.<random>.npy.part` beside the target. So a writer
+    killed mid-entry leaves either nothing or a `.part` that no reader opens and the next writer in
+    that folder removes (`sweep_parts`); a failed write (full disk) removes its own file.
     Plain file writes rather than a memory map: a full disk then raises ENOSPC (turned into a clear
     error by `vcbench.atomic`) instead of killing the process with SIGBUS.
     """
@@ -79,32 +140,60 @@ class ArrayWriter:
         self.dtype = np.dtype(dtype)
         self._rows = 0
         self._stack = contextlib.ExitStack()
-        tmp = self._stack.enter_context(atomic_path(self.path, suffix=".npy.part"))
-        self._fh: BinaryIO = self._stack.enter_context(open(tmp, "wb"))
-        np.lib.format.write_array_header_1_0(
-            self._fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape})
+        fh = _anonymous_file(self.path.parent)
+        if fh is not None:
+            self._fh: BinaryIO = self._stack.enter_context(fh)
+            _lock(self._fh)  # also guards the moment it has a temporary name (commit)
+            self._named = False
+        else:
+            tmp = self._stack.enter_context(atomic_path(self.path, suffix=PART_SUFFIX))
+            self._fh = self._stack.enter_context(open(tmp, "wb"))
+            _lock(self._fh)
+            self._named = True
+        self._guard(lambda: np.lib.format.write_array_header_1_0(
+            self._fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}))
+
+    def _guard(self, fn: Any) -> None:
+        try:
+            fn()
+        except OSError as exc:
+            # Drop the partial file; atomic_path turns ENOSPC into a clear error naming the entry.
+            if self._named:
+                if not self._stack.__exit__(type(exc), exc, exc.__traceback__):
+                    raise
+                return
+            self._stack.close()
+            raise _os_error(exc, self.path) from exc
 
     def write(self, rows: np.ndarray) -> None:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.shape[1:] != self.shape[1:] or self._rows + rows.shape[0] > self.shape[0]:
             raise ValueError(f"rows {rows.shape} do not fit the cache entry {self.shape} at row {self._rows}")
-        try:
-            self._fh.write(rows.tobytes())
-        except OSError as exc:
-            # Let atomic_path remove the partial file and turn ENOSPC into a clear error.
-            if not self._stack.__exit__(type(exc), exc, exc.__traceback__):
-                raise
+        self._guard(lambda: self._fh.write(rows.tobytes()))
         self._rows += rows.shape[0]
 
     def commit(self) -> None:
         if self._rows != self.shape[0]:
             self.abort()
             raise ValueError(f"cache entry got {self._rows} of {self.shape[0]} rows")
-        self._fh.flush()
-        self._stack.close()  # closes the file, then renames it onto the target
+        if self._named:
+            self._fh.flush()
+            self._stack.close()  # closes the file, then renames it onto the target
+            return
+        self._guard(self._fh.flush)
+        # Name the anonymous file under a locked temporary name, then rename it onto the target.
+        with atomic_path(self.path, suffix=PART_SUFFIX) as tmp:
+            tmp.unlink(missing_ok=True)
+            # a dir fd makes os.link call linkat(AT_SYMLINK_FOLLOW); plain link() would not follow /proc's link
+            folder = os.open(tmp.parent, os.O_RDONLY)
+            try:
+                os.link(f"/proc/self/fd/{self._fh.fileno()}", tmp, src_dir_fd=folder, follow_symlinks=True)
+            finally:
+                os.close(folder)
+        self._stack.close()
 
     def abort(self) -> None:
-        """Drop the partial entry (the temporary file is removed)."""
+        """Drop the partial entry (an anonymous file vanishes with its descriptor; a named one is removed)."""
         with contextlib.suppress(_Abort):
             self._stack.__exit__(_Abort, _Abort(), None)
 
@@ -121,6 +210,7 @@ class GTCache:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.hits = 0
         self.misses = 0
+        self._swept: set[str] = set()
 
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / f"{key}.npy"
@@ -151,7 +241,11 @@ class GTCache:
         if not self.enabled:
             return None
         try:
-            (self.root / kind).mkdir(parents=True, exist_ok=True)
+            folder = self.root / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            if kind not in self._swept:
+                self._swept.add(kind)
+                sweep_parts(folder)
             return ArrayWriter(self.path(kind, key), shape, dtype)
         except OSError as exc:
             log.warning("GT cache disabled: cannot write under %s (%s)", self.root, exc)
