@@ -216,7 +216,10 @@ def _clip_stream(model: Colorizer, name: str, bench: Benchmark, clip: Clip, fifo
                  timer: _Timer, save_dir: Path | None) -> Iterator[torch.Tensor]:
     """Predicted batches of one clip; pushes each decoded GT frame to `fifo` before its prediction."""
     device = model.device
-    batches = clip.iter_batches(max(1, int(getattr(model, "batch_size", 8))))
+    from vcbench.metrics.sizing import default_batch_size
+
+    own = getattr(model, "batch_size", None)  # the model's own batching, else frames from the frame size
+    batches = clip.iter_batches(max(1, int(own)) if own else default_batch_size(*clip.size(), device))
     first = next(batches, None)
     if first is None:
         return
@@ -275,7 +278,7 @@ def _gt_per_clip(result: Any, scorer: Any) -> dict[str, dict[str, float | None]]
 def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options: Mapping[str, Any] | None = None,
              device: str | None = None, metrics: Sequence[str] | None = None, flow: str = "dis",
              save_frames: str | Path | None = None, force: bool = False, quiet: bool = False,
-             allow_unverified_weights: bool = False, batch_size: int = 8, cache_dir: str | Path | None = None,
+             allow_unverified_weights: bool = False, batch_size: int | None = None, cache_dir: str | Path | None = None,
              use_cache: bool = True, weights: str | Path | None = None) -> Evaluation:
     """Evaluate `model_name` on `bench`, record the run in `db` (or reuse an identical one).
 

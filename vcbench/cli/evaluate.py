@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", default=None, metavar="LIST",
                    help="comma-separated metric names (default: all; see `vcbench metrics list`)")
     p.add_argument("--flow", default="auto", metavar="auto|dis|farneback|raft|flownet2|PATH", help=FLOW_HELP)
-    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="frames per scoring batch (default 8)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="frames per scoring batch (default: from the frame size and device, as `vcbench score`)")
     p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                    help="benchmark and GT-side cache (default $VCBENCH_CACHE_DIR or the user cache folder)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the GT-side score cache")
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None and not args.weights.exists():
         raise InputError("weights not found", path=args.weights,
                          hint="give the model's weight file (devc: the release zip or a folder of its .pth files)")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     bench = load_benchmark(args.dataset, reference=args.reference, exemplars=args.exemplars, data_root=args.data_root,
                            cache_dir=args.cache_dir, options=parse_options(args.dataset_option, "--dataset-option"))

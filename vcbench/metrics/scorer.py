@@ -160,16 +160,17 @@ class Scorer:
     """
 
     def __init__(self, metrics: Sequence[str] | None = None, *, device: str | torch.device = "cpu",
-                 flow: Any = "dis", batch_size: int = 8, cache_dir: str | Path | None = None,
+                 flow: Any = "dis", batch_size: int | None = None, cache_dir: str | Path | None = None,
                  use_cache: bool = True, resize: bool = False, allow_unverified_weights: bool = False,
                  progress: bool = True, strict: bool = False):
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {batch_size}")
         check_request(metrics, device)
         self._suite_args = dict(metrics=metrics, device=device, flow=flow, resize=resize,
                                 allow_unverified_weights=allow_unverified_weights, strict=strict)
         self._suite: MetricSuite | None = None
-        self.batch_size = int(batch_size)
+        #: Frames per decode batch; None: from each clip's frame size (`sizing.default_batch_size`).
+        self.batch_size = int(batch_size) if batch_size is not None else None
         self.cache = GTCache(cache_dir, enabled=use_cache)
         self.resize = resize
         self.progress = progress
@@ -187,6 +188,14 @@ class Scorer:
     def device(self) -> torch.device:
         return self.suite.device
 
+    def batch_for(self, size: tuple[int, int]) -> int:
+        """Frames per batch for a clip of frame size (H, W): `--batch-size`, else from the size and device."""
+        if self.batch_size is not None:
+            return self.batch_size
+        from vcbench.metrics.sizing import default_batch_size
+
+        return default_batch_size(size[0], size[1], self._suite_args["device"])
+
     def _resize_policy(self) -> str:
         return "pred->gt" if self.resize else "none"
 
@@ -201,7 +210,7 @@ class Scorer:
         pairs = pair_clips(pred_dir, gt_dir, resize=self.resize, images=images)
         if labels is not None:
             check_labels(labels, [p.name for p in pairs])
-        streams = ((p.gt, p.pred.iter_batches(self.batch_size)) for p in pairs)
+        streams = ((p.gt, p.pred.iter_batches(self.batch_for(p.size))) for p in pairs)
         return self._run(streams, total=sum(p.n_frames for p in pairs), counts={p.name: p.n_frames for p in pairs},
                          labels=labels)
 
@@ -238,7 +247,8 @@ class Scorer:
                     self._score_clip(gt_clip, pred_batches, n, bar, label)
         finally:
             bar.close()
-        extra: dict[str, Any] = {"batch_size": self.batch_size, "gt_cache": "on" if self.cache.enabled else "off"}
+        batch = self.batch_size if self.batch_size is not None else "auto (from frame size and device)"
+        extra: dict[str, Any] = {"batch_size": batch, "gt_cache": "on" if self.cache.enabled else "off"}
         if labels is not None:
             extra["labels"] = labels_record(labels)
         return self.suite.result(decoder=decoder_description(), protocol_extra=extra)
@@ -250,9 +260,10 @@ class Scorer:
         cc = _ClipCache(self.cache, suite, gt_clip, n, size, self._resize_policy())
         suite.next_clip(gt_clip.name)
         t = 0
+        batch = self.batch_for(size)
         try:
-            gt_iter = gt_clip.iter_batches(self.batch_size)
-            for pred in iter_chunks(pred_batches, self.batch_size):
+            gt_iter = gt_clip.iter_batches(batch)
+            for pred in iter_chunks(pred_batches, batch):
                 k = int(pred.shape[0])
                 gt = next(gt_iter, None)
                 if gt is None or t + k > n:
