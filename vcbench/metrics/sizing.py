@@ -35,7 +35,7 @@ def frame_chunks(n: int, per_frame_bytes: int, device: torch.device | str) -> It
 def default_batch_size(height: int, width: int, device: torch.device | str = "cpu") -> int:
     """Frames per decode batch for frames of (height, width): ~BATCH_BYTES of uint8 RGB, 2..MAX_BATCH.
 
-    256x144: 32; 854x480: 19; 1280x720: 8; 1920x1080: 4 on the CPU.
+    256x144: 32; 854x480: 20; 1280x720: 9; 1920x1080: 4 on the CPU.
     """
     per = max(1, 3 * int(height) * int(width))
     budget = BATCH_BYTES.get(torch.device(device).type, BATCH_BYTES["cpu"])
