@@ -39,3 +39,33 @@ def test_weights_and_benchmarks_use_the_one_helper(tmp_path, monkeypatch):
     expected = hashlib.sha256(f"00000.png\t5\t{hashlib.sha256(b'frame').hexdigest()}\n".encode()).hexdigest()
     assert benchmarks.content_checksum([("00000.png", f)]) == expected
     assert calls[-1] == str(f)
+
+
+def test_weight_hashes_are_remembered_across_runs_by_path_size_and_mtime(tmp_path, monkeypatch):
+    """A second process (the in-process memo cleared) reads the digest from the cache folder instead of
+    hashing again; a rewritten file (other size or mtime) is hashed anew; the run still gets the digest."""
+    import json
+    import os
+
+    from vcbench.metrics.gt_cache import default_cache_dir
+
+    calls: list[str] = []
+    real = vcbench.hashing.sha256_file
+    monkeypatch.setattr(vcbench.hashing, "sha256_file", lambda p: calls.append(str(p)) or real(p))
+    p = tmp_path / "w.pth"
+    p.write_bytes(b"weights")
+    weights._sha256_cached.cache_clear()
+    assert weights.sha256_file(p) == hashlib.sha256(b"weights").hexdigest()
+    store = default_cache_dir() / vcbench.hashing.HASH_CACHE_FILE
+    assert list(json.loads(store.read_text()).values()) == [hashlib.sha256(b"weights").hexdigest()]
+    weights._sha256_cached.cache_clear()  # as in a new process
+    assert weights.sha256_file(p) == hashlib.sha256(b"weights").hexdigest()
+    assert len(calls) == 1
+    p.write_bytes(b"other weights")
+    os.utime(p, ns=(1, 1))
+    weights._sha256_cached.cache_clear()
+    assert weights.sha256_file(p) == hashlib.sha256(b"other weights").hexdigest()
+    assert len(calls) == 2 and len(json.loads(store.read_text())) == 1  # the stale entry was replaced
+    store.write_text("{not json")  # a damaged store only costs the hash
+    weights._sha256_cached.cache_clear()
+    assert weights.sha256_file(p) == hashlib.sha256(b"other weights").hexdigest() and len(calls) == 3

@@ -153,7 +153,9 @@ def cache_path(name: str) -> Path:
 
 @functools.lru_cache(maxsize=64)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    return hashing.sha256_file(path)
+    from vcbench.metrics.gt_cache import default_cache_dir  # across runs too, in the vcbench cache folder
+
+    return hashing.sha256_file_cached(path, default_cache_dir())
 
 
 def sha256_file(path: str | Path) -> str:
