@@ -10,10 +10,16 @@ A third-party package plugs in a model by declaring, in its packaging metadata,
     mymodel = "mypackage.module:MyColorizer"     # a vcbench.baselines.base.Colorizer subclass
 
 after which `vcbench evaluate --model mymodel` runs it like a built-in.
+
+Wrappers (`vcbench.baselines.wrappers`) are post-processes named after a '+': `welsh+dvp` is the
+`dvp` wrapper around `welsh`, built by `model_class` on demand. Systems the field compares against
+that cannot be run here are listed with the reason (`UNAVAILABLE_MODELS`), never replaced by a
+stand-in.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from dataclasses import dataclass, field
@@ -38,6 +44,30 @@ BUILTIN_MODELS: dict[str, str] = {
     "zhang17": "vcbench.baselines.zhang:Zhang17",
 }
 
+#: Post-processing wrappers, used as `BASE+NAME`.
+BUILTIN_WRAPPERS: dict[str, str] = {
+    "dvp": "vcbench.baselines.dvp:DVP",
+    "lai18": "vcbench.baselines.lai18:Lai18",
+}
+
+#: Published systems that cannot be run and verified here: name -> (citation, exactly what is missing).
+UNAVAILABLE_MODELS: dict[str, tuple[str, str]] = {
+    "tcvc": ("Liu et al. 2021, Temporally Consistent Video Colorization (lyh-18/TCVC)",
+             "not ported: its inter-frame branch warps features with NVIDIA flownet2-pytorch's FlowNet2 "
+             "(custom CUDA correlation/channelnorm/resample2d ops) whose weights live inside the TCVC "
+             "checkpoint experiments/TCVC_IDC/models/80000_G.pth together with its SIGGRAPH17 key branch; "
+             "that checkpoint and FlowNet2_checkpoint.pth.tar are only on Google Drive/Baidu with no "
+             "published hash, so a plain-PyTorch FlowNet2 port mapping those flow.* keys (vcbench's FlowNet2 "
+             "is ptlflow's, a different key layout) cannot be checked against the real file here"),
+    "he18": ("He et al. 2018, Deep Exemplar-based Colorization (msracver/Deep-Exemplar-based-Colorization)",
+             "its similarity sub-net and the Deep Image Analogy correspondence it needs exist only as "
+             "Windows/Caffe CUDA code (similarity_combo.exe, vgg19_bn_gray_ft_iter_150000.caffemodel); only "
+             "the colorization sub-net (example_net.pth) is PyTorch, and it cannot run without those maps"),
+    "meyer18": ("Meyer et al. 2018, Deep Video Color Propagation (BMVC)",
+                "no public code or weights were released (Disney Research / ETH; only the paper and a "
+                "patent application are public)"),
+}
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -46,6 +76,8 @@ class ModelEntry:
     name: str
     target: str
     origin: str = "built-in"
+    #: Set for a listed system that cannot run here: why (see UNAVAILABLE_MODELS).
+    unavailable: str | None = None
 
 
 @dataclass
@@ -66,6 +98,8 @@ def model_entries() -> dict[str, ModelEntry]:
     """Every model name, built-ins first; a plug-in cannot take a built-in's name (it is skipped
     with a warning, so a stray package cannot silently replace a published baseline)."""
     entries = {name: ModelEntry(name, target) for name, target in BUILTIN_MODELS.items()}
+    for name, (cite, why) in UNAVAILABLE_MODELS.items():
+        entries[name] = ModelEntry(name, "", unavailable=f"{cite}: {why}")
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = getattr(ep, "dist", None)
         origin = f"{dist.name} {dist.version}" if dist is not None else "entry point"
@@ -81,6 +115,29 @@ def model_entries() -> dict[str, ModelEntry]:
 def model_names() -> list[str]:
     """All registered model names (built-ins, then plug-ins in alphabetical order)."""
     return list(model_entries())
+
+
+def wrapper_names() -> list[str]:
+    """Names usable after '+' (`welsh+dvp`)."""
+    return list(BUILTIN_WRAPPERS)
+
+
+def wrapper_class(name: str) -> type:
+    """The Wrapper subclass registered under `name` (imported now)."""
+    from vcbench.baselines.wrappers import Wrapper
+
+    if name not in BUILTIN_WRAPPERS:
+        raise InputError(f"unknown wrapper {name!r}; valid wrappers: {', '.join(BUILTIN_WRAPPERS)}",
+                         hint="name a wrapped model as BASE+WRAPPER, e.g. welsh+dvp (see `vcbench models list`)")
+    target = BUILTIN_WRAPPERS[name]
+    try:
+        module_name, _, attr = target.partition(":")
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"wrapper {name!r} ({target}) cannot be loaded: {type(exc).__name__}: {exc}".replace("\n", " "))
+    if not (isinstance(cls, type) and issubclass(cls, Wrapper)):
+        raise InputError(f"{target} is not a vcbench.baselines.wrappers.Wrapper subclass")
+    return cls
 
 
 def _import_target(target: str) -> type[Colorizer]:
@@ -101,9 +158,26 @@ def _entry(name: str) -> ModelEntry:
     return entries[name]
 
 
+@functools.lru_cache(maxsize=None)
+def _wrapped(name: str) -> type[Colorizer]:
+    from vcbench.baselines.wrappers import make_wrapped_class
+
+    base, *wrappers = name.split("+")
+    cls = model_class(base)
+    for w in wrappers:
+        cls = make_wrapped_class(cls, wrapper_class(w))
+    return cls
+
+
 def model_class(name: str) -> type[Colorizer]:
-    """The Colorizer subclass registered under `name` (imported now)."""
+    """The Colorizer subclass registered under `name` (imported now); `BASE+WRAPPER[+...]` builds
+    the wrapped model's class."""
+    if "+" in name:
+        return _wrapped(name)
     entry = _entry(name)
+    if entry.unavailable:
+        raise InputError(f"model {name!r} is not available: {entry.unavailable}",
+                         hint="see `vcbench models list`")
     try:
         return _import_target(entry.target)
     except (ImportError, AttributeError, TypeError) as exc:
@@ -120,6 +194,8 @@ def get_model(name: str, device: str | torch.device = "cpu", **options) -> Color
 def model_info(name: str) -> ModelInfo:
     """Import `name` if possible and describe it; never raises for an import failure."""
     entry = _entry(name)
+    if entry.unavailable:
+        return ModelInfo(entry.name, entry.target, entry.origin, False, error=entry.unavailable)
     try:
         cls = _import_target(entry.target)
     except Exception as exc:  # noqa: BLE001 - any failure of a third-party import is reported, not raised

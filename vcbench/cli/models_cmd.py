@@ -1,5 +1,6 @@
 """`vcbench models list`: every registered model (built-ins and `vcbench.models` plug-ins), whether it
-can be imported, and the state of each weight file it needs (never downloading anything)."""
+can be imported, and the state of each weight file it needs (never downloading anything); then the
+post-processing wrappers, used as BASE+WRAPPER (`welsh+dvp`)."""
 
 from __future__ import annotations
 
@@ -22,25 +23,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=run_list)
 
 
+def _weights_status(names: list[str]) -> list[dict[str, Any]]:
+    from vcbench.errors import VcbenchError
+    from vcbench.weights import status
+
+    weights = []
+    for w in names:
+        try:
+            state, path, digest = status(w)
+            weights.append({"name": w, "status": state, "path": str(path), "sha256": digest})
+        except VcbenchError as exc:  # a model naming a weight file the registry does not know
+            weights.append({"name": w, "status": "unknown", "path": None, "sha256": None, "error": str(exc)})
+    return weights
+
+
 def model_rows() -> list[dict[str, Any]]:
     """One plain dict per model: name, origin, available (+ error), description, weights with status."""
     from vcbench.baselines.registry import model_info, model_names
-    from vcbench.errors import VcbenchError
-    from vcbench.weights import status
 
     rows = []
     for name in model_names():
         info = model_info(name)
-        weights = []
-        for w in info.weights:
-            try:
-                state, path, digest = status(w)
-                weights.append({"name": w, "status": state, "path": str(path), "sha256": digest})
-            except VcbenchError as exc:  # a model naming a weight file the registry does not know
-                weights.append({"name": w, "status": "unknown", "path": None, "sha256": None, "error": str(exc)})
-        rows.append({"name": info.name, "origin": info.origin, "target": info.target, "available": info.available,
-                     "error": info.error, "description": info.description, "uses_reference": info.uses_reference,
-                     "weights": weights})
+        rows.append({"name": info.name, "kind": "model", "origin": info.origin, "target": info.target,
+                     "available": info.available, "error": info.error, "description": info.description,
+                     "uses_reference": info.uses_reference, "weights": _weights_status(info.weights)})
+    return rows
+
+
+def wrapper_rows() -> list[dict[str, Any]]:
+    """One plain dict per post-processing wrapper (kind "wrapper"), in the shape of `model_rows`."""
+    from vcbench.baselines.registry import BUILTIN_WRAPPERS, wrapper_class
+    from vcbench.errors import VcbenchError
+
+    rows = []
+    for name, target in BUILTIN_WRAPPERS.items():
+        row: dict[str, Any] = {"name": name, "kind": "wrapper", "origin": "built-in", "target": target,
+                               "available": True, "error": None, "description": "", "uses_reference": None,
+                               "weights": []}
+        try:
+            cls = wrapper_class(name)
+            row["description"] = cls.description
+            row["weights"] = _weights_status(list(cls.weights))
+        except VcbenchError as exc:
+            row["available"], row["error"] = False, str(exc)
+        rows.append(row)
     return rows
 
 
@@ -54,8 +80,9 @@ def _weights_cell(row: dict[str, Any]) -> str:
 
 def run_list(args: argparse.Namespace) -> int:
     rows = model_rows()
+    wrappers = wrapper_rows()
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
+        json.dump(rows + wrappers, sys.stdout, indent=2)
         print()
         return 0
     table = []
@@ -63,4 +90,9 @@ def run_list(args: argparse.Namespace) -> int:
         desc = r["description"] if r["available"] else f"UNAVAILABLE: {r['error']}"
         table.append((r["name"], r["origin"], _weights_cell(r), desc))
     print(format_table(("model", "origin", "weights", "description"), table))
+    print()
+    print("wrappers (post-processes for any model: --model BASE+WRAPPER, e.g. welsh+dvp):")
+    wtable = [(f"BASE+{r['name']}", _weights_cell(r), r["description"] if r["available"] else f"UNAVAILABLE: {r['error']}")
+              for r in wrappers]
+    print(format_table(("wrapper", "weights", "description"), wtable))
     return 0
