@@ -106,6 +106,17 @@ def _builtin_specs() -> dict[str, WeightSpec]:
         WeightSpec("zhang17", "siggraph17-df00044c.pth",
                    "https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
                    description="Zhang et al. 2017 interactive colorization (richzhang/colorization)"),
+        WeightSpec("lai18", "ECCV18_blind_consistency.pth",
+                   "http://vllab.ucmerced.edu/wlai24/video_consistency/models/ECCV18_blind_consistency.pth",
+                   description="Lai et al. 2018 TransformNet (blind consistency); official link dead, no published "
+                               "hash: put your copy here or pass its path"),
+        WeightSpec("maskrcnn_v2", "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+                   "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+                   description="torchvision Mask R-CNN ResNet-50 FPN v2, COCO (instcolor's detector)"),
+        WeightSpec("instcolor_zip", "InstColorization_checkpoints.zip",
+                   "https://drive.google.com/uc?export=download&id=1Xb-DKAA9ibCVLqm8teKd1MWk6imjwTBh",
+                   description="InstColorization checkpoints.zip (Google Drive; no published hash), saved under "
+                               "this name, or a folder holding coco_finetuned_mask_256_ffs/latest_net_{G,GF,GComp}.pth"),
     ]
     return {s.name: s for s in specs}
 
@@ -169,17 +180,6 @@ def _download_command(spec: WeightSpec) -> str:
     return f"vcbench weights download {spec.name}"
 
 
-def _check(spec: WeightSpec, path: Path, source: str, allow_unverified: bool) -> ResolvedWeights:
-    digest = sha256_file(path)
-    ok = spec.matches(digest)
-    if not ok and not allow_unverified:
-        expected = spec.sha256 or f"{spec.sha256_prefix}..."
-        raise WeightsError(
-            f"sha256 {digest[:16]}... does not match the registry's {expected} for {spec.name}",
-            path=path,
-            hint=f"delete it and run `{_download_command(spec)}`, or pass --allow-unverified-weights to use it anyway "
-                 "(the run will be marked unverified)",
-        )
 def missing_hint(spec: WeightSpec) -> str:
     """The fix for a missing file, in one sentence: the command that fetches it, or where a copy goes."""
     return (f"run `{_download_command(spec)}` where there is network, or put a copy of {spec.url} at "
@@ -207,6 +207,17 @@ def error_reason(exc: Exception) -> str:
     return text.rstrip(".")
 
 
+def _check(spec: WeightSpec, path: Path, source: str, allow_unverified: bool) -> ResolvedWeights:
+    digest = sha256_file(path)
+    ok = spec.matches(digest)
+    if not ok and not allow_unverified:
+        expected = spec.sha256 or f"{spec.sha256_prefix}..."
+        raise WeightsError(
+            f"sha256 {digest[:16]}... does not match the registry's {expected} for {spec.name}",
+            path=path,
+            hint=f"delete it and run `{_download_command(spec)}`, or pass --allow-unverified-weights to use it anyway "
+                 "(the run will be marked unverified)",
+        )
     return ResolvedWeights(path=path, sha256=digest, verified=ok, name=spec.name, source=source,
                            hash_checked=spec.has_hash)
 
