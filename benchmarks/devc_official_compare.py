@@ -17,13 +17,11 @@ calls is made here on the CPU.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import tempfile
 import time
 import types
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -81,14 +79,10 @@ class Official:
 
     def state_zip(self, path: Path) -> Path:
         """The random weights as the release zip lays them out."""
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-            for name, net in (("checkpoints/video_moredata_l1/nonlocal_net_iter_76000.pth", self.nonlocal_net),
-                              ("checkpoints/video_moredata_l1/colornet_iter_76000.pth", self.colornet),
-                              ("data/vgg19_conv.pth", self.vggnet)):
-                buf = io.BytesIO()
-                self.torch.save(net.state_dict(), buf)
-                zf.writestr(name, buf.getvalue())
-        return path
+        from vcbench.random_weights import write_devc_zip
+
+        return write_devc_zip(path, {"warpnet": self.nonlocal_net.state_dict(), "colornet": self.colornet.state_dict(),
+                                     "vgg": self.vggnet.state_dict()})
 
     def colorize(self, frames, reference, propagate: bool = False):
         """Yield (network ab at 216x384, smoothed ab at 432x768, RGB uint8) per frame, as test.py."""

@@ -37,38 +37,21 @@ def real_frames(n: int, size: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
 
 
-def random_weights(name: str, folder: Path) -> Path:
-    """A weights file with random values and the real keys/shapes, for timing without the real file."""
-    if name == "raft":
-        from torchvision.models.optical_flow import raft_large
-
-        path = folder / "raft_large_random.pth"
-        torch.save(raft_large(weights=None, progress=False).state_dict(), path)
-        return path
-    from vcbench.flow.flownet2 import import_ptlflow_flownet2
-
-    _, FlowNet2 = import_ptlflow_flownet2()
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in FlowNet2().state_dict().items()}
-    # every tensor is a view of one random pool: the file stays small (torch.save stores it once)
-    pool = (torch.rand(max(s.numel() for s in shapes.values())) - 0.5) * 0.1
-    path = folder / "flownet2_random.ckpt"
-    torch.save({"state_dict": {k: pool[:s.numel()].view(s) for k, s in shapes.items()}}, path)
-    return path
-
-
 def build(name: str, device: str, tmp: Path):
     """(estimator, "real" | "random-init" | "none")."""
     if name in ("dis", "farneback"):
         return get_estimator(name, device), "none"
     from vcbench import weights as vw
+    from vcbench.random_weights import write_random_weights
 
-    if vw.status({"raft": "raft_large", "flownet2": "flownet2_things"}[name])[0] != "missing":  # no download here
+    wname = {"raft": "raft_large", "flownet2": "flownet2_things"}[name]
+    if vw.status(wname)[0] != "missing":  # no download here
         try:
             return get_estimator(name, device), "real"
         except WeightsError as exc:
             print(f"{name}: {exc} -- timing with random-init weights instead", file=sys.stderr)
-    return get_estimator(name, device, allow_unverified=True, weights_path=random_weights(name, tmp)), "random-init"
+    path = write_random_weights(tmp, [wname])[wname]
+    return get_estimator(name, device, allow_unverified=True, weights_path=path), "random-init"
 
 
 def sync(device: str) -> None:

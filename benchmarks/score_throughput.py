@@ -44,9 +44,9 @@ def _prepare_weights(tmp: Path) -> str:
     home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
     if all((home / "hub" / "checkpoints" / f).is_file() for f in WEIGHT_FILES):
         return f"real weights from {home}"
-    from conftest import build_random_weights  # the test suite's random-init state dicts
+    from vcbench.random_weights import METRIC_WEIGHTS, write_random_weights
 
-    build_random_weights(tmp / "torch_home" / "hub" / "checkpoints")
+    write_random_weights(tmp / "torch_home" / "hub" / "checkpoints", METRIC_WEIGHTS)
     os.environ["TORCH_HOME"] = str(tmp / "torch_home")
     return f"RANDOM-INIT weights in a temporary TORCH_HOME ({tmp / 'torch_home'}): real ones are absent"
 

@@ -173,30 +173,14 @@ def gt_pred_dirs(tmp_path, sample_frames) -> tuple[Path, Path]:
     return pred_dir, gt_dir
 
 
-def build_random_weights(ck: Path, seed: int = 0) -> dict[str, Path]:
-    """Random-init state dicts, with the real keys and shapes, of the torchvision AlexNet (LPIPS backbone),
-    torchvision VGG19 (top1/top5) and pytorch-fid's FID InceptionV3, saved under their canonical names."""
-    import torchvision
-
-    from vcbench.metrics.inception import fid_inception_v3
-
-    ck.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    files = {"alexnet": ck / "alexnet-owt-7be5be79.pth", "vgg19": ck / "vgg19-dcbb9e9d.pth",
-             "inception_fid": ck / "pt_inception-2015-12-05-6726825d.pth"}
-    torch.save(torchvision.models.alexnet().state_dict(), files["alexnet"])
-    torch.save(torchvision.models.vgg19().state_dict(), files["vgg19"])
-    # Random weights with the keys and shapes of pytorch-fid's checkpoint (pytorch-fid's own strict
-    # loader accepts them in the tests that compare against it).
-    net = fid_inception_v3(init_weights=True)
-    torch.save(net.state_dict(), files["inception_fid"])
-    return files
-
-
 @pytest.fixture(scope="session")
 def random_weights(tmp_path_factory) -> dict[str, Path]:
-    """{weights name: file}: build_random_weights once per session (VGG19 alone is 548 MB to initialise)."""
-    return build_random_weights(tmp_path_factory.mktemp("random_weights"))
+    """{weights name: file}: random-init AlexNet (LPIPS backbone), VGG19 (top1/top5) and FID Inception
+    with the real keys and shapes, under their canonical names, once per session (VGG19 alone is
+    548 MB to initialise)."""
+    from vcbench.random_weights import METRIC_WEIGHTS, write_random_weights
+
+    return write_random_weights(tmp_path_factory.mktemp("random_weights"), METRIC_WEIGHTS)
 
 
 @pytest.fixture

@@ -422,11 +422,9 @@ RAFT_FILE = "raft_large_C_T_SKHT_V2-ff5fadd5.pth"
 
 def _random_raft(path: Path, seed: int) -> str:
     """A random-init RAFT-large state dict where the resolver looks; its sha256 cannot match the registry's."""
-    import torch
-    from torchvision.models.optical_flow import raft_large
+    from vcbench.random_weights import write_random_weights
 
-    torch.manual_seed(seed)
-    torch.save(raft_large(weights=None, progress=False).state_dict(), path)
+    assert write_random_weights(path.parent, ["raft_large"], seed)["raft_large"] == path
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -7,7 +7,6 @@ one-time comparison with the official code itself is benchmarks/devc_official_co
 
 from __future__ import annotations
 
-import io
 import zipfile
 from pathlib import Path
 
@@ -23,12 +22,7 @@ from vcbench.baselines.devc.warpnet import WarpNet, channel_normalize
 from vcbench.baselines.devc.weights import load_devc_weights, load_strict
 from vcbench.errors import InputError, WeightsError
 from vcbench.lab import rgb_uint8_to_lab
-
-ZIP_LAYOUT = {
-    "warpnet": "checkpoints/video_moredata_l1/nonlocal_net_iter_76000.pth",
-    "colornet": "checkpoints/video_moredata_l1/colornet_iter_76000.pth",
-    "vgg": "data/vgg19_conv.pth",
-}
+from vcbench.random_weights import DEVC_ZIP_LAYOUT, devc_states, write_devc_zip
 
 # Read off the official models/NonlocalNet.py and models/ColorVidNet.py (module, key, shape).
 OFFICIAL_KEYS = [
@@ -65,18 +59,7 @@ def _module(net: DEVCNet, which: str) -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def official_state() -> dict[str, dict[str, torch.Tensor]]:
-    torch.manual_seed(0)
-    net = DEVCNet()
-    return {k: {n: t.clone() for n, t in _module(net, k).state_dict().items()} for k in ZIP_LAYOUT}
-
-
-def _write_zip(path: Path, state: dict, layout: dict = ZIP_LAYOUT, prefix: str = "") -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        for which, member in layout.items():
-            buf = io.BytesIO()
-            torch.save({prefix + k: v for k, v in state[which].items()}, buf)
-            zf.writestr(member, buf.getvalue())
-    return path
+    return devc_states(seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +72,7 @@ def net(official_state) -> DEVCNet:
 
 @pytest.fixture(scope="module")
 def release_zip(tmp_path_factory, official_state) -> Path:
-    return _write_zip(tmp_path_factory.mktemp("devc") / "colorization_checkpoint.zip", official_state)
+    return write_devc_zip(tmp_path_factory.mktemp("devc") / "colorization_checkpoint.zip", official_state)
 
 
 @pytest.fixture
@@ -114,10 +97,10 @@ def test_port_has_the_official_keys_and_shapes():
 
 def test_other_layouts_module_prefix_and_folders(tmp_path, official_state):
     # tiny stand-ins: finding members by base name and hashing does not depend on the contents
-    tiny = {k: {"w": torch.full((2,), float(i))} for i, k in enumerate(ZIP_LAYOUT)}
+    tiny = {k: {"w": torch.full((2,), float(i))} for i, k in enumerate(DEVC_ZIP_LAYOUT)}
     layout = {"warpnet": "mirror/nonlocal_net_iter_76000.pth", "colornet": "mirror/x/colornet_iter_76000.pth",
               "vgg": "vgg19_conv.pth"}
-    z = _write_zip(tmp_path / "any-name.zip", tiny, layout, prefix="module.")
+    z = write_devc_zip(tmp_path / "any-name.zip", tiny, layout, prefix="module.")
     w = load_devc_weights(z)
     assert w.colornet["module.w"][0] == 1 and w.vgg["module.w"][0] == 2
     folder = tmp_path / "folder"
@@ -153,15 +136,15 @@ def test_wrong_architecture_and_code_pickles_are_refused(tmp_path, official_stat
     warp["extra.weight"] = torch.zeros(1)
     with pytest.raises(WeightsError, match="unexpected 1 keys .*extra.weight.*wrong shapes .*theta.weight"):
         load_strict(WarpNet(), warp, "nonlocal_net_iter_76000.pth", None)
-    tiny = {k: {"w": torch.zeros(1)} for k in ZIP_LAYOUT}
-    z = _write_zip(tmp_path / "c.zip", tiny)
+    tiny = {k: {"w": torch.zeros(1)} for k in DEVC_ZIP_LAYOUT}
+    z = write_devc_zip(tmp_path / "c.zip", tiny)
     with zipfile.ZipFile(z, "a") as zf:  # a second vgg19_conv.pth is ambiguous
         zf.writestr("other/vgg19_conv.pth", b"")
     with pytest.raises(WeightsError, match="2 files named vgg19_conv.pth"):
         load_devc_weights(z)
     code = tmp_path / "d"
     code.mkdir()
-    for which, member in ZIP_LAYOUT.items():
+    for which, member in DEVC_ZIP_LAYOUT.items():
         torch.save(tiny[which], code / Path(member).name)
     torch.save({"x": Path("/")}, code / "vgg19_conv.pth")  # an arbitrary object, not a tensor
     with pytest.raises(WeightsError, match="weights_only=True"):
@@ -181,12 +164,12 @@ def test_members_are_unpickled_only_by_the_weights_module(tmp_path, monkeypatch)
         return real(path, key, data=data)
 
     monkeypatch.setattr(vcbench.weights, "load_state_dict", spy)
-    tiny = {k: {"w": torch.zeros(1)} for k in ZIP_LAYOUT}
-    weights = load_devc_weights(_write_zip(tmp_path / "c.zip", tiny), allow_unverified=True)
+    tiny = {k: {"w": torch.zeros(1)} for k in DEVC_ZIP_LAYOUT}
+    weights = load_devc_weights(write_devc_zip(tmp_path / "c.zip", tiny), allow_unverified=True)
     assert seen == ["c.zip"] * 3 and torch.equal(weights.vgg["w"], torch.zeros(1))
     bad = tmp_path / "bad"
     bad.mkdir()
-    for which, member in ZIP_LAYOUT.items():
+    for which, member in DEVC_ZIP_LAYOUT.items():
         (bad / Path(member).name).write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError) as exc:
         load_devc_weights(bad)
@@ -320,7 +303,7 @@ def test_release_zip_loads_strictly_and_colorizes_real_frames(devc_home, officia
     sha = model.weights_used()
     assert sha["colorization_checkpoint.zip"] == hashlib.sha256(release_zip.read_bytes()).hexdigest()
     with zipfile.ZipFile(release_zip) as zf:
-        assert sha["colornet_iter_76000.pth"] == hashlib.sha256(zf.read(ZIP_LAYOUT["colornet"])).hexdigest()
+        assert sha["colornet_iter_76000.pth"] == hashlib.sha256(zf.read(DEVC_ZIP_LAYOUT["colornet"])).hexdigest()
     assert set(sha) == {"colorization_checkpoint.zip", "nonlocal_net_iter_76000.pth", "colornet_iter_76000.pth",
                         "vgg19_conv.pth"}
     assert model.config()["geometry"] == "leaderboard" and model.config()["temperature"] == 1e-10

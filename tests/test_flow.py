@@ -286,16 +286,11 @@ def test_pad_and_unpad_round_trip():
 
 
 # ------------------------------------------------------------------------------------------ RAFT
-def _raft_state_dict():
-    from torchvision.models.optical_flow import raft_large
-
-    torch.manual_seed(0)
-    return raft_large(weights=None, progress=False).state_dict()
-
-
 @pytest.fixture
 def raft_weights(torch_home):
-    sd = _raft_state_dict()
+    from vcbench.random_weights import raft_large_state
+
+    sd = raft_large_state(seed=0)
     path = torch_home / "hub" / "checkpoints" / "raft_large_C_T_SKHT_V2-ff5fadd5.pth"
     torch.save(sd, path)
     return sd
@@ -335,23 +330,11 @@ def test_raft_random_weights_match_torchvision(raft_weights, bikes_frames, torch
 # -------------------------------------------------------------------------------------- FlowNet2
 @pytest.fixture(scope="module")
 def flownet2_ckpt(tmp_path_factory):
-    """A ptlflow-style Lightning checkpoint of FlowNet2 with random weights.
+    """A ptlflow-style Lightning checkpoint of FlowNet2 with random weights (38 MB, see
+    vcbench.random_weights.flownet2_checkpoint); the keys and shapes are FlowNet2's own."""
+    from vcbench.random_weights import write_random_weights
 
-    All 162M parameters are views of one random 9.4M-float pool (torch.save stores a shared
-    storage once), so the file is 38 MB instead of 650 MB; the keys and shapes are FlowNet2's own.
-    """
-    from vcbench.flow.flownet2 import import_ptlflow_flownet2
-
-    _, FlowNet2 = import_ptlflow_flownet2()
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in FlowNet2().state_dict().items()}
-    g = torch.Generator().manual_seed(0)
-    pool = (torch.rand(max(s.numel() for s in shapes.values()), generator=g) - 0.5) * 0.1
-    ckpt = {"state_dict": {k: pool[:s.numel()].view(s) for k, s in shapes.items()},
-            "hyper_parameters": {"train_size": [384, 512]}, "pytorch-lightning_version": "2.0.0"}
-    path = tmp_path_factory.mktemp("ptlflow") / "flownet2-things-d63b53a7.ckpt"
-    torch.save(ckpt, path)
-    return path
+    return write_random_weights(tmp_path_factory.mktemp("ptlflow"), ["flownet2_things"])["flownet2_things"]
 
 
 def test_fast_correlation_equals_ptlflow_fallback():

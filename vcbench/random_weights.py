@@ -1,0 +1,136 @@
+"""Random-init weight files in the official layouts: the real keys, shapes and file names, random values.
+
+Neither CI nor a lent GPU machine has pretrained weights, and neither may download them. Tests and
+benchmarks still run vcbench's real resolver and loaders (strict state-dict loads, the DEVC zip's
+member lookup, ptlflow's Lightning checkpoint) on files written here under their canonical names,
+usually in a temporary `$TORCH_HOME/hub/checkpoints`. Speed does not depend on the values; the
+hashes never match the registry's, so loaders need `allow_unverified`. Seeds are fixed and the
+global torch RNG is left as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+#: Where the official release zip keeps DEVC's three files (members are found by base name).
+DEVC_ZIP_LAYOUT = {
+    "warpnet": "checkpoints/video_moredata_l1/nonlocal_net_iter_76000.pth",
+    "colornet": "checkpoints/video_moredata_l1/colornet_iter_76000.pth",
+    "vgg": "data/vgg19_conv.pth",
+}
+
+
+def _seeded(build: Callable[[], torch.nn.Module], seed: int) -> dict[str, torch.Tensor]:
+    """`build()`'s state dict under torch.manual_seed(seed), without disturbing the caller's RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build().state_dict()
+
+
+def alexnet_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """torchvision AlexNet (the LPIPS backbone, `alexnet-owt-7be5be79.pth`)."""
+    from torchvision.models import alexnet
+
+    return _seeded(lambda: alexnet(weights=None), seed)
+
+
+def vgg19_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """torchvision VGG19 (top1/top5, `vgg19-dcbb9e9d.pth`); 548 MB to initialise."""
+    from torchvision.models import vgg19
+
+    return _seeded(lambda: vgg19(weights=None), seed)
+
+
+def fid_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """pytorch-fid's FID InceptionV3 (`pt_inception-2015-12-05-6726825d.pth`); pytorch-fid's own
+    strict loader accepts it. Needs the pytorch-fid package (its Inception blocks)."""
+    from vcbench.metrics.inception import fid_inception_v3
+
+    return _seeded(lambda: fid_inception_v3(init_weights=True), seed)
+
+
+def raft_large_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """torchvision RAFT-large (`raft_large_C_T_SKHT_V2-ff5fadd5.pth`)."""
+    from torchvision.models.optical_flow import raft_large
+
+    return _seeded(lambda: raft_large(weights=None, progress=False), seed)
+
+
+def flownet2_checkpoint(seed: int = 0) -> dict[str, Any]:
+    """A ptlflow-style Lightning checkpoint of FlowNet2 (`flownet2-things-d63b53a7.ckpt`). Needs ptlflow.
+
+    All 162M parameters are views of one random pool as large as the largest tensor (torch.save
+    stores a shared storage once), so the file is 38 MB instead of 650 MB.
+    """
+    from vcbench.flow.flownet2 import import_ptlflow_flownet2
+
+    _, FlowNet2 = import_ptlflow_flownet2()
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in FlowNet2().state_dict().items()}
+    g = torch.Generator().manual_seed(seed)
+    pool = (torch.rand(max(s.numel() for s in shapes.values()), generator=g) - 0.5) * 0.1
+    return {"state_dict": {k: pool[:s.numel()].view(s) for k, s in shapes.items()},
+            "hyper_parameters": {"train_size": [384, 512]}, "pytorch-lightning_version": "2.0.0"}
+
+
+def devc_states(seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
+    """{"warpnet", "colornet", "vgg"}: DEVC's three state dicts with the official keys and shapes."""
+    from vcbench.baselines.devc.inference import DEVCNet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = DEVCNet()
+    parts = {"warpnet": net.warpnet, "colornet": net.colornet, "vgg": net.vgg}
+    return {k: {n: t.clone() for n, t in parts[k].state_dict().items()} for k in DEVC_ZIP_LAYOUT}
+
+
+def write_devc_zip(path: Path, states: dict[str, dict[str, Any]], layout: dict[str, str] = DEVC_ZIP_LAYOUT,
+                   prefix: str = "") -> Path:
+    """DEVC's state dicts packed as the release zip lays them out (`layout`: part -> member path);
+    `prefix` is put before every key (e.g. DataParallel's "module.")."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for which, member in layout.items():
+            buf = io.BytesIO()
+            torch.save({prefix + k: v for k, v in states[which].items()}, buf)
+            zf.writestr(member, buf.getvalue())
+    return path
+
+
+#: Registry name (vcbench.weights) -> what is saved under its canonical file name.
+BUILDERS: dict[str, Callable[[int], Any]] = {
+    "alexnet": alexnet_state,
+    "vgg19": vgg19_state,
+    "inception_fid": fid_inception_state,
+    "raft_large": raft_large_state,
+    "flownet2_things": flownet2_checkpoint,
+}
+
+
+#: The scorer's networks: LPIPS backbone, top1/top5 classifier, FID/KID Inception.
+METRIC_WEIGHTS = ("alexnet", "vgg19", "inception_fid")
+
+
+def write_random_weights(folder: str | Path, names: Iterable[str], seed: int = 0) -> dict[str, Path]:
+    """Write random-init files for registry `names` (BUILDERS, plus "devc_zip") into `folder` under
+    their canonical names; returns {name: path}. A builder whose package is missing raises the
+    resolver's MissingDependencyError (FlowNet2: ptlflow; FID Inception: pytorch-fid)."""
+    from vcbench.weights import get_spec
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    for name in names:
+        path = folder / get_spec(name).filename
+        if name == "devc_zip":
+            write_devc_zip(path, devc_states(seed))
+        elif name in BUILDERS:
+            torch.save(BUILDERS[name](seed), path)
+        else:
+            raise KeyError(f"no random-weights builder for {name!r} (have {', '.join([*BUILDERS, 'devc_zip'])})")
+        out[name] = path
+    return out
