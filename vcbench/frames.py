@@ -41,9 +41,13 @@ def natural_key(s: str) -> tuple:
 
 def decoder_description() -> str:
     """What decoded the frames, for the run's protocol record."""
-    import av
     import PIL
 
+    try:  # frame folders need Pillow alone; an image without PyAV (the GPU machine's) still scores them
+        import av
+    except ImportError:
+        return (f"Pillow {PIL.__version__} (images; EXIF orientation applied, as cv2.imread does); "
+                "PyAV not installed (no video input)")
     return (f"PyAV {av.__version__} rgb24 (video), Pillow {PIL.__version__} (images; EXIF orientation applied, "
             "as cv2.imread does)")
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vcbench.errors import InputError
+from vcbench.errors import InputError, MissingDependencyError
 from vcbench.metrics.base import FrameContext, Metric
 from vcbench.metrics.memo import BatchMemo
 from vcbench.metrics.network import build_loaded, forward_in_chunks, load_network
@@ -44,8 +44,13 @@ GT_FEATURES_KEY = "inception_pool3"
 
 def fid_inception_v3(init_weights: bool = False) -> torch.nn.Module:
     """pytorch-fid's FID InceptionV3 architecture (torchvision's, with its patched blocks), unloaded."""
-    from pytorch_fid import inception as pf
     from torchvision.models import inception_v3
+
+    try:  # a missing package makes FID/KID unavailable (suite: a WeightsError), not a crash
+        from pytorch_fid import inception as pf
+    except ImportError as exc:
+        raise MissingDependencyError(f"the FID InceptionV3 blocks come from pytorch-fid, which failed to import ({exc})",
+                                     hint="pip install pytorch-fid==0.3.0") from exc
 
     net = inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=init_weights)
     net.Mixed_5b = pf.FIDInceptionA(192, pool_features=32)
