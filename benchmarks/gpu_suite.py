@@ -61,7 +61,7 @@ class Plan:
     devc_clips: int = 8
     devc_frames_per_call: int = 8
     devc_calls: int = 4  # timed calls after one warm-up call
-    devc_cpu_frames: int = 2  # timed CPU frames (1 clip) after one warm-up frame
+    devc_cpu_frames: int = 2  # timed CPU frames (1 clip), after a warm-up call of as many
     flow_sizes: tuple = ((216, 384), (480, 854))
     flow_pairs: int = 32
     flow_batch: int = 8
@@ -512,7 +512,7 @@ def scoring_section(ctx: Ctx, budget: Budget) -> list[dict]:
                       use_cache=False, progress=False, allow_unverified_weights=True)
 
     # 1. the full suite end to end (PNG decode included), device then CPU; values compared
-    full = f"full suite, Scorer on PNG folders, {p.score_clips} clips x {p.score_frames} frames {size}"
+    full = f"full suite, Scorer on PNG folders, {p.score_clips} clip(s) x {p.score_frames} frames {size}"
     try:
         s_dev = scorer(ctx.device)
         s_dev.suite  # noqa: B018  (weights load outside the timing)
