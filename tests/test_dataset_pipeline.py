@@ -80,8 +80,11 @@ def test_build_contents_and_manifest(clean_build):
     files = json.loads(row.files)
     assert len(files) == 5 and all((clean_build / f).is_file() for f in files)
     flow_files = json.loads(row.flow_files)
-    fw = np.load(clean_build / next(f for f in flow_files if f.endswith("flow_fw.npy")))
-    assert fw.dtype == np.float16 and fw.shape == (4, 48, 96, 2)
+    from vcbench.datasets.shards import clip_flow_files, clip_mask_files, read_stored_flow
+
+    fw = np.stack([read_stored_flow(clean_build, f) for f in clip_flow_files(flow_files, "fw")])
+    assert fw.dtype == np.float32 and fw.shape == (4, 48, 96, 2)
+    assert len(clip_flow_files(flow_files, "bw")) == len(clip_mask_files(flow_files)) == 4
     refs = json.loads(row.references)
     assert len(refs) == 5 and refs == sorted(refs, key=lambda r: -r["score"])
     aug = json.loads(df[df.variant > 0].iloc[0].augmentation)
@@ -205,7 +208,7 @@ def test_verify_finds_corrupt_and_missing_files(clean_build, tmp_path, cli):
     assert main(["datasets", "verify", str(out)]) == 0
     df = pd.read_parquet(out / "manifest.parquet")
     frame = sorted(json.loads(df.iloc[1].files))[2]
-    flow = next(f for f in json.loads(df.iloc[3].flow_files) if f.endswith("flow_bw.npy"))
+    flow = next(f for f in json.loads(df.iloc[3].flow_files) if "/flow_bw/" in f)
     data = bytearray((out / frame).read_bytes())
     data[len(data) // 2] ^= 0xFF
     (out / frame).write_bytes(bytes(data))
@@ -227,6 +230,7 @@ def test_devc_export_layout_and_pairs_columns(clean_build, tmp_path):
     import cv2
 
     from vcbench.datasets.export_devc import export_devc
+    from vcbench.datasets.shards import clip_flow_files, read_stored_flow
     from vcbench.flow.flo import read_flo
 
     dest = tmp_path / "devc"
@@ -238,7 +242,7 @@ def test_devc_export_layout_and_pairs_columns(clean_build, tmp_path):
         lines = (clip / "pairs_output_new.txt").read_text().splitlines()
         assert len(lines) == row.num_frames - 1
         refs = [r["id"] for r in json.loads(row.references)]
-        fw_store = np.load(clean_build / next(f for f in json.loads(row.flow_files) if f.endswith("flow_fw.npy")))
+        fw_store = [read_stored_flow(clean_build, f) for f in clip_flow_files(json.loads(row.flow_files), "fw")]
         for t, line in enumerate(lines):
             cols = line.split()
             assert len(cols) == 12
@@ -254,7 +258,7 @@ def test_devc_export_layout_and_pairs_columns(clean_build, tmp_path):
                 assert (clip / "reference_gt" / f"{name}.jpg").is_file()
             fw = read_flo(clip / "flow" / f"{img1}_forward.flo")
             assert fw.shape == (48, 96, 2)
-            np.testing.assert_array_equal(fw, fw_store[t].astype(np.float32))
+            np.testing.assert_array_equal(fw, fw_store[t])
             assert read_flo(clip / "flow" / f"{img1}_backward.flo").shape == (48, 96, 2)
             mask = cv2.imread(str(clip / "mask" / f"{img1}_mask.pgm"), cv2.IMREAD_UNCHANGED)
             assert mask.shape == (48, 96) and set(np.unique(mask)) <= {0, 255}

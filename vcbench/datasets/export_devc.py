@@ -1,6 +1,6 @@
-"""Export a build to the folder layout DEVC's own training loader reads (`lib/videoloader.py`).
+"""Export a build to the folder layouts DEVC's own training loaders read (`vcbench datasets export`).
 
-Per clip folder:
+A build-dataset folder becomes DEVC's `--data_root` (`lib/videoloader.py`), one folder per clip:
   input_pad/%05d.jpg        the frames
   reference/<id>.JPEG       the 5 retrieved gallery images
   reference_gt/%05d.jpg     three frames of the clip itself (first, middle, last)
@@ -13,22 +13,33 @@ Per clip folder:
   reference/ (the loader appends .JPEG); refgt1..3 name files in reference_gt/ (.jpg); refvid and
   refvid1 are parsed but never opened by the loader: we write the first and middle frame there.
 Names never contain a dot before the extension, because the loader cuts names at the first '.'.
+A build-pairs folder becomes its `--data_root_imagenet` (`vcbench.datasets.export_pairs`).
+
+What it costs: JPEG frames and gallery images are hard links to the build's files (no bytes; a copy
+where the two folders are on different file systems, or with `link=False`); masks are written as
+PGM; flow must be converted, because DEVC reads raw float32 `.flo` (8 bytes per pixel and pair:
+at 216x384 and 24 pairs, 31.9 MB per clip, against 2-4 MB of PNG flow in the build).
+`backward_flow="zero"` links every `_backward.flo` to one all-zero file: DEVC's train.py never
+uses the backward flow (its ImageNet loader passes zeros itself), which halves that.
 
 One folder holds one build's export, never a mix that DEVC's loader (which reads every sub-folder
-of its data root as a clip) would take for one dataset: `vcbench-export.json` (a file, which the
-loader skips) records the build's id and manifest sha256; an export into a folder that records
-another build, or that holds clip folders without such a record, is refused. The export holds the
-folder's lock (`vcbench.lock.FolderLock`) while it runs; each clip is written in its writer's own
-temporary folder and renamed when complete, so an interrupted export resumes where it stopped and
-leaves no partial clip (temporary folders of a dead export are removed by the next one).
+of its data root as a clip or class) would take for one dataset: `vcbench-export.json` (a file,
+which the loaders skip) records the build's id, manifest sha256, kind and options; an export into
+a folder that records another build or other options, or that holds folders without such a
+record, is refused. The export holds the folder's lock (`vcbench.lock.FolderLock`) while it runs;
+each clip (class) is written in its writer's own temporary folder and renamed when complete, so an
+interrupted export resumes where it stopped and leaves no partial unit (temporary folders of a dead
+export are removed by the next one).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -42,26 +53,69 @@ from vcbench.lock import FolderLock, PrivateDir, sweep_private_dirs
 
 MARKER = "vcbench-export.json"
 MARKER_FORMAT = "vcbench-devc-export/1"
+BACKWARD_FLOW = ("full", "zero")
+
+
+# ------------------------------------------------------------------------------ files of an export
+class Placer:
+    """Puts files into an export: a hard link to an existing file where it can (`link`), else a
+    copy; counts the bytes written and those shared by links."""
+
+    def __init__(self, link: bool = True):
+        self.link = link
+        self.written = 0
+        self.linked = 0
+
+    def bytes(self, dst: Path, data: bytes) -> None:
+        write_bytes(dst, data)
+        self.written += len(data)
+
+    def file(self, src: Path, dst: Path) -> None:
+        size = src.stat().st_size
+        if self.link:
+            try:
+                os.link(src, dst)
+                self.linked += size
+                return
+            except OSError as exc:  # another file system, or one without hard links: copy instead
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+        with write_errors(dst, size=size):
+            shutil.copyfile(src, dst)
+        self.written += size
+
+    def jpeg(self, src: Path, dst: Path) -> None:
+        """A JPEG file as it is (linked), any other image re-encoded as JPEG (quality 95, 4:4:4)."""
+        if src.suffix.lower() in (".jpg", ".jpeg"):
+            self.file(src, dst)
+        else:
+            self.bytes(dst, _jpeg_bytes(src))
+
+    def stats(self) -> dict:
+        return {"bytes_written": self.written, "bytes_linked": self.linked}
 
 
 def _jpeg_bytes(src: Path) -> bytes:
     if src.suffix.lower() in (".jpg", ".jpeg"):
         return src.read_bytes()
-    bgr = cv2.imdecode(np.frombuffer(src.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-    return encode_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "jpg")
+    from vcbench.frames import read_image
+
+    return encode_image(read_image(src), "jpg")
 
 
-def _reference_bytes(path: str) -> bytes:
+def _reference(path: str, dst: Path, place: Placer) -> None:
     if path.startswith("skimage:"):
         from vcbench.datasets.stills import load_skimage_still
 
-        return encode_image(load_skimage_still(path.split(":", 1)[1]), "jpg")
+        place.bytes(dst, encode_image(load_skimage_still(path.split(":", 1)[1]), "jpg"))
+        return
     p = Path(path)
     if not p.is_file():
         raise InputError("gallery image of a reference is missing", path=p, hint="restore the --gallery folder, then rerun the export")
-    return _jpeg_bytes(p)
+    place.jpeg(p, dst)
 
 
+# ------------------------------------------------------------------------------- the video clips
 def pairs_lines(num_frames: int, ref_ids: list[str], gt_frames: list[int]) -> list[str]:
     refs = [ref_ids[i % len(ref_ids)] for i in range(5)]
     gts = [f"{gt_frames[i % len(gt_frames)]:05d}.jpg" for i in range(3)]
@@ -81,54 +135,45 @@ def _check_exportable(root: Path, flow_files: dict, refs: list) -> None:
                          path=root, hint="rebuild with --features weightfree (or vgg19) into a new --out")
 
 
-def export_clip(root: Path, row, dest: Path) -> None:
-    """One clip, written in a private temporary folder and renamed onto `dest` when complete."""
+def _write_clip(root: Path, row, tmp: Path, place: Placer, zero_flow: Path | None = None) -> None:
+    """One clip's files in `tmp` (its writer's private folder). `zero_flow`: the all-zero .flo that
+    every backward flow links to (backward_flow="zero"); None writes the real backward flow."""
+    from vcbench.datasets.shards import clip_flow_files, clip_mask_files, read_stored_flow
+    from vcbench.flow.flo import encode_flo
+
     files = sorted(json.loads(row.files))
     flow_files = json.loads(row.flow_files)
     refs = json.loads(row.references)
     _check_exportable(root, flow_files, refs)
-    work = PrivateDir(dest.parent, dest.name)
-    try:
-        _write_clip(root, row, work.path, files, flow_files, refs)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(work.path, dest)
-    except BaseException:
-        work.discard()
-        raise
-    work.release()
-
-
-def _write_clip(root: Path, row, tmp: Path, files: list[str], flow_files: dict, refs: list[dict]) -> None:
-    from vcbench.flow.flo import encode_flo
-
     for sub in ("input_pad", "reference", "reference_gt", "flow", "mask"):
         (tmp / sub).mkdir(parents=True)
     n = len(files)
     for t, rel in enumerate(files):
-        data = _jpeg_bytes(root / rel)
-        write_bytes(tmp / "input_pad" / f"{t:05d}.jpg", data)
+        place.jpeg(root / rel, tmp / "input_pad" / f"{t:05d}.jpg")
     gt_frames = sorted({0, n // 2, n - 1})
     for t in gt_frames:
-        with write_errors(tmp / "reference_gt" / f"{t:05d}.jpg"):
-            shutil.copyfile(tmp / "input_pad" / f"{t:05d}.jpg", tmp / "reference_gt" / f"{t:05d}.jpg")
+        place.file(tmp / "input_pad" / f"{t:05d}.jpg", tmp / "reference_gt" / f"{t:05d}.jpg")
     ref_ids = []
     for r in refs:
         rid = r["id"].replace(".", "_")
         ref_ids.append(rid)
-        write_bytes(tmp / "reference" / f"{rid}.JPEG", _reference_bytes(r["path"]))
-    shard_clip = Path(next(iter(flow_files))).parent
-    fw = np.load(root / shard_clip / "flow_fw.npy").astype(np.float32)
-    bw = np.load(root / shard_clip / "flow_bw.npy").astype(np.float32)
+        _reference(r["path"], tmp / "reference" / f"{rid}.JPEG", place)
+    fw, bw, masks = clip_flow_files(flow_files, "fw"), clip_flow_files(flow_files, "bw"), clip_mask_files(flow_files)
+    if not (len(fw) == len(bw) == len(masks) == n - 1):
+        raise InputError(f"clip {row.clip_id} has {len(fw)} forward, {len(bw)} backward flow files and {len(masks)} "
+                         f"masks for {n} frames", path=root, hint="run vcbench datasets verify on the build")
     for t in range(n - 1):
-        write_bytes(tmp / "flow" / f"{t:05d}_forward.flo", encode_flo(fw[t]))
-        write_bytes(tmp / "flow" / f"{t:05d}_backward.flo", encode_flo(bw[t]))
-        mask = cv2.imdecode(np.frombuffer((root / shard_clip / "mask" / f"{t:05d}.png").read_bytes(), np.uint8),
-                            cv2.IMREAD_GRAYSCALE)
-        write_bytes(tmp / "mask" / f"{t:05d}_mask.pgm", encode_image(mask, "pgm"))
-    write_bytes(tmp / "pairs_output_new.txt", ("\n".join(pairs_lines(n, ref_ids, gt_frames)) + "\n").encode())
+        place.bytes(tmp / "flow" / f"{t:05d}_forward.flo", encode_flo(read_stored_flow(root, fw[t])))
+        if zero_flow is not None:
+            place.file(zero_flow, tmp / "flow" / f"{t:05d}_backward.flo")
+        else:
+            place.bytes(tmp / "flow" / f"{t:05d}_backward.flo", encode_flo(read_stored_flow(root, bw[t])))
+        mask = cv2.imdecode(np.frombuffer((root / masks[t]).read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE)
+        place.bytes(tmp / "mask" / f"{t:05d}_mask.pgm", encode_image(mask, "pgm"))
+    place.bytes(tmp / "pairs_output_new.txt", ("\n".join(pairs_lines(n, ref_ids, gt_frames)) + "\n").encode())
 
 
+# -------------------------------------------------------------------------- one build per folder
 def read_marker(dest: Path) -> dict | None:
     """The export record of `dest` (None when there is none); InputError when it is unreadable."""
     path = Path(dest) / MARKER
@@ -140,15 +185,15 @@ def read_marker(dest: Path) -> dict | None:
         rec = None
     if not isinstance(rec, dict) or rec.get("format") != MARKER_FORMAT:
         raise InputError(f"unreadable {MARKER}: cannot tell which build this export belongs to", path=dest,
-                         hint="choose another --export-devc folder, or delete this one and export again")
+                         hint="choose another export folder, or delete this one and export again")
     return rec
 
 
 def check_export_dest(dest: str | Path, build_id: str, manifest_sha256: str | None = None,
-                      clip_ids: set[str] | None = None) -> None:
-    """Refuse a destination that holds another build's export (its record names another build id or
-    manifest) or clip folders that no export of this build wrote. Callable before the build runs
-    (with the build id alone), so a long build does not end in a refused export."""
+                      unit_names: set[str] | None = None, options: dict | None = None) -> None:
+    """Refuse a destination that holds another build's export (its record names another build id,
+    manifest or export options) or folders that no export of this build wrote. Callable before the
+    build runs (with the build id alone), so a long build does not end in a refused export."""
     dest = Path(dest)
     if not dest.is_dir():
         return
@@ -157,53 +202,123 @@ def check_export_dest(dest: str | Path, build_id: str, manifest_sha256: str | No
                             (manifest_sha256 is not None and rec.get("manifest_sha256") != manifest_sha256)):
         raise InputError(f"this folder holds the DEVC export of another build (build {rec.get('build_id')} "
                          f"from {rec.get('build')}); a second export would mix two builds", path=dest,
-                         hint="choose another --export-devc folder, or delete this one and export again")
+                         hint="choose another export folder, or delete this one and export again")
+    if rec is not None and options is not None and rec.get("options", {}) != options:
+        raise InputError(f"this folder holds this build's DEVC export made with other options "
+                         f"({rec.get('options', {})}; now {options}); the two would mix", path=dest,
+                         hint="rerun with the options of that export, or choose another folder")
     foreign = sorted(p.name for p in dest.iterdir() if p.is_dir() and not p.name.startswith(".")
-                     and (rec is None or (clip_ids is not None and p.name not in clip_ids)))
+                     and (rec is None or (unit_names is not None and p.name not in unit_names)))
     if foreign:
-        what = "clip folders that no export of this build wrote" if rec is not None else \
+        what = "folders that no export of this build wrote" if rec is not None else \
             f"folders but no {MARKER} (not an export of this build)"
         raise InputError(f"this folder holds {what} ({', '.join(foreign[:3])}"
                          f"{f' and {len(foreign) - 3} more' if len(foreign) > 3 else ''}); DEVC's loader would read "
                          "them as part of this dataset", path=dest,
-                         hint="choose an empty folder for --export-devc")
+                         hint="choose an empty folder for the export")
 
 
-def export_devc(root: str | Path, dest: str | Path, *, quiet: bool = False) -> dict:
-    """Write every clip of the build at `root` into `dest` in DEVC's layout; resumes an interrupted
-    export of the same build (finished clips are kept) and refuses a folder of another build's."""
-    from tqdm import tqdm
-
-    from vcbench.datasets.pipeline import build_id
-
-    root, dest = Path(root), Path(dest)
+def build_identity(root: Path, kind: str) -> tuple[dict, Path]:
+    """(build.json, manifest path) of a finished build; one-line errors for an unfinished one."""
     manifest = root / "manifest.parquet"
+    command = "build-pairs" if kind == "pairs" else "build-dataset"
     if not manifest.is_file():
         raise InputError("no manifest.parquet: the build is not complete", path=root,
-                         hint="rerun the same build-dataset command first")
-    df = read_manifest(manifest)
+                         hint=f"rerun the same {command} command first")
     try:
         record = json.loads((root / "build.json").read_text())
     except (OSError, ValueError):
         raise InputError("build.json is missing or unreadable, so the export cannot record which build it is",
-                         path=root, hint="rerun the same build-dataset command first (it rewrites build.json)") from None
-    for row in df.head(1).itertuples(index=False):
-        _check_exportable(root, json.loads(row.flow_files), json.loads(row.references))
-    ident = {"format": MARKER_FORMAT, "build_id": build_id(record), "manifest_sha256": sha256_file(manifest),
-             "build": str(root.resolve()), "clips": int(len(df))}
+                         path=root, hint=f"rerun the same {command} command first (it rewrites build.json)") from None
+    return record, manifest
+
+
+def run_export(root: Path, dest: Path, *, kind: str, record: dict, manifest: Path, units: list[str],
+               write_unit: Callable[[str, Path, Placer], None], done_file: str, options: dict,
+               count_key: str, link: bool = True, quiet: bool = False, prepare: Callable[[Placer], None] | None = None,
+               desc: str = "export-devc") -> dict:
+    """The export of one build into `dest`, unit (clip or class folder) by unit, under `dest`'s lock:
+    a unit is written by `write_unit(name, tmp, placer)` in a private folder, renamed onto
+    `dest/<name>` when complete, and skipped on a rerun when `dest/<name>/<done_file>` exists."""
+    from tqdm import tqdm
+
+    from vcbench.datasets.pipeline import build_id
+
+    ident = {"format": MARKER_FORMAT, "kind": kind, "build_id": build_id(record), "manifest_sha256": sha256_file(manifest),
+             "build": str(root.resolve()), count_key: len(units), "options": options}
+    place = Placer(link)
     written = 0
     with FolderLock(dest, "DEVC export"):
-        check_export_dest(dest, ident["build_id"], ident["manifest_sha256"], set(df["clip_id"]))
+        check_export_dest(dest, ident["build_id"], ident["manifest_sha256"], set(units), options)
         sweep_private_dirs(dest)
         for p in dest.iterdir():  # the layout before private writers: `.<clip>.tmp`
-            if p.is_dir() and p.name.startswith(".") and p.name.endswith(".tmp") and p.name[1:-4] in set(df["clip_id"]):
+            if p.is_dir() and p.name.startswith(".") and p.name.endswith(".tmp") and p.name[1:-4] in set(units):
                 shutil.rmtree(p)
         if read_marker(dest) is None:
             atomic_write_text(dest / MARKER, json.dumps(ident, indent=1, sort_keys=True) + "\n")
-        for row in tqdm(list(df.itertuples(index=False)), unit="clip", desc="export-devc", disable=quiet):
-            target = dest / row.clip_id
-            if (target / "pairs_output_new.txt").is_file():
+        if prepare is not None:
+            prepare(place)
+        for name in tqdm(units, unit=kind[:-1] if kind.endswith("s") else kind, desc=desc, disable=quiet):
+            target = dest / name
+            if (target / done_file).is_file():
                 continue
-            export_clip(root, row, target)
+            work = PrivateDir(dest, name)
+            try:
+                write_unit(name, work.path, place)
+                if target.exists():
+                    shutil.rmtree(target)
+                os.replace(work.path, target)
+            except BaseException:
+                work.discard()
+                raise
+            work.release()
             written += 1
-    return {"dir": str(dest), "clips": int(len(df)), "written": written}
+    return {"dir": str(dest), "kind": kind, count_key: len(units), "written": written, **place.stats(),
+            "options": options}
+
+
+def zero_flow_file(dest: Path, height: int, width: int) -> Path:
+    return Path(dest) / f"vcbench-zero-backward-flow-{height}x{width}.flo"
+
+
+def export_devc(root: str | Path, dest: str | Path, *, quiet: bool = False, link: bool = True,
+                backward_flow: str = "full") -> dict:
+    """Write every clip of the build-dataset folder `root` into `dest` in DEVC's layout; resumes an
+    interrupted export of the same build (finished clips are kept) and refuses a folder of another
+    build's. `link`: hard-link JPEG frames and gallery images; `backward_flow`: "full" or "zero"."""
+    from vcbench.flow.flo import encode_flo
+
+    root, dest = Path(root), Path(dest)
+    if backward_flow not in BACKWARD_FLOW:
+        raise InputError(f"unknown backward flow mode {backward_flow!r}", hint="use full or zero")
+    record, manifest = build_identity(root, "clips")
+    if record.get("kind") == "pairs":
+        from vcbench.datasets.export_pairs import export_pairs
+
+        return export_pairs(root, dest, quiet=quiet, link=link)
+    df = read_manifest(manifest)
+    for row in df.head(1).itertuples(index=False):
+        _check_exportable(root, json.loads(row.flow_files), json.loads(row.references))
+    rows = {row.clip_id: row for row in df.itertuples(index=False)}
+    sizes = sorted({(int(r.height), int(r.width)) for r in rows.values()})
+    options = {} if backward_flow == "full" else {"backward_flow": backward_flow}
+
+    def prepare(place: Placer) -> None:
+        for h, w in sizes if backward_flow == "zero" else ():
+            path = zero_flow_file(dest, h, w)
+            if not path.is_file():
+                from vcbench.atomic import atomic_write_bytes
+
+                atomic_write_bytes(path, encode_flo(np.zeros((h, w, 2), np.float32)))
+
+    def write(name: str, tmp: Path, place: Placer) -> None:
+        row = rows[name]
+        zero = zero_flow_file(dest, int(row.height), int(row.width)) if backward_flow == "zero" else None
+        _write_clip(root, row, tmp, place, zero)
+
+    res = run_export(root, dest, kind="clips", record=record, manifest=manifest, units=list(rows), write_unit=write,
+                     done_file="pairs_output_new.txt", options=options, count_key="clips", link=link, quiet=quiet,
+                     prepare=prepare)
+    res["bytes_per_clip"] = round((res["bytes_written"] + res["bytes_linked"]) / max(1, res["written"])) \
+        if res["written"] else None
+    return res

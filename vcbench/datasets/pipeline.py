@@ -54,7 +54,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CLIPS = {"sample": 24}
 FULL_DEFAULT_CLIPS = 70_000
-PLAN_VERSION = 1
+#: 2: flow stored as KITTI 16-bit PNGs (was float16 .npy); a folder of another version is not resumed.
+PLAN_VERSION = 2
+#: The clip count the stats project the build's size to (DEVC's training set).
+PROJECT_CLIPS = 70_000
 
 
 @dataclass(frozen=True)
@@ -277,7 +280,7 @@ def run_shard(task: ShardTask) -> dict:
         raise
     stats = {
         "shard": task.index, "count": len(task.entries), "successes": len(rows), "failed": len(failures),
-        "failures": failures, "manifest_sha256": manifest_sha,
+        "failures": failures, "manifest_sha256": manifest_sha, "bytes": dict(sorted(writer.bytes.items())),
         "clip_ids": [r["clip_id"] for r in rows], **task.weights.as_dict(), "build_id": task.build_id,
         "timings": {k: round(v, 4) for k, v in {**timings, "total": time.perf_counter() - t_start}.items()},
     }
@@ -512,6 +515,20 @@ def _wait_for_orphans(out: Path, timeout_s: float = 60.0) -> None:
         sweep_private_dirs(f)
 
 
+def size_summary(shard_stats: list[dict], n_items: int, project: int = PROJECT_CLIPS, unit: str = "clip") -> dict:
+    """Bytes the shards hold by kind of file (frames, flow, masks, ...), per item, and projected to
+    `project` items (the per-item mean times `project`: content changes flow's share, so a sample's
+    figure is an estimate for another source)."""
+    total: dict[str, int] = {}
+    for st in shard_stats:
+        for k, v in (st.get("bytes") or {}).items():
+            total[k] = total.get(k, 0) + int(v)
+    per = {k: round(v / n_items) for k, v in sorted(total.items())} if n_items else {}
+    return {"bytes": dict(sorted(total.items())), f"bytes_per_{unit}": per,
+            "projection": {f"{unit}s": project, "bytes": {k: v * project for k, v in per.items()},
+                           "total_bytes": sum(per.values()) * project}}
+
+
 def _build_locked(cfg: BuildConfig, out: Path, opts: RunOptions, weights: WeightsRecord,
                   glabels: dict[str, str] | None, clabels: dict[str, str] | None, token: str) -> dict:
     """The build proper, run while this process holds OUT's lock (`token` names the holding)."""
@@ -611,7 +628,7 @@ def _build_locked(cfg: BuildConfig, out: Path, opts: RunOptions, weights: Weight
         "videos": len(src.videos), "source_failures": len([f for f in failures if f.get("stage") == "source"]),
         "candidates": int(len(cand)), "accepted": int(cand["accepted"].astype(bool).sum()) if len(cand) else 0,
         "rejected_by_reason": dict(sorted(reasons.items())), "clip_failures": len(clip_failures),
-        **weights.as_dict(), "index": _index_summary(gdir),
+        **weights.as_dict(), "index": _index_summary(gdir), **size_summary(shard_stats, n_rows),
         "timings": {"wall_s": round(time.perf_counter() - t0, 3)},
     }
     atomic_write_text(out / "stats.json", json.dumps(totals, indent=1, sort_keys=True) + "\n")

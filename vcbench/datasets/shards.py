@@ -1,4 +1,4 @@
-"""Shard storage: one folder per shard of N clips, frames as files, flow as float16 arrays.
+"""Shard storage: one folder per shard of N clips, frames as files, flow as KITTI 16-bit PNGs.
 
 A shard is built in its writer's own temporary folder (`.shard-00007.w<pid>-<random>.tmp`, see
 `vcbench.lock.PrivateDir`), and renamed to `shard-00007` only when every file it recorded is there
@@ -9,14 +9,16 @@ except the folders of writers that are still alive.
 
 Per clip: `frames/%05d.jpg` (JPEG quality 95, 4:4:4 chroma: colour is what these clips teach, so no
 chroma subsampling; libjpeg-turbo via OpenCV, deterministic for a given build), or PNG (compression 3)
-with `--frame-format png`; `flow_fw.npy` / `flow_bw.npy` (T-1, H, W, 2) float16, forward t->t+1 and
-backward t+1->t; `mask/%05d.png` 255 where the pixel of frame t is visible in t+1 (Lai's test), else 0.
+with `--frame-format png`; `flow_fw/%05d.png` / `flow_bw/%05d.png` forward t->t+1 and backward t+1->t
+as KITTI 16-bit flow PNGs (1/64 px grid, error <= 1/128 px within +-512 px; `vcbench.flow.flo`),
+about 8x smaller than the float16 arrays stored before; `mask/%05d.png` 255 where the pixel of
+frame t is visible in t+1 (Lai's test), else 0. The writer counts the bytes of each kind of file
+(frames, flow, masks), which the stats report per clip.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -54,12 +56,6 @@ def encode_image(rgb: np.ndarray, fmt: str) -> bytes:
     return buf.tobytes()
 
 
-def npy_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
-    return buf.getvalue()
-
-
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -76,26 +72,37 @@ class ShardWriter:
         self._dir = PrivateDir(self.out_root / "shards", shard_name(index))
         self.tmp = self._dir.path
         self.files: dict[str, str] = {}  # path inside the shard -> sha256 of the bytes written
+        self.bytes: dict[str, int] = {}  # kind of file -> bytes written
 
     def _rel(self, *parts: str) -> str:
         return "/".join(("shards", shard_name(self.index), *parts))
 
-    def _put(self, rel_in_shard: str, data: bytes) -> tuple[str, str]:
+    def put(self, rel_in_shard: str, data: bytes, kind: str = "other") -> tuple[str, str]:
+        """Write one file of the shard; returns (path relative to the build, sha256)."""
         path = self.tmp / rel_in_shard
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(path, data)
         digest = sha256_bytes(data)
         self.files[rel_in_shard] = digest
+        self.bytes[kind] = self.bytes.get(kind, 0) + len(data)
         return self._rel(rel_in_shard), digest
 
+    _put = put
+
     def write_frames(self, clip_id: str, frames: np.ndarray, fmt: str) -> dict[str, str]:
-        return dict(self._put(f"{clip_id}/frames/{t:05d}.{fmt}", encode_image(f, fmt)) for t, f in enumerate(frames))
+        return dict(self.put(f"{clip_id}/frames/{t:05d}.{fmt}", encode_image(f, fmt), "frames")
+                    for t, f in enumerate(frames))
 
     def write_flow(self, clip_id: str, fw: np.ndarray, bw: np.ndarray, valid: np.ndarray) -> dict[str, str]:
-        files = dict([self._put(f"{clip_id}/flow_fw.npy", npy_bytes(fw.astype(np.float16))),
-                      self._put(f"{clip_id}/flow_bw.npy", npy_bytes(bw.astype(np.float16)))])
+        from vcbench.flow.flo import encode_flow_png
+
+        files = {}
+        for t in range(len(fw)):
+            files.update([self.put(f"{clip_id}/flow_fw/{t:05d}.png", encode_flow_png(fw[t]), "flow"),
+                          self.put(f"{clip_id}/flow_bw/{t:05d}.png", encode_flow_png(bw[t]), "flow")])
         for t, m in enumerate(valid):
-            files.update([self._put(f"{clip_id}/mask/{t:05d}.png", encode_image(np.where(m, 255, 0).astype(np.uint8), "png"))])
+            files.update([self.put(f"{clip_id}/mask/{t:05d}.png", encode_image(np.where(m, 255, 0).astype(np.uint8), "png"),
+                                   "masks")])
         return files
 
     def manifest_path(self) -> Path:
@@ -136,6 +143,29 @@ class ShardWriter:
 
     def abort(self) -> None:
         self._dir.discard()
+
+
+def clip_flow_files(flow_files: dict[str, str] | list[str], direction: str) -> list[str]:
+    """The stored flow files of one clip in frame order; `direction` "fw" (t -> t+1) or "bw" (t+1 -> t)."""
+    return sorted(f for f in flow_files if f"/flow_{direction}/" in f)
+
+
+def clip_mask_files(flow_files: dict[str, str] | list[str]) -> list[str]:
+    """The stored occlusion masks of one clip in frame order (255 = visible in the next frame)."""
+    return sorted(f for f in flow_files if "/mask/" in f)
+
+
+def read_stored_flow(root: Path, rel: str) -> np.ndarray:
+    """(H, W, 2) float32 flow of one stored file (out-of-range pixels keep their saturated value)."""
+    from vcbench.flow.flo import decode_flow_png
+
+    path = Path(root) / rel
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise VcbenchError(f"cannot read stored flow ({exc.strerror})", path=path,
+                           hint="run vcbench datasets verify on the build, then rerun the build command") from exc
+    return decode_flow_png(data, path)[0]
 
 
 def stats_path(out_root: Path, index: int) -> Path:

@@ -4,6 +4,7 @@
     PATH/fw_occlusion/<clip>/%05d.png   Lai's occlusion mask, 255 = occluded
     PATH/bw_flow/<clip>/%05d.flo        flow t+1 -> t, used to compute the mask when there is no
                                         fw_occlusion folder
+(`%05d.png` KITTI 16-bit flow files are read in place of `.flo`; their invalid pixels count as unknown.)
 
 Lai's evaluation reads the mask PNG as value/255 and uses 1 - that as the non-occlusion weight; the
 same is done here (a binary mask gives 0/1).
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from vcbench.errors import InputError
-from vcbench.flow.flo import UNKNOWN_FLOW_THRESH, read_flo, unknown_flow
+from vcbench.flow.flo import UNKNOWN_FLOW_THRESH, read_flow_file, unknown_flow
 from vcbench.flow.occlusion import occlusion_mask
 from vcbench.flow.warp import backward_warp
 from vcbench.metrics.base import FlowPairs
@@ -55,6 +56,9 @@ class PrecomputedFlow:
         return {}
 
     def _files(self, kind: str, clip: str, first: int, count: int, ext: str) -> list[Path]:
+        if ext == "flo" and not (self.root / kind / clip / f"{first:05d}.flo").is_file() and \
+                (self.root / kind / clip / f"{first:05d}.png").is_file():
+            ext = "png"  # KITTI 16-bit flow PNGs (vcbench.flow.flo), as build-dataset stores flow
         files = [self.root / kind / clip / f"{t:05d}.{ext}" for t in range(first, first + count)]
         missing = [p for p in files if not p.is_file()]
         if missing:
@@ -69,7 +73,7 @@ class PrecomputedFlow:
         arrs, unknown = [], []
         for t, p in enumerate(files, start=first):
             pair = f"{t} -> {t + 1}" if kind == "fw_flow" else f"{t + 1} -> {t}"
-            f = read_flo(p, what=f"clip {clip!r}, frames {pair}")
+            f = read_flow_file(p, what=f"clip {clip!r}, frames {pair}")
             if size is not None and f.shape[:2] != tuple(size):
                 raise InputError(f"flow is {f.shape[1]}x{f.shape[0]} but the frames are {size[1]}x{size[0]}", path=p,
                                  hint="precomputed flow must be at the GT frames' resolution")
