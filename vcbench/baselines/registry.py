@@ -42,6 +42,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "devc": "vcbench.baselines.devc:DEVC",
     "zhang16": "vcbench.baselines.zhang:Zhang16",
     "zhang17": "vcbench.baselines.zhang:Zhang17",
+    "instcolor": "vcbench.baselines.instcolor:InstColor",
 }
 
 #: Post-processing wrappers, used as `BASE+NAME`.
