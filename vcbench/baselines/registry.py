@@ -54,12 +54,12 @@ BUILTIN_WRAPPERS: dict[str, str] = {
 #: Published systems that cannot be run and verified here: name -> (citation, exactly what is missing).
 UNAVAILABLE_MODELS: dict[str, tuple[str, str]] = {
     "tcvc": ("Liu et al. 2021, Temporally Consistent Video Colorization (lyh-18/TCVC)",
-             "not ported: its inter-frame branch warps features with NVIDIA flownet2-pytorch's FlowNet2 "
-             "(custom CUDA correlation/channelnorm/resample2d ops) whose weights live inside the TCVC "
-             "checkpoint experiments/TCVC_IDC/models/80000_G.pth together with its SIGGRAPH17 key branch; "
-             "that checkpoint and FlowNet2_checkpoint.pth.tar are only on Google Drive/Baidu with no "
-             "published hash, so a plain-PyTorch FlowNet2 port mapping those flow.* keys (vcbench's FlowNet2 "
-             "is ptlflow's, a different key layout) cannot be checked against the real file here"),
+             "not ported yet: TCVC_IDC (SIGGRAPH17 anchor frames every 18th frame, bidirectional feature "
+             "propagation warped by FlowNet2, weighting and refinement nets) is plain PyTorch apart from "
+             "flownet2-pytorch's CUDA ops, and ptlflow's FlowNet2 (vcbench.flow) keeps NVIDIA's module names, "
+             "but the port, the mapping of the checkpoint's flow.* keys and the Resample2d equivalence are not "
+             "written; its weights (experiments/TCVC_IDC/models/80000_G.pth, FlowNet2_checkpoint.pth.tar) are "
+             "only on Google Drive/Baidu with no published hash"),
     "he18": ("He et al. 2018, Deep Exemplar-based Colorization (msracver/Deep-Exemplar-based-Colorization)",
              "its similarity sub-net and the Deep Image Analogy correspondence it needs exist only as "
              "Windows/Caffe CUDA code (similarity_combo.exe, vgg19_bn_gray_ft_iter_150000.caffemodel); only "
