@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "leaderboard",
     "compare",
     "build_dataset",
+    "build_pairs",
     "plot",
     "report",
 )

@@ -34,10 +34,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     dl.add_argument("--quiet", action="store_true", help="no progress bar")
     dl.set_defaults(func=run_download)
 
-    vf = dsub.add_parser("verify", help="check every checksum of a build-dataset folder; non-zero exit if anything is wrong")
-    vf.add_argument("dir", type=Path, metavar="DIR", help="the --out folder of vcbench build-dataset")
+    vf = dsub.add_parser("verify", help="check every checksum of a build-dataset or build-pairs folder; non-zero exit "
+                                        "if anything is wrong")
+    vf.add_argument("dir", type=Path, metavar="DIR", help="the --out folder of vcbench build-dataset or build-pairs")
     vf.add_argument("--json", action="store_true", help="print the report as JSON")
     vf.set_defaults(func=run_verify)
+
+    ex = dsub.add_parser("export", help="export a finished build for a training program (DEVC's loaders) without rebuilding",
+                         description="A build-dataset folder becomes DEVC's --data_root, a build-pairs folder its "
+                                     "--data_root_imagenet. Rerun to resume; a folder holding another build's export "
+                                     "is refused.")
+    ex.add_argument("build", type=Path, metavar="BUILD", help="the --out folder of build-dataset or build-pairs")
+    ex.add_argument("out", type=Path, metavar="OUT", help="the export folder (created; resumed if it holds this export)")
+    ex.add_argument("--format", choices=("devc",), default="devc", help="layout to write (default devc)")
+    ex.add_argument("--copy", action="store_true", help="copy frames and images instead of hard-linking them")
+    ex.add_argument("--backward-flow", choices=("full", "zero"), default="full",
+                    help="clips: write the real backward flow (full), or link every _backward.flo to one zero file "
+                         "(zero: half the flow bytes; DEVC's train.py never reads it)")
+    ex.add_argument("--quiet", action="store_true", help="no progress bar")
+    ex.add_argument("--json", action="store_true", help="print the export's summary as JSON")
+    ex.set_defaults(func=run_export)
 
 
 def benchmark_rows(data_root: Path | None = None) -> list[dict]:
@@ -73,6 +89,29 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from vcbench.datasets.export_devc import export_devc
+    from vcbench.datasets.pairs import is_pair_build
+
+    if is_pair_build(args.build):
+        if args.backward_flow != "full":
+            from vcbench.errors import InputError
+
+            raise InputError("--backward-flow applies to clip builds; a pair build has no flow", path=args.build)
+        from vcbench.datasets.export_pairs import export_pairs
+
+        res = export_pairs(args.build, args.out, quiet=args.quiet, link=not args.copy)
+    else:
+        res = export_devc(args.build, args.out, quiet=args.quiet, link=not args.copy, backward_flow=args.backward_flow)
+    if args.json:
+        print(json.dumps(res, indent=1, sort_keys=True))
+    else:
+        n = res.get("clips", res.get("classes"))
+        print(f"{args.out}: {n} {res['kind']} ({res['written']} written now; {res['bytes_written']} bytes written, "
+              f"{res['bytes_linked']} linked)")
+    return 0
+
+
 def run_verify(args: argparse.Namespace) -> int:
     from vcbench.datasets.verify import verify_build
 
@@ -85,5 +124,5 @@ def run_verify(args: argparse.Namespace) -> int:
                 print(f"{kind}: {item}")
         state = "ok" if report.ok else (f"{len(report.missing)} missing, {len(report.corrupt)} corrupt, "
                                         f"{len(report.problems)} other problems")
-        print(f"{args.dir}: {report.clips} clips, {report.files_checked} files checked: {state}")
+        print(f"{args.dir}: {report.clips} {report.unit}, {report.files_checked} files checked: {state}")
     return 0 if report.ok else 1

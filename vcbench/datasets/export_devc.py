@@ -258,7 +258,7 @@ def run_export(root: Path, dest: Path, *, kind: str, record: dict, manifest: Pat
             atomic_write_text(dest / MARKER, json.dumps(ident, indent=1, sort_keys=True) + "\n")
         if prepare is not None:
             prepare(place)
-        for name in tqdm(units, unit=kind[:-1] if kind.endswith("s") else kind, desc=desc, disable=quiet):
+        for name in tqdm(units, unit="clip" if kind == "clips" else "class", desc=desc, disable=quiet):
             target = dest / name
             if (target / done_file).is_file():
                 continue

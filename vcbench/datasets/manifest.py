@@ -48,18 +48,32 @@ def canonical_json(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def write_manifest(rows: Iterable[dict], path: Path) -> None:
+def rows_table(rows: Iterable[dict], schema: pa.Schema = MANIFEST_SCHEMA,
+               json_columns: tuple[str, ...] = JSON_COLUMNS) -> pa.Table:
+    """Rows (dicts with the schema's keys; JSON columns may be Python values) as a table."""
+    rows = list(rows)
+    cols = {}
+    for field in schema:
+        vals = [r[field.name] for r in rows]
+        if field.name in json_columns:
+            vals = [v if isinstance(v, str) else canonical_json(v) for v in vals]
+        cols[field.name] = pa.array(vals, type=field.type)
+    return pa.table(cols, schema=schema)
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    """The Parquet bytes of a table (zstd, no pandas metadata): equal tables give equal bytes."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def write_manifest(rows: Iterable[dict], path: Path, schema: pa.Schema = MANIFEST_SCHEMA,
+                   json_columns: tuple[str, ...] = JSON_COLUMNS) -> None:
     """Write rows (dicts with the schema's keys; JSON columns may be Python values) atomically.
 
     Written without statistics timestamps or pandas metadata, so the bytes depend on the rows only."""
-    rows = list(rows)
-    cols = {}
-    for field in MANIFEST_SCHEMA:
-        vals = [r[field.name] for r in rows]
-        if field.name in JSON_COLUMNS:
-            vals = [v if isinstance(v, str) else canonical_json(v) for v in vals]
-        cols[field.name] = pa.array(vals, type=field.type)
-    table = pa.table(cols, schema=MANIFEST_SCHEMA)
+    table = rows_table(rows, schema, json_columns)
     with atomic_path(path, suffix=".parquet") as tmp:
         pq.write_table(table, tmp, compression="zstd")
 
@@ -82,12 +96,13 @@ def read_build_metadata(path: Path) -> dict | None:
     return json.loads(meta[BUILD_METADATA_KEY]) if BUILD_METADATA_KEY in meta else None
 
 
-def concat_manifests(paths: list[Path], out: Path, build: dict | None = None) -> int:
+def concat_manifests(paths: list[Path], out: Path, build: dict | None = None,
+                     schema: pa.Schema = MANIFEST_SCHEMA) -> int:
     """Concatenate shard manifests (in the given order) into one file; returns the row count.
     `build` (settings, weights {file: sha256}, unverified_weights) goes into the Parquet schema
     metadata, so the manifest says how it was made wherever it is copied."""
     tables = [pq.read_table(p) for p in paths]
-    table = pa.concat_tables(tables) if tables else MANIFEST_SCHEMA.empty_table()
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
     if build is not None:
         table = table.replace_schema_metadata({BUILD_METADATA_KEY: canonical_json(build).encode()})
     with atomic_path(out, suffix=".parquet") as tmp:

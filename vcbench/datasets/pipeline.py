@@ -108,6 +108,9 @@ class RunOptions:
     #: Use weight files whose sha256 contradicts the registry (the build is then marked unverified).
     #: Not part of the build's identity: the same files give the same bytes with or without it.
     allow_unverified: bool = False
+    #: Where descriptors (and build-pairs' index) run: None = CUDA when there is one. Not part of
+    #: the identity; the CPU guarantees byte-identical output, a GPU may differ in the last bits.
+    device: str | None = None
 
 
 # ---------------------------------------------------------------------------------------- weights

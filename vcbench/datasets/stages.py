@@ -28,7 +28,7 @@ FEATURE_WEIGHTS = {"vgg19": ("vgg19",)}
 
 def stage_weight_names(cfg) -> list[str]:
     """Registry names of the weight files the build's flow and reference stages load."""
-    return sorted(set(FLOW_WEIGHTS.get(cfg.flow, ()) + FEATURE_WEIGHTS.get(cfg.features, ())))
+    return sorted(set(FLOW_WEIGHTS.get(getattr(cfg, "flow", "none"), ()) + FEATURE_WEIGHTS.get(cfg.features, ())))
 
 
 def check_stage_names(cfg) -> None:

@@ -25,6 +25,7 @@ class VerifyReport:
     missing: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    unit: str = "clips"  # what `clips` counts: "images" for a pair build
 
     @property
     def ok(self) -> bool:
@@ -46,10 +47,15 @@ def _check_files(root: Path, files: dict[str, str], report: VerifyReport) -> Non
 
 
 def verify_build(root: str | Path) -> VerifyReport:
+    """A build-dataset or build-pairs folder, by its build.json."""
     root = Path(root)
     if not (root / "build.json").is_file() or not (root / "plan.json").is_file():
-        raise InputError("not a build-dataset folder (no build.json/plan.json)", path=root,
-                         hint="point at the --out folder of vcbench build-dataset")
+        raise InputError("not a build-dataset or build-pairs folder (no build.json/plan.json)", path=root,
+                         hint="point at the --out folder of vcbench build-dataset or build-pairs")
+    from vcbench.datasets.pairs import is_pair_build
+
+    if is_pair_build(root):
+        return verify_pairs(root)
     report = VerifyReport(root)
     cfg = json.loads((root / "build.json").read_text())
     plan = json.loads((root / "plan.json").read_text())["clips"]
@@ -79,19 +85,67 @@ def verify_build(root: str | Path) -> VerifyReport:
             shard_ids.append(row.clip_id)
             _check_files(root, json.loads(row.files), report)
             _check_files(root, json.loads(row.flow_files), report)
+    _check_top_manifest(root, shard_ids, report)
+    return report
+
+
+def verify_pairs(root: Path) -> VerifyReport:
+    """A build-pairs folder: every class shard complete, its files and every source image with their
+    recorded sha256 (a changed ImageNet file is reported), the top-level tables matching the shards."""
+    import pyarrow.parquet as pq
+
+    report = VerifyReport(root, unit="images")
+    plan = json.loads((root / "plan.json").read_text())["classes"]
+    shard_ids: list[str] = []
+    n_pairs = 0
+    for c in plan:
+        i = c["shard"]
+        name = shardio.shard_name(i)
+        stats = shardio.read_stats(root, i)
+        if not (root / "shards" / name).is_dir():
+            report.missing.append(f"shards/{name}/")
+            continue
+        if stats is None:
+            report.missing.append(f"shards/{shardio.stats_path(root, i).name}")
+            continue
+        mpath = root / "shards" / name / "manifest.parquet"
+        report.files_checked += 1
+        if not mpath.is_file():
+            report.missing.append(f"shards/{name}/manifest.parquet")
+            continue
+        if file_digest(mpath) != stats.get("manifest_sha256"):
+            report.corrupt.append(f"shards/{name}/manifest.parquet")
+            continue
+        _check_files(root, {f"shards/{name}/{rel}": sha for rel, sha in stats.get("files", {}).items()}, report)
+        n_pairs += sum(stats.get("pairs", {}).values())
+        for row in read_manifest(mpath).itertuples(index=False):
+            report.clips += 1
+            shard_ids.append(row.image_id)
+            if not row.file:  # a source image: the build links it, so it must still be the file that was paired
+                _check_files(root, {row.origin: row.sha256}, report)
+    _check_top_manifest(root, shard_ids, report, id_column="image_id")
+    top_pairs = root / "pairs.parquet"
+    if not top_pairs.is_file():
+        report.missing.append("pairs.parquet")
+    elif not report.missing and pq.read_metadata(top_pairs).num_rows != n_pairs:
+        report.problems.append(f"pairs.parquet does not hold the shards' {n_pairs} pairs; rerun the build command")
+    return report
+
+
+def _check_top_manifest(root: Path, shard_ids: list[str], report: VerifyReport, id_column: str = "clip_id") -> None:
+    """The top-level manifest lists exactly the shards' rows, in order, without duplicates."""
     top = root / "manifest.parquet"
     if not top.is_file():
         report.missing.append("manifest.parquet")
     else:
         try:
-            top_ids = list(read_manifest(top)["clip_id"])
+            top_ids = list(read_manifest(top)[id_column])
         except InputError:
             report.corrupt.append("manifest.parquet")
         else:
             if top_ids != shard_ids and not report.missing:
-                report.problems.append(f"manifest.parquet lists {len(top_ids)} clips, the shards {len(shard_ids)}; "
+                report.problems.append(f"manifest.parquet lists {len(top_ids)} rows, the shards {len(shard_ids)}; "
                                        "rerun the build command to rewrite it")
             dupes = len(top_ids) - len(set(top_ids))
             if dupes:
-                report.problems.append(f"manifest.parquet holds {dupes} duplicate clip ids")
-    return report
+                report.problems.append(f"manifest.parquet holds {dupes} duplicate ids")
