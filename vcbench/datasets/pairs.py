@@ -140,9 +140,11 @@ def _load(cfg: PairConfig, item: ImageItem) -> tuple[np.ndarray, bytes | None, s
         from vcbench.datasets.stills import load_skimage_still
 
         still = item.origin.split(":", 1)[1].split("#")[0]
-        img = sample_view(load_skimage_still(still), rng_for(cfg.seed, f"pairs:{item.image_id}"))
-        data = shardio.encode_image(img, "jpg")
-        return img, data, shardio.sha256_bytes(data)
+        import cv2
+
+        data = shardio.encode_image(sample_view(load_skimage_still(still), rng_for(cfg.seed, f"pairs:{item.image_id}")), "jpg")
+        img = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        return img, data, shardio.sha256_bytes(data)  # described as stored (and exported): the decoded JPEG
     from vcbench.frames import read_image
 
     return read_image(item.origin), None, sha256_file(item.origin)
