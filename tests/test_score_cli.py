@@ -98,7 +98,7 @@ class CountingFlow(FlowEstimator):
         return self.inner._flow(a, b)
 
 
-def test_gt_cache_is_reused_and_changes_nothing(gt_pred_dirs, tmp_path, sample_frames):
+def test_gt_cache_is_reused_and_changes_nothing(gt_pred_dirs, tmp_path, sample_frames, monkeypatch):
     pred, gt = gt_pred_dirs
     cache = tmp_path / "cache"
     metrics = ["warp_error", "flicker", "psnr"]
@@ -114,8 +114,15 @@ def test_gt_cache_is_reused_and_changes_nothing(gt_pred_dirs, tmp_path, sample_f
     for i, (name, frames) in enumerate(sample_frames.items()):
         write_frames(pred2 / name, degrade(frames, "hue", seed=10 + i))
     flow.calls = 0
+    import vcbench.metrics.temporal as temporal
+
+    warped: list[int] = []
+    real_flicker = temporal.flicker_pairs
+    monkeypatch.setattr(temporal, "flicker_pairs", lambda a, b, p: warped.append(a.shape[0]) or real_flicker(a, b, p))
     second = Scorer(metrics, flow=flow, cache_dir=cache, progress=False).score_dirs(pred2, gt)
     assert flow.calls == 0
+    assert sum(warped) == sum(len(f) - 1 for f in sample_frames.values())  # the prediction's pairs only
+    assert second.gt_metrics["flicker"] == first.gt_metrics["flicker"]  # the GT's own, from the cache
     again = Scorer(metrics, flow=flow, cache_dir=cache, progress=False, batch_size=3).score_dirs(pred, gt)
     assert flow.calls == 0
 
@@ -148,7 +155,7 @@ def test_cache_entries_are_complete_or_absent(gt_pred_dirs, tmp_path):
     assert len(files) == 1 and files[0].endswith(".npy")  # bigbuckbunny finished; bikes left nothing
 
 
-def test_gt_feature_cache_inception_and_classifier(tmp_path, sample_frames, weights_home):
+def test_gt_feature_cache_inception_and_classifier(tmp_path, sample_frames, weights_home, monkeypatch):
     """GT Inception features and GT classifier labels are cached per clip and reused; numbers unchanged."""
     import cv2
 
@@ -171,6 +178,23 @@ def test_gt_feature_cache_inception_and_classifier(tmp_path, sample_frames, weig
     assert second.cache.hits == 4 and second.cache.misses == 0  # 2 clips x (features, labels)
     c = Scorer(metrics, use_cache=False, **kw).score_dirs(pred, gt)
     assert a.metrics == b.metrics == c.metrics and a.per_frame == b.per_frame == c.per_frame
+    # warm, the networks see the prediction's frames only: no GT frame goes through Inception or VGG19
+    import vcbench.metrics.network as network
+
+    seen: list[int] = []
+    real = network.forward_in_chunks
+
+    def counting(net, frames, *args, **kwargs):
+        seen.append(int(frames.shape[0]))
+        return real(net, frames, *args, **kwargs)
+
+    import vcbench.metrics.classification as classification
+    import vcbench.metrics.inception as inception
+
+    for mod in (inception, classification):
+        monkeypatch.setattr(mod, "forward_in_chunks", counting)
+    Scorer(metrics, cache_dir=cache, **kw).score_dirs(pred, gt)
+    assert sum(seen) == 2 * 3 * 2  # 2 clips x 3 predicted frames, once through each of the two networks
     # the key carries the weights' sha256: other weights are a miss, not a stale hit
     target = weights_home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
     state = torch.load(target, weights_only=True)

@@ -330,3 +330,17 @@ def test_cdc_histograms_opencv_path_equals_bincount(sample_frames, monkeypatch):
     idx = frames.reshape(n, c, h * w).to(torch.int64) + (torch.arange(n * c) * 256).view(n, c, 1)
     slow = torch.bincount(idx.reshape(-1), minlength=n * c * 256).view(n, c, 256).double() / (h * w)
     assert torch.equal(fast, slow) and fast.dtype == torch.float64
+
+
+def test_flicker_tracks_the_gts_own_value_in_any_batching(sample_frames):
+    """Flicker's GT value (reported beside it; cached by the scorer) equals a second instance fed the
+    GT as output, whatever the batch split."""
+    gt = sample_frames["bikes"]
+    pred = degrade(gt, "hue", seed=4)
+    a, b, twin = Flicker(), Flicker(), Flicker()
+    feed(a, pred, gt, "c", [10])
+    feed(b, pred, gt, "c", [3, 4, 3])
+    feed(twin, gt, gt, "c", [10])
+    assert a.gt_per_frame["c"] == pytest.approx(twin.per_frame["c"], rel=1e-12)
+    assert b.gt_per_frame["c"] == pytest.approx(twin.per_frame["c"], rel=1e-12)
+    assert a.gt_compute() == pytest.approx(twin.compute(), rel=1e-12) and len(a.gt_per_frame["c"]) == 9

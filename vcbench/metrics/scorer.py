@@ -104,6 +104,11 @@ class _ClipCache:
         for fkey, provider in suite.gt_side_providers().items():
             parts = {"provider": type(provider).__name__, "weights": _weights(provider), "size": list(size),
                      "resize": resize_policy}
+            if "flow" in getattr(provider, "needs", ()):  # computed on the GT flow: keyed by the estimator
+                if est is None or hasattr(est, "pairs"):  # precomputed flow files may change: not cached
+                    continue
+                parts["flow"] = {"estimator": getattr(est, "name", suite.flow_name),
+                                 "params": getattr(est, "params", {}), "weights": _weights(est)}
             key = entry_key(fkey, digest, parts)
             self.feat_keys[fkey] = key
             arr = cache.load(fkey, key, n)

@@ -282,7 +282,8 @@ class MetricSuite:
         for key, provider in self.gt_side_providers().items():
             # A GT side another input replaces (the GT's top-1 class where true labels are given) is not computed.
             if key not in ctx.gt_cache and getattr(provider, "gt_side_superseded_by", None) not in ctx.gt_cache:
-                ctx.gt_cache[key] = provider.gt_side(gt)
+                ctx.gt_cache[key] = (provider.gt_side(gt, ctx) if getattr(provider, "gt_side_context", False)
+                                     else provider.gt_side(gt))
         for n in list(self.metrics):
             self.metrics[n].update(pred, gt, ctx)
         if self.gt_twins:

@@ -103,6 +103,19 @@ class _FlowPairMetric(Metric):
     def _pair_values(self, first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> torch.Tensor:
         """One value per pair (first[i], second[i]) under pairs[i]."""
 
+    def _chunked(self, seq: torch.Tensor, pairs: FlowPairs) -> torch.Tensor:
+        """`_pair_values` of the consecutive pairs of `seq`, in chunks of pairs of bounded memory
+        (float64 frames, warp and mask: ~144 bytes per pixel and pair)."""
+        first, second = seq[:-1], seq[1:]
+        per_pair = 144 * first.shape[-2] * first.shape[-1]
+        vals = [self._pair_values(first[c], second[c], FlowPairs(fw=pairs.fw[c], noc=pairs.noc[c]))
+                for c in frame_chunks(first.shape[0], per_pair, first.device)]
+        return torch.cat(vals) if vals else torch.zeros(0, dtype=torch.float64, device=seq.device)
+
+    def _after_pairs(self, gt: torch.Tensor, prev_gt: torch.Tensor | None, pairs: FlowPairs,
+                     ctx: FrameContext | None) -> None:
+        """Hook run after each update with the GT frames and their flow (Flicker: the GT's own value)."""
+
     @torch.no_grad()
     def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
         if pred.shape != gt.shape:
@@ -128,12 +141,8 @@ class _FlowPairMetric(Metric):
             raise InputError(f"{pairs.fw.shape[0]} flow pairs for {seq.shape[0]} consecutive frames "
                              f"(clip {self._clip_name or '?'}, frame {start})")
         if seq.shape[0] > 1:
-            # float64 frames, warp and mask: ~144 bytes per pixel and pair, in bounded chunks of pairs
-            first, second = seq[:-1], seq[1:]
-            per_pair = 144 * first.shape[-2] * first.shape[-1]
-            vals = [self._pair_values(first[c], second[c], FlowPairs(fw=pairs.fw[c], noc=pairs.noc[c]))
-                    for c in frame_chunks(first.shape[0], per_pair, first.device)]
-            self._current.extend(float(v) for v in torch.cat(vals).cpu())
+            self._current.extend(float(v) for v in self._chunked(seq, pairs).cpu())
+        self._after_pairs(gt, prev_gt if has_prev else None, pairs, ctx)
         # copies, so the previous batch's storage is not kept alive for one frame
         self._prev_pred, self._prev_gt = pred[-1:].clone(), gt[-1:].clone()
         self._t = start + int(gt.shape[0])
@@ -148,13 +157,71 @@ class WarpError(_FlowPairMetric):
         return warp_error_pairs(first, second, pairs)
 
 
+#: Per-frame GT flicker (of the pair ending at each frame; NaN for a clip's first) in the GT cache.
+GT_FLICKER_KEY = "flicker_gt"
+
+
 class Flicker(_FlowPairMetric):
     """Mean absolute change (0..255) of the output along GT flow on non-occluded pixels (lower is better).
 
-    `Flicker(source="gt")`, or `update(gt, gt)`, gives the GT clip's own flicker, the floor to report beside it.
+    The GT clip's own flicker, the floor to report beside it, is tracked alongside (`gt_per_clip`,
+    `gt_per_frame`, `gt_compute()`); the scorer caches it with the GT's flow (`gt_side`), so a second
+    model on the same GT does not warp the GT again. `Flicker(source="gt")`, or `update(gt, gt)`,
+    scores the GT itself as the output.
     """
 
     name: ClassVar[str] = "flicker"
+    gt_side_key: ClassVar[str] = GT_FLICKER_KEY
+    #: `gt_side` takes the batch's FrameContext (previous GT frame, GT flow) as well as the frames.
+    gt_side_context: ClassVar[bool] = True
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.gt_per_clip: dict[str, float | None] = {}
+        self.gt_per_frame: dict[str, list[float]] = {}
+        self._gt_current: list[float] = []
+
+    def reset(self) -> None:
+        super().reset()
+        self.gt_per_clip.clear()
+        self.gt_per_frame.clear()
+        self._gt_current = []
 
     def _pair_values(self, first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> torch.Tensor:
         return flicker_pairs(first, second, pairs)
+
+    def _gt_rows(self, gt: torch.Tensor, prev_gt: torch.Tensor | None, pairs: FlowPairs) -> torch.Tensor:
+        """(N,) float64: the GT's flicker of the pair ending at each frame of `gt`, NaN where none ends."""
+        seq = torch.cat([prev_gt, gt]) if prev_gt is not None else gt
+        rows = torch.full((gt.shape[0],), float("nan"), dtype=torch.float64)
+        if seq.shape[0] > 1:
+            rows[gt.shape[0] - (seq.shape[0] - 1):] = self._chunked(seq, pairs).cpu()
+        return rows
+
+    def gt_side(self, gt: torch.Tensor, ctx: FrameContext) -> torch.Tensor:
+        """Per-frame GT flicker rows for the scorer's cache (ctx: the batch's previous GT frame and flow)."""
+        if ctx.pairs is None:
+            raise ValueError("the GT's flicker needs the batch's GT flow (ctx.pairs)")
+        return self._gt_rows(gt, ctx.prev_gt, ctx.pairs)
+
+    def _after_pairs(self, gt: torch.Tensor, prev_gt: torch.Tensor | None, pairs: FlowPairs,
+                     ctx: FrameContext | None) -> None:
+        rows = ctx.gt_cache.get(GT_FLICKER_KEY) if ctx is not None else None
+        if rows is None:
+            rows = self._gt_rows(gt, prev_gt, pairs)
+        self._gt_current.extend(float(v) for v in rows.cpu().tolist() if v == v)
+
+    def end_clip(self, clip: str | None = None) -> float | None:
+        name = clip or self._clip_name or f"clip{len(self.per_clip):05d}"
+        gt_vals, self._gt_current = self._gt_current, []
+        value = super().end_clip(name)
+        self.gt_per_frame[name] = gt_vals
+        self.gt_per_clip[name] = self._clip_value(gt_vals)
+        return value
+
+    def gt_compute(self) -> float | None:
+        """The GT's dataset flicker (mean over clips of the GT clips' means)."""
+        if self._current:
+            self.end_clip()
+        vals = [v for v in self.gt_per_clip.values() if v is not None]
+        return float(sum(vals) / len(vals)) if vals else None
