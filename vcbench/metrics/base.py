@@ -107,5 +107,10 @@ class Metric(ABC):
         """Dataset value: mean over clips of the per-clip means (pooled metrics override)."""
         if self._current:
             self.end_clip()
-        vals = [v for v in self.per_clip.values() if v is not None and not math.isnan(v)]
-        return float(sum(vals) / len(vals)) if vals else None
+        return mean_of_clips(self.per_clip)
+
+
+def mean_of_clips(per_clip: dict[str, float | None]) -> float | None:
+    """Dataset value from per-clip values: their mean, undefined (None/NaN) clips left out."""
+    vals = [v for v in per_clip.values() if v is not None and not math.isnan(v)]
+    return float(sum(vals) / len(vals)) if vals else None

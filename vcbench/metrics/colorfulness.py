@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.base import FrameContext, Metric, mean_of_clips
 
 
 def colorfulness_frames(frames: torch.Tensor) -> torch.Tensor:
@@ -90,8 +90,7 @@ class Colorfulness(Metric):
         """The GT's dataset colourfulness (mean over clips), the reference the prediction is ranked by."""
         if self._current:
             self.end_clip()
-        vals = [v for v in self.gt_per_clip.values() if v is not None]
-        return float(sum(vals) / len(vals)) if vals else None
+        return mean_of_clips(self.gt_per_clip)
 
     def ratio(self) -> float | None:
         """Dataset value of prediction / GT colourfulness (1 is ideal)."""

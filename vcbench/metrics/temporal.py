@@ -27,7 +27,7 @@ import torch
 
 from vcbench.errors import InputError
 from vcbench.flow.warp import backward_warp
-from vcbench.metrics.base import FlowPairs, FrameContext, Metric
+from vcbench.metrics.base import FlowPairs, FrameContext, Metric, mean_of_clips
 from vcbench.metrics.sizing import frame_chunks
 
 
@@ -223,5 +223,4 @@ class Flicker(_FlowPairMetric):
         """The GT's dataset flicker (mean over clips of the GT clips' means)."""
         if self._current:
             self.end_clip()
-        vals = [v for v in self.gt_per_clip.values() if v is not None]
-        return float(sum(vals) / len(vals)) if vals else None
+        return mean_of_clips(self.gt_per_clip)
