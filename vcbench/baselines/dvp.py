@@ -154,7 +154,6 @@ class DVP(Wrapper):
 
     wrapper_name = "dvp"
     description = "Deep Video Prior test-time training with IRT (Lei et al. NeurIPS 2020)"
-    citation = "Lei, Xing & Chen, Blind Video Temporal Consistency via Deep Video Prior, NeurIPS 2020"
     #: The whole clip arrives in one `colorize` call: training needs every frame before any output.
     batch_size = 1 << 30
 

@@ -177,7 +177,6 @@ class Lai18(Wrapper):
 
     wrapper_name = "lai18"
     description = "blind video temporal consistency, TransformNet + ConvLSTM (Lai et al. ECCV 2018)"
-    citation = "Lai, Huang, Wang, Shechtman, Yumer & Yang, Learning Blind Video Temporal Consistency, ECCV 2018"
     weights = (WEIGHTS_NAME,)
 
     def __init__(self, base, device: str | torch.device | None = None, *, weights: str | Path | None = None,

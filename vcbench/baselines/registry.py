@@ -45,6 +45,21 @@ BUILTIN_MODELS: dict[str, str] = {
     "instcolor": "vcbench.baselines.instcolor:InstColor",
 }
 
+#: What a leaderboard row cites, for the built-ins (a class attribute `citation` serves plug-ins).
+CITATIONS: dict[str, str] = {
+    "gray": "floor baseline: GT L with zero chroma (vcbench)",
+    "reinhard": "Reinhard, Ashikhmin, Gooch & Shirley, Color Transfer between Images, IEEE CG&A 2001",
+    "welsh": "Welsh, Ashikhmin & Mueller, Transferring Color to Greyscale Images, SIGGRAPH 2002",
+    "propagate": "optical-flow colour propagation from the first frame, Welsh et al. 2002 refill (vcbench baseline)",
+    "devc": "Zhang, He, Liao, Sander et al., Deep Exemplar-based Video Colorization, CVPR 2019",
+    "zhang16": "Zhang, Isola & Efros, Colorful Image Colorization, ECCV 2016",
+    "zhang17": "Zhang, Zhu, Isola, Geng, Lin, Yu & Efros, Real-Time User-Guided Image Colorization with Learned "
+               "Deep Priors, SIGGRAPH 2017",
+    "instcolor": "Su, Chu & Huang, Instance-aware Image Colorization, CVPR 2020",
+    "dvp": "Lei, Xing & Chen, Blind Video Temporal Consistency via Deep Video Prior, NeurIPS 2020",
+    "lai18": "Lai, Huang, Wang, Shechtman, Yumer & Yang, Learning Blind Video Temporal Consistency, ECCV 2018",
+}
+
 #: Post-processing wrappers, used as `BASE+NAME`.
 BUILTIN_WRAPPERS: dict[str, str] = {
     "dvp": "vcbench.baselines.dvp:DVP",
@@ -116,6 +131,24 @@ def model_entries() -> dict[str, ModelEntry]:
 def model_names() -> list[str]:
     """All registered model names (built-ins, then plug-ins in alphabetical order)."""
     return list(model_entries())
+
+
+def model_citation(name: str) -> str:
+    """The citation of a model name (`BASE+WRAPPER` cites both, base first); a plug-in's class attribute
+    `citation`; "" when nothing is known. Never raises: reports call it for names of old runs too."""
+    parts = []
+    for part in name.split("+"):
+        cite = CITATIONS.get(part)
+        if cite is None and part in UNAVAILABLE_MODELS:
+            cite = UNAVAILABLE_MODELS[part][0]
+        if cite is None:
+            try:
+                cite = str(getattr(model_class(part), "citation", "") or "")
+            except Exception:  # noqa: BLE001 - an unknown or broken model simply has no citation
+                cite = ""
+        if cite:
+            parts.append(cite)
+    return "; ".join(parts)
 
 
 def wrapper_names() -> list[str]:

@@ -75,6 +75,8 @@ class Row:
     n_clips: int
     n_frames: int
     cells: dict[str, Cell] = field(default_factory=dict)
+    #: The model's paper (`baselines.registry.model_citation`; a wrapped model cites base and wrapper).
+    citation: str = ""
 
 
 @dataclass
@@ -175,6 +177,8 @@ def _assign_slugs(tables: list[Table], keys: list[tuple]) -> None:
 
 
 def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resamples: int) -> Table:
+    from vcbench.baselines.registry import model_citation
+
     first = runs[0]
     missing: list[str] = []
     if metrics is None:
@@ -195,7 +199,8 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
     for r in runs:
         label = r.model if len(names_count[r.model]) == 1 else f"{r.model} [{r.model_id[:6]}]"
         row = Row(model=r.model, label=label, run_id=r.id, model_id=r.model_id, unverified=r.unverified_weights,
-                  fps=_finite(r.fps), device=r.device, created=r.created, n_clips=r.n_clips, n_frames=r.n_frames)
+                  fps=_finite(r.fps), device=r.device, created=r.created, n_clips=r.n_clips, n_frames=r.n_frames,
+                  citation=model_citation(r.model))
         for m in metrics:
             raw = r.metrics.get(m)
             value = _finite(raw)
@@ -333,7 +338,7 @@ def _footnotes(table: Table) -> list[str]:
 def render_markdown(tables: Sequence[Table]) -> str:
     parts: list[str] = []
     for t in tables:
-        cols = ["model"] + [_md_escape(header(m)) for m in t.metrics] + ["fps", "device", "run"]
+        cols = ["model"] + [_md_escape(header(m)) for m in t.metrics] + ["fps", "device", "run", "citation"]
         lines = [f"### {_md_escape(t.title)}", "", f"_{_md_escape(t.subtitle)}_", "", "| " + " | ".join(cols) + " |",
                  "|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"]
         for r in t.rows:
@@ -343,11 +348,12 @@ def render_markdown(tables: Sequence[Table]) -> str:
                 if r.cells[m].best:
                     v = f"**{v}**"
                 cells.append(f"{v} {ann}".strip())
-            cells += [_fmt(r.fps, 2) if r.fps is not None else "n/a", _md_escape(r.device), str(r.run_id)]
+            cells += [_fmt(r.fps, 2) if r.fps is not None else "n/a", _md_escape(r.device), str(r.run_id),
+                      _md_escape(r.citation)]
             lines.append("| " + " | ".join(cells) + " |")
         gt_row = _gt_cells(t)
         if gt_row:
-            lines.append("| _GT (reference)_ | " + " | ".join(gt_row) + " |  |  |  |")
+            lines.append("| _GT (reference)_ | " + " | ".join(gt_row) + " |  |  |  |  |")
         notes = _footnotes(t)
         if notes:
             lines.append("")
@@ -413,7 +419,7 @@ def render_latex(tables: Sequence[Table]) -> str:
         if gt_row:
             lines += [r"\midrule", r"\textit{GT (reference)} & " + " & ".join(gt_row) + r" & \\"]
         lines += [r"\bottomrule", r"\end{tabular}"]
-        notes = _footnotes(t)
+        notes = _footnotes(t) + [f"{r.label}: {r.citation}" for r in t.rows if r.citation]
         if notes:
             text = r" \\ ".join(_code_spans(_latex_escape(n).replace("†", r"$^\dagger$"), r"\texttt{", "}")
                                for n in notes)
@@ -427,7 +433,7 @@ def render_csv(tables: Sequence[Table]) -> str:
     """One row per (table, model); every row names its dataset, protocol, flow and reference mode."""
     metrics: list[str] = sorted({m for t in tables for m in t.metrics}, key=_metric_sort_key)
     cols = ["dataset", "protocol", "flow", "reference_mode", "dataset_checksum", "model", "model_id", "run_id",
-            "unverified_weights", "fps", "device", "n_clips", "n_frames"]
+            "unverified_weights", "fps", "device", "n_clips", "n_frames", "citation"]
     for m in metrics:
         cols += [m, f"{m}_ci_lo", f"{m}_ci_hi", f"{m}_best"]
     cols.append("notes")  # why a value is empty or ranks last (non-finite), as the other formats' notes say
@@ -437,7 +443,8 @@ def render_csv(tables: Sequence[Table]) -> str:
     for t in tables:
         for r in t.rows:
             row: list[Any] = [t.dataset, t.protocol, flow_label(t.flow), t.reference_mode, t.dataset_checksum, r.model,
-                              r.model_id, r.run_id, int(r.unverified), _csv_num(r.fps), r.device, r.n_clips, r.n_frames]
+                              r.model_id, r.run_id, int(r.unverified), _csv_num(r.fps), r.device, r.n_clips, r.n_frames,
+                              r.citation]
             for m in metrics:
                 c = r.cells.get(m)
                 row += ([_csv_num(c.value), _csv_num(c.lo), _csv_num(c.hi), int(c.best)] if c else ["", "", "", ""])
@@ -469,17 +476,17 @@ def render_html_tables(tables: Sequence[Table]) -> str:
                 v = f"<strong>{e(v)}</strong>" if r.cells[m].best else e(v)
                 tds.append(f'<td class="num">{v}' + (f' <span class="ci">{e(ann)}</span>' if ann else "") + "</td>")
             tds.append(f'<td class="num">{e(_fmt(r.fps, 2)) if r.fps is not None else "n/a"}</td>')
-            tds.append(f"<td>{e(r.device)}</td><td class=\"num\">{r.run_id}</td>")
+            tds.append(f"<td>{e(r.device)}</td><td class=\"num\">{r.run_id}</td><td class=\"cite\">{e(r.citation)}</td>")
             rows.append("<tr>" + "".join(tds) + "</tr>")
         gt_row = _gt_cells(t)
         if gt_row:
             rows.append('<tr class="gt"><th scope="row"><em>GT (reference)</em></th>'
-                        + "".join(f'<td class="num">{e(c)}</td>' for c in gt_row) + "<td></td><td></td><td></td></tr>")
+                        + "".join(f'<td class="num">{e(c)}</td>' for c in gt_row) + "<td></td><td></td><td></td><td></td></tr>")
         notes = "".join(f"<li>{_code_spans(e(n), '<code>', '</code>')}</li>" for n in _footnotes(t))
         out.append(
             f'<section class="leaderboard" data-dataset="{e(t.dataset)}" data-protocol="{e(t.protocol)}">'
             f"<h2>{e(t.title)}</h2><p class=\"sub\">{e(t.subtitle)}</p>"
-            f'<div class="scroll"><table><thead><tr><th>model</th>{head}<th>fps</th><th>device</th><th>run</th></tr></thead>'
+            f'<div class="scroll"><table><thead><tr><th>model</th>{head}<th>fps</th><th>device</th><th>run</th><th>citation</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>" + (f'<ul class="notes">{notes}</ul>' if notes else "")
             + "</section>")
     return "\n".join(out)

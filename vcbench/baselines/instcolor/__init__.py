@@ -54,7 +54,6 @@ class InstColor(Colorizer):
 
     name = "instcolor"
     description = "Instance-aware Image Colorization (Su et al. CVPR 2020), Mask R-CNN boxes, per frame"
-    citation = "Su, Chu & Huang, Instance-aware Image Colorization, CVPR 2020"
     weights = (WEIGHTS_NAME, "maskrcnn_v2")
     uses_reference = False
     batch_size = 4
