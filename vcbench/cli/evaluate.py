@@ -174,6 +174,12 @@ def run(args: argparse.Namespace) -> int:
     bench = load_benchmark(args.dataset, reference=args.reference, exemplars=args.exemplars, data_root=args.data_root,
                            cache_dir=args.cache_dir, options=parse_options(args.dataset_option, "--dataset-option"))
     db = ResultsDB(args.db)
+    if not args.quiet and bench.clips:  # what the model needs and what the run will cost, before it starts
+        from vcbench.baselines.needs import describe
+
+        print(describe(args.model, parse_options(args.model_option, "--model-option"),
+                       n_frames=sum(c.num_frames() for c in bench.clips), size=bench.clips[0].size(),
+                       device=args.device), file=sys.stderr)
     ev = evaluate(args.model, bench, db=db, model_options=parse_options(args.model_option, "--model-option"),
                   device=args.device, metrics=metrics, flow=choose_flow(args.flow), save_frames=args.save_frames,
                   force=args.force, quiet=args.quiet, allow_unverified_weights=args.allow_unverified_weights,
