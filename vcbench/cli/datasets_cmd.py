@@ -106,8 +106,8 @@ def run_export(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, indent=1, sort_keys=True))
     else:
-        n = res.get("clips", res.get("classes"))
-        print(f"{args.out}: {n} {res['kind']} ({res['written']} written now; {res['bytes_written']} bytes written, "
+        n, unit = (res["clips"], "clips") if res["kind"] == "clips" else (res["classes"], "classes")
+        print(f"{args.out}: {n} {unit} ({res['written']} written now; {res['bytes_written']} bytes written, "
               f"{res['bytes_linked']} linked)")
     return 0
 
