@@ -214,6 +214,13 @@ def test_load_data_reads_every_item_of_both_sets(exports):
         row = by_clip[item[0].name]
         stored = read_stored_flow(clips, clip_flow_files(json.loads(row.flow_files), "fw")[t])
         np.testing.assert_array_equal(got["fw"], stored)
+    # The build's stats state what the export writes per clip (float32 .flo and PGM masks), exactly.
+    from vcbench.datasets.export_devc import export_bytes_per_clip
+
+    est = export_bytes_per_clip(*SIZE, 3)
+    written = sum(p.stat().st_size for p in data_root.rglob("*") if p.suffix in (".flo", ".pgm"))
+    assert written == len(manifest) * est["total"]
+    assert json.loads((clips / "stats.json").read_text())["devc_export_bytes_per_clip"]["total"] == est["total"]
     for item in pair_items:
         got = read_pair_item(item)
         assert got["a"].shape == got["b"].shape == (*SIZE, 3)

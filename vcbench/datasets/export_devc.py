@@ -277,6 +277,17 @@ def run_export(root: Path, dest: Path, *, kind: str, record: dict, manifest: Pat
             "options": options}
 
 
+def export_bytes_per_clip(height: int, width: int, frames: int) -> dict:
+    """What the DEVC export writes per clip beyond links (JPEG frames and gallery images are linked):
+    float32 .flo (forward, backward) and PGM masks per pair; references of a non-JPEG gallery add
+    their re-encoded JPEGs on top."""
+    pairs = frames - 1
+    flo = 12 + 8 * height * width
+    pgm = len(f"P5\n{width} {height}\n255\n") + height * width
+    return {"flow": 2 * pairs * flo, "masks": pairs * pgm, "total": pairs * (2 * flo + pgm),
+            "total_backward_zero": pairs * (flo + pgm)}
+
+
 def zero_flow_file(dest: Path, height: int, width: int) -> Path:
     return Path(dest) / f"vcbench-zero-backward-flow-{height}x{width}.flo"
 

@@ -518,6 +518,15 @@ def _wait_for_orphans(out: Path, timeout_s: float = 60.0) -> None:
         sweep_private_dirs(f)
 
 
+def _export_estimate(cfg: BuildConfig) -> dict:
+    """The DEVC export's bytes per clip (`export_devc.export_bytes_per_clip`) and at PROJECT_CLIPS."""
+    from vcbench.datasets.export_devc import export_bytes_per_clip
+
+    per = export_bytes_per_clip(cfg.spec.height, cfg.spec.width, cfg.spec.length)
+    return {**per, "projection_total": per["total"] * PROJECT_CLIPS,
+            "projection_total_backward_zero": per["total_backward_zero"] * PROJECT_CLIPS}
+
+
 def size_summary(shard_stats: list[dict], n_items: int, project: int = PROJECT_CLIPS, unit: str = "clip") -> dict:
     """Bytes the shards hold by kind of file (frames, flow, masks, ...), per item, and projected to
     `project` items (the per-item mean times `project`: content changes flow's share, so a sample's
@@ -632,6 +641,7 @@ def _build_locked(cfg: BuildConfig, out: Path, opts: RunOptions, weights: Weight
         "candidates": int(len(cand)), "accepted": int(cand["accepted"].astype(bool).sum()) if len(cand) else 0,
         "rejected_by_reason": dict(sorted(reasons.items())), "clip_failures": len(clip_failures),
         **weights.as_dict(), "index": _index_summary(gdir), **size_summary(shard_stats, n_rows),
+        "devc_export_bytes_per_clip": _export_estimate(cfg) if cfg.flow != "none" else None,
         "timings": {"wall_s": round(time.perf_counter() - t0, 3)},
     }
     atomic_write_text(out / "stats.json", json.dumps(totals, indent=1, sort_keys=True) + "\n")
