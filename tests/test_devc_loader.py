@@ -107,16 +107,10 @@ def center_pad_threshold(img: np.ndarray, threshold: float = 3 / 4) -> np.ndarra
     """DEVC's CenterPad_threshold to 216x384: near-square images are cropped to 4:3 then resized;
     others resized to fill and centre cropped."""
     h0, w0 = img.shape[:2]
-    if h0 / w0 == SIZE[0] / SIZE[1]:
-        return img if h0 == SIZE[0] else _resize(img, [int(x * SIZE[0] / h0) for x in (h0, w0)])
-    if h0 / w0 > threshold:
+    if h0 / w0 != SIZE[0] / SIZE[1] and h0 / w0 > threshold:
         hn = int(w0 * threshold)
         return _resize(img[(h0 - hn) // 2:(h0 - hn) // 2 + hn], list(SIZE))
-    if h0 / w0 > SIZE[0] / SIZE[1]:
-        r = _resize(img, [int(x * SIZE[1] / w0) for x in (h0, w0)])
-        return r[(r.shape[0] - SIZE[0]) // 2:(r.shape[0] - SIZE[0]) // 2 + SIZE[0]]
-    r = _resize(img, [int(x * SIZE[0] / h0) for x in (h0, w0)])
-    return r[:, (r.shape[1] - SIZE[1]) // 2:(r.shape[1] - SIZE[1]) // 2 + SIZE[1]]
+    return center_pad(img)
 
 
 def read_video_item(item) -> dict:

@@ -46,6 +46,29 @@ def _check_files(root: Path, files: dict[str, str], report: VerifyReport) -> Non
             report.corrupt.append(rel)
 
 
+def _checked_shard(root: Path, index: int, report: VerifyReport) -> tuple[dict, Path] | None:
+    """(stats, manifest path) of a shard whose folder, stats and manifest (with its recorded sha256)
+    are there; None, with what is wrong in `report`, otherwise."""
+    name = shardio.shard_name(index)
+    sdir, spath = root / "shards" / name, shardio.stats_path(root, index)
+    if not sdir.is_dir():
+        report.missing.append(f"shards/{name}/")
+        return None
+    if not spath.is_file():
+        report.missing.append(f"shards/{spath.name}")
+        return None
+    stats = json.loads(spath.read_text())
+    mpath = sdir / "manifest.parquet"
+    report.files_checked += 1
+    if not mpath.is_file():
+        report.missing.append(f"shards/{name}/manifest.parquet")
+        return None
+    if file_digest(mpath) != stats.get("manifest_sha256"):
+        report.corrupt.append(f"shards/{name}/manifest.parquet")
+        return None
+    return stats, mpath
+
+
 def verify_build(root: str | Path) -> VerifyReport:
     """A build-dataset or build-pairs folder, by its build.json."""
     root = Path(root)
@@ -62,24 +85,10 @@ def verify_build(root: str | Path) -> VerifyReport:
     n_shards = (len(plan) + cfg["shard_size"] - 1) // cfg["shard_size"]
     shard_ids: list[str] = []
     for i in range(n_shards):
-        name = shardio.shard_name(i)
-        sdir, spath = root / "shards" / name, shardio.stats_path(root, i)
-        if not sdir.is_dir():
-            report.missing.append(f"shards/{name}/")
+        checked = _checked_shard(root, i, report)
+        if checked is None:
             continue
-        if not spath.is_file():
-            report.missing.append(f"shards/{spath.name}")
-            continue
-        stats = json.loads(spath.read_text())
-        mpath = sdir / "manifest.parquet"
-        report.files_checked += 1
-        if not mpath.is_file():
-            report.missing.append(f"shards/{name}/manifest.parquet")
-            continue
-        if file_digest(mpath) != stats.get("manifest_sha256"):
-            report.corrupt.append(f"shards/{name}/manifest.parquet")
-            continue
-        df = read_manifest(mpath)
+        df = read_manifest(checked[1])
         for row in df.itertuples(index=False):
             report.clips += 1
             shard_ids.append(row.clip_id)
@@ -99,23 +108,11 @@ def verify_pairs(root: Path) -> VerifyReport:
     shard_ids: list[str] = []
     n_pairs = 0
     for c in plan:
-        i = c["shard"]
-        name = shardio.shard_name(i)
-        stats = shardio.read_stats(root, i)
-        if not (root / "shards" / name).is_dir():
-            report.missing.append(f"shards/{name}/")
+        checked = _checked_shard(root, c["shard"], report)
+        if checked is None:
             continue
-        if stats is None:
-            report.missing.append(f"shards/{shardio.stats_path(root, i).name}")
-            continue
-        mpath = root / "shards" / name / "manifest.parquet"
-        report.files_checked += 1
-        if not mpath.is_file():
-            report.missing.append(f"shards/{name}/manifest.parquet")
-            continue
-        if file_digest(mpath) != stats.get("manifest_sha256"):
-            report.corrupt.append(f"shards/{name}/manifest.parquet")
-            continue
+        stats, mpath = checked
+        name = shardio.shard_name(c["shard"])
         _check_files(root, {f"shards/{name}/{rel}": sha for rel, sha in stats.get("files", {}).items()}, report)
         n_pairs += sum(stats.get("pairs", {}).values())
         for row in read_manifest(mpath).itertuples(index=False):
