@@ -13,6 +13,17 @@ from vcbench.errors import InputError
 from vcbench.lab import rgb_uint8_to_lab
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """DVP trains with one-frame steps of a small U-Net: two intra-op threads gain little, and on a
+    machine shared with other jobs they oversubscribe the cores (the effect test took 240 s instead of
+    17 s under load here); one thread keeps these tests' time steady."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _luminance(frames) -> torch.Tensor:
     return rgb_uint8_to_lab(torch.from_numpy(frames).permute(0, 3, 1, 2))[:, :1].contiguous()
 
