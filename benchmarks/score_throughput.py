@@ -16,7 +16,8 @@ loop; TCVC's CDC loop; Hasler-Suesstrunk colourfulness of prediction and GT.
 vcbench side: `python -m vcbench score ... --metrics M` as a subprocess per metric (the whole process:
 imports, weights, decode, scoring, JSON), with an empty GT cache ("cold", it pays for the GT side as
 the references do) and again with the cache filled ("warm", a second model on the same GT), then all
-seven metrics in one process, cold and warm. Printed per metric and in total: seconds, the ratio
+seven metrics in one process, cold and warm. Each reference runs right after its vcbench runs, so
+that both see the same load on a shared machine. Printed per metric and in total: seconds, the ratio
 (reference / vcbench, > 1 means vcbench is faster), peak RSS of each vcbench process, and the floor:
 what no implementation can avoid here, i.e. decoding the frames, the DIS flow of the GT (cold only)
 and the networks' FLOPs at the GFLOP/s this CPU reaches in a plain float32 matmul. Start-up (imports,
@@ -373,6 +374,14 @@ def main() -> int:
 
     import torch
 
+    # Everything the reference side imports, loaded now: their import times are not counted against
+    # them (vcbench's are, in its process), and a tree edited during the run cannot mix versions.
+    import lpips  # noqa: F401
+    import pytorch_fid.fid_score  # noqa: F401
+    import skimage.metrics  # noqa: F401
+    import test_colorfulness  # noqa: F401
+    import test_temporal_metrics  # noqa: F401
+
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -389,10 +398,16 @@ def main() -> int:
         n = args.clips * args.frames
         load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
         print(f"data: {args.clips} clips x {args.frames} frames at {width}x{height} = {n} frame pairs (PNG); "
-              f"{os.cpu_count()} CPUs, torch threads {threads}; load average {load}\n{weights_note}")
+              f"{os.cpu_count()} CPUs, torch threads {threads}; load average {load}\n{weights_note}", flush=True)
 
-        # vcbench first: each group cold (its own empty cache), warm where the cache matters
+        # Per metric: vcbench cold (its own empty cache), warm where the cache matters, then the
+        # reference right after, so that both sides see the same load on a shared machine.
+        ref_fns = {"psnr + ssim": (ref_psnr_ssim, (pred_dir, gt_dir)), "lpips": (ref_lpips, (pred_dir, gt_dir)),
+                   "fid": (ref_fid_activations, (flat,)), "warp_error": (ref_warp_error, (pred_dir, gt_dir)),
+                   "cdc": (ref_cdc, (pred_dir, gt_dir)), "colorfulness": (ref_colorfulness, (pred_dir, gt_dir))}
         vc: dict[str, dict[str, float]] = {}
+        refs: dict[str, float] = {}
+        values: dict[str, float] = {}
         for label, metrics, cached in GROUPS:
             cache = tmp / f"cache-{metrics[0]}"
             t, rss, _ = run_vcbench(pred_dir, gt_dir, metrics, cache, tmp / "out.json", args.threads)
@@ -400,25 +415,18 @@ def main() -> int:
             if cached:
                 t, rss, _ = run_vcbench(pred_dir, gt_dir, metrics, cache, tmp / "out.json", args.threads)
                 vc[label].update(warm=t, rss_warm=rss)
+            fn, fargs = ref_fns[label]
+            t0 = time.perf_counter()
+            values.update(fn(*fargs))
+            refs[label] = time.perf_counter() - t0
+            print(f"  {label}: reference {refs[label]:.2f} s; vcbench score --metrics {','.join(metrics)}: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in vc[label].items()), flush=True)
         cache = tmp / "cache-all"
         t_cold, rss_cold, res = run_vcbench(pred_dir, gt_dir, METRICS, cache, tmp / "all.json", args.threads)
         t_warm, rss_warm, res_warm = run_vcbench(pred_dir, gt_dir, METRICS, cache, tmp / "all.json", args.threads)
         if res_warm["metrics"] != res["metrics"]:
             print("WARNING: the warm run's values differ from the cold run's")
         start = startup(METRICS, tmp / "cache-startup")
-
-        # reference tools, one after another in this process
-        refs: dict[str, float] = {}
-        values: dict[str, float] = {}
-        for label, fn, fargs in (("psnr + ssim", ref_psnr_ssim, (pred_dir, gt_dir)),
-                                 ("lpips", ref_lpips, (pred_dir, gt_dir)),
-                                 ("fid", ref_fid_activations, (flat,)),
-                                 ("warp_error", ref_warp_error, (pred_dir, gt_dir)),
-                                 ("cdc", ref_cdc, (pred_dir, gt_dir)),
-                                 ("colorfulness", ref_colorfulness, (pred_dir, gt_dir))):
-            t0 = time.perf_counter()
-            values.update(fn(*fargs))
-            refs[label] = time.perf_counter() - t0
         values["fid"] = fid_value()
         ref_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
