@@ -96,7 +96,7 @@ def test_models_list_shows_wrappers_apart_and_unrunnable_systems_with_the_reason
         assert rows[name]["available"] is False and why in rows[name]["error"]
     assert main(["models", "list"]) == 0
     text = capsys.readouterr().out
-    models_part, _, wrappers_part = text.partition("wrappers (")
+    models_part, _, wrappers_part = text.partition("\nwrappers:")
     assert "BASE+dvp" in wrappers_part and "BASE+lai18" in wrappers_part and "BASE+" not in models_part
     with pytest.raises(InputError, match="'tcvc' is not available"):
         registry.model_class("tcvc")

@@ -85,14 +85,14 @@ def run_list(args: argparse.Namespace) -> int:
         json.dump(rows + wrappers, sys.stdout, indent=2)
         print()
         return 0
-    table = []
-    for r in rows:
+    def cells(r: dict[str, Any], name: str) -> tuple[str, str, str, str]:
         desc = r["description"] if r["available"] else f"UNAVAILABLE: {r['error']}"
-        table.append((r["name"], r["origin"], _weights_cell(r), desc))
-    print(format_table(("model", "origin", "weights", "description"), table))
-    print()
-    print("wrappers (post-processes for any model: --model BASE+WRAPPER, e.g. welsh+dvp):")
-    wtable = [(f"BASE+{r['name']}", _weights_cell(r), r["description"] if r["available"] else f"UNAVAILABLE: {r['error']}")
-              for r in wrappers]
-    print(format_table(("wrapper", "weights", "description"), wtable))
+        return (name, r["origin"] if r["kind"] == "model" else "wrapper", _weights_cell(r), desc)
+
+    # One table, so wrappers line up under the models' columns; a heading line sets them apart.
+    lines = format_table(("model", "origin", "weights", "description"),
+                         [cells(r, r["name"]) for r in rows] + [cells(r, f"BASE+{r['name']}") for r in wrappers]).splitlines()
+    split = 2 + len(rows)
+    heading = "wrappers: post-processes for any model, --model BASE+WRAPPER (e.g. welsh+dvp)"
+    print("\n".join(lines[:split] + ["", heading] + lines[split:]))
     return 0
