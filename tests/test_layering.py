@@ -62,7 +62,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     ('vcbench.flow.precomputed', 'vcbench.metrics.base'),
     ('vcbench.metrics.classification', 'vcbench.datasets.labels'),
     ('vcbench.reports.leaderboard', 'vcbench.baselines.registry'),
-    ('vcbench.weights', 'vcbench.metrics.gt_cache'),
 }
 
 KNOWN_CYCLES: set[tuple[str, ...]] = {
@@ -197,7 +196,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/retrieval/build.py': ('vcbench.datasets.stills',),
     'vcbench/retrieval/descriptors.py': ('vcbench.errors', 'vcbench.errors', 'vcbench.weights'),
     'vcbench/retrieval/topk.py': ('vcbench.errors',),
-    'vcbench/weights.py': ('vcbench.metrics.gt_cache',),
 }
 
 

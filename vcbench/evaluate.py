@@ -33,6 +33,7 @@ from vcbench.atomic import make_temp_dir
 from vcbench.baselines.base import Colorizer
 from vcbench.baselines.registry import model_class
 from vcbench.datasets.benchmarks import Benchmark
+from vcbench.devices import device_description
 from vcbench.errors import InputError, VcbenchError, WeightsError
 from vcbench.frames import Clip, write_frames
 from vcbench.lab import rgb_uint8_to_lab
@@ -63,13 +64,6 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
-
-
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        idx = device.index if device.index is not None else torch.cuda.current_device()
-        return f"cuda:{idx} ({torch.cuda.get_device_name(idx)})"
-    return f"{device.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
 def resolve_device(device: str | None) -> torch.device:

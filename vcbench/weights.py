@@ -21,6 +21,7 @@ from vcbench import hashing
 from vcbench.download import OFFLINE_ENV, offline
 from vcbench.download import download as _download_file
 from vcbench.errors import DownloadError, WeightsError
+from vcbench.paths import cache_dir
 
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})$")
 
@@ -164,9 +165,7 @@ def cache_path(name: str) -> Path:
 
 @functools.lru_cache(maxsize=64)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    from vcbench.metrics.gt_cache import default_cache_dir  # across runs too, in the vcbench cache folder
-
-    return hashing.sha256_file_cached(path, default_cache_dir())
+    return hashing.sha256_file_cached(path, cache_dir())  # across runs too, in the vcbench cache folder
 
 
 def sha256_file(path: str | Path) -> str:

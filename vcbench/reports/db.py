@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from vcbench.errors import VcbenchError
+from vcbench.paths import DB_FILENAME, db_path
 
 SCHEMA_VERSION = 1
-DB_FILENAME = "results.sqlite"
 
 _T = TypeVar("_T")
 
@@ -224,12 +224,7 @@ class RunRecord:
 
 def default_db_path() -> Path:
     """`$VCBENCH_DB` if set, else `<platform user data dir>/vcbench/results.sqlite`."""
-    env = os.environ.get("VCBENCH_DB")
-    if env:
-        return Path(env)
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("vcbench")) / DB_FILENAME
+    return db_path()
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:

@@ -1,0 +1,51 @@
+"""vcbench.paths gives exactly what the functions it replaces give (issue 12, plan 3.1): the GT
+cache's `default_cache_dir`, the benchmarks' `cache_root`/`default_data_root` and the results
+database's `default_db_path`, with each variable set, empty or unset (conftest points platformdirs
+at private XDG folders), and with an explicit argument."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vcbench import paths
+from vcbench.datasets import benchmarks
+from vcbench.metrics import gt_cache
+from vcbench.reports import db
+
+
+def _check() -> None:
+    assert paths.cache_dir() == gt_cache.default_cache_dir() == benchmarks.cache_root()
+    assert paths.data_dir() == benchmarks.default_data_root()
+    assert paths.db_path() == db.default_db_path()
+
+
+@pytest.mark.parametrize("state", ["unset", "empty", "set"])
+def test_same_folders_as_today(state, tmp_path, monkeypatch, _isolated_home):
+    for env in (paths.CACHE_ENV, paths.DATA_ROOT_ENV, paths.DB_ENV):
+        if state == "empty":
+            monkeypatch.setenv(env, "")
+        elif state == "set":
+            monkeypatch.setenv(env, str(tmp_path / env.lower()))
+    _check()
+    if state == "set":
+        assert paths.cache_dir() == tmp_path / "vcbench_cache_dir"
+        assert paths.data_dir() == tmp_path / "vcbench_data_root"
+        assert paths.db_path() == tmp_path / "vcbench_db"
+    else:  # platformdirs under conftest's XDG folders
+        assert paths.cache_dir() == _isolated_home / "cache" / "vcbench"
+        assert paths.data_dir() == _isolated_home / "data" / "vcbench" / "datasets"
+        assert paths.db_path() == _isolated_home / "data" / "vcbench" / "results.sqlite"
+
+
+def test_an_explicit_folder_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "env"))
+    assert paths.cache_dir(tmp_path / "arg") == benchmarks.cache_root(tmp_path / "arg") == tmp_path / "arg"
+    assert paths.cache_dir(str(tmp_path / "arg")) == tmp_path / "arg"
+    assert paths.data_dir("d") == Path("d") and paths.db_path("x.sqlite") == Path("x.sqlite")
+
+
+def test_names_match_todays_constants():
+    assert paths.CACHE_ENV == benchmarks.CACHE_ENV and paths.DATA_ROOT_ENV == benchmarks.DATA_ROOT_ENV
+    assert paths.DB_FILENAME == db.DB_FILENAME
