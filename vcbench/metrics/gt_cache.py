@@ -38,8 +38,10 @@ def default_cache_dir() -> Path:
     env = os.environ.get("VCBENCH_CACHE_DIR")
     if env:
         return Path(env)
-    from platformdirs import user_cache_dir
-
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:  # e.g. the GPU image: the XDG rule platformdirs follows on Linux
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vcbench"
     return Path(user_cache_dir("vcbench"))
 
 
