@@ -72,10 +72,42 @@ def mask(lines: list[str]) -> list[str]:
     return out
 
 
-def compare(command: str, expected: list[str], actual: list[str]) -> list[str]:
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+
+
+def numbers_agree(want: str, got: str) -> bool:
+    """Whether the two lines hold the same numbers, each of `got` rounded to the README's decimals."""
+    a, b = NUMBER.findall(want), NUMBER.findall(got)
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        places = len(x.split(".")[1]) if "." in x else 0
+        if f"{float(y):.{places}f}" != x:
+            return False
+    return True
+
+
+def label(diff: list[str]) -> list[str]:
+    """Mark each removed/added line pair of a hunk whose numbers agree at the README's precision."""
+    out, removed = diff[:2], []  # the two file header lines
+    for d in diff[2:]:
+        if d.startswith("@@"):
+            removed = []
+        elif d.startswith("-"):
+            removed.append(d[1:])
+        elif d.startswith("+") and removed:
+            tag = "format only" if numbers_agree(removed.pop(0), d[1:]) else "NUMBERS DIFFER"
+            out.append(f"{d}    [{tag}]")
+            continue
+        out.append(d)
+    return out
+
+
+def compare(command: str, expected: list[str], actual: list[str], stderr: list[str] = ()) -> list[str]:
     """The differences between a README block and the command's output (empty: they agree)."""
     want, got = mask(expected), mask(actual)
-    if "..." in (w.strip() for w in want):  # a partial listing: its lines in order
+    if "..." in (w.strip() for w in want):  # a partial listing: its lines in order (stderr included)
+        got = got + mask(list(stderr))
         missing, pos = [], 0
         for w in (w for w in want if w.strip() != "..."):
             hits = [i for i in range(pos, len(got)) if got[i] == w]
@@ -92,15 +124,15 @@ def compare(command: str, expected: list[str], actual: list[str]) -> list[str]:
                     got[j] = w
                     break
     diff = list(difflib.unified_diff(want, got, "README", f"$ vcbench {command}", lineterm="", n=0))
-    return [f"  {d}" for d in diff]
+    return [f"  {d}" for d in label(diff)]
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[list[str], list[str]]:
     proc = subprocess.run([sys.executable, "-m", "vcbench", *args], cwd=cwd, env=env, capture_output=True,
                           text=True)
     if proc.returncode != 0:
         raise SystemExit(f"vcbench {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc.stdout.rstrip("\n").splitlines()
+    return proc.stdout.rstrip("\n").splitlines(), proc.stderr.rstrip("\n").splitlines()
 
 
 def main() -> int:
@@ -116,7 +148,7 @@ def main() -> int:
                    VCBENCH_DATA_ROOT=str(work / "data"), TORCH_HOME=str(work / "torch"), VCBENCH_OFFLINE="1",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         env.pop("VCBENCH_IMAGENET_VAL", None)
-        outputs: dict[str, list[str]] = {}
+        outputs: dict[str, tuple[list[str], list[str]]] = {}
         for argv in RUNS:
             print("$ vcbench " + " ".join(argv), flush=True)
             outputs[" ".join(argv)] = run(argv, work, env)
@@ -128,7 +160,7 @@ def main() -> int:
         problems = 0
         for command, expected in pairs.items():
             key = command[len("vcbench "):]
-            diffs = compare(key, expected, outputs[key])
+            diffs = compare(key, expected, *outputs[key])
             print(f"{'OK  ' if not diffs else 'DIFF'} vcbench {key}")
             for d in diffs:
                 print(d)
