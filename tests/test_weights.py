@@ -54,7 +54,21 @@ def test_registry_prefixes_come_from_the_file_names():
     assert hash_prefix_from_filename("pt_inception-2015-12-05-6726825d.pth") == "6726825d"
     assert hash_prefix_from_filename("colorization_checkpoint.zip") is None
     for spec in REGISTRY.values():
-        assert spec.url.startswith("https://") and spec.url.endswith("/" + spec.filename)
+        assert spec.url.startswith("https://")
+        assert spec.url.endswith("/" + spec.filename) or spec.manual, spec.name
+    assert {s.name for s in REGISTRY.values() if s.manual} == {"lai18", "instcolor_zip"}
+
+
+def test_file_without_a_direct_download_is_never_fetched(monkeypatch):
+    """A dead link or a Google Drive page is not tried even online: one error saying where the copy goes."""
+    import vcbench.weights as W
+
+    monkeypatch.delenv("VCBENCH_OFFLINE", raising=False)
+    monkeypatch.setattr(W, "_download_file", lambda *a, **k: pytest.fail("a manual file was downloaded"))
+    with pytest.raises(WeightsError, match="has no direct download") as err:
+        resolve("lai18")
+    assert "cannot be downloaded automatically (the official link is dead)" in str(err.value)
+    assert "ECCV18_blind_consistency.pth" in str(err.value) and "vcbench weights download" not in str(err.value)
 
 
 def test_torch_home_follows_env_like_torch_hub(monkeypatch, tmp_path):

@@ -42,6 +42,9 @@ class WeightSpec:
     sha256_prefix: str | None = None
     sha256: str | None = None
     description: str = ""
+    #: Why the file cannot be fetched automatically (a dead link, a Google Drive page), or None when
+    #: `url` is a direct download; such files are taken only from a path or the torch-hub cache.
+    manual: str | None = None
 
     def __post_init__(self) -> None:
         if self.sha256_prefix is None and self.sha256 is None:
@@ -108,16 +111,18 @@ def _builtin_specs() -> dict[str, WeightSpec]:
                    "https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
                    description="Zhang et al. 2017 interactive colorization (richzhang/colorization)"),
         WeightSpec("lai18", "ECCV18_blind_consistency.pth",
-                   "http://vllab.ucmerced.edu/wlai24/video_consistency/models/ECCV18_blind_consistency.pth",
+                   "https://vllab.ucmerced.edu/wlai24/video_consistency/models/ECCV18_blind_consistency.pth",
                    description="Lai et al. 2018 TransformNet (blind consistency); official link dead, no published "
-                               "hash: put your copy here or pass its path"),
+                               "hash: put your copy here or pass its path",
+                   manual="the official link is dead"),
         WeightSpec("maskrcnn_v2", "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
                    "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
                    description="torchvision Mask R-CNN ResNet-50 FPN v2, COCO (instcolor's detector)"),
         WeightSpec("instcolor_zip", "InstColorization_checkpoints.zip",
                    "https://drive.google.com/uc?export=download&id=1Xb-DKAA9ibCVLqm8teKd1MWk6imjwTBh",
                    description="InstColorization checkpoints.zip (Google Drive; no published hash), saved under "
-                               "this name, or a folder holding coco_finetuned_mask_256_ffs/latest_net_{G,GF,GComp}.pth"),
+                               "this name, or a folder holding coco_finetuned_mask_256_ffs/latest_net_{G,GF,GComp}.pth",
+                   manual="it is shared as a Google Drive page, not a direct download"),
     ]
     return {s.name: s for s in specs}
 
@@ -181,6 +186,9 @@ def _download_command(spec: WeightSpec) -> str:
 
 def missing_hint(spec: WeightSpec) -> str:
     """The fix for a missing file, in one sentence: the command that fetches it, or where a copy goes."""
+    if spec.manual:
+        return (f"it cannot be downloaded automatically ({spec.manual}): get it from {spec.url} and put it at "
+                f"{checkpoints_dir() / spec.filename}, or pass its path")
     return (f"run `{_download_command(spec)}` where there is network, or put a copy of {spec.url} at "
             f"{checkpoints_dir() / spec.filename}")
 
@@ -237,8 +245,9 @@ def resolve(name: str, path: str | Path | None = None, *, download: bool = True,
     cached = checkpoints_dir() / spec.filename
     if cached.is_file():
         return _check(spec, cached, "cache", allow_unverified)
-    if not download or offline():
-        why = f"offline ({OFFLINE_ENV}=1)" if offline() else "downloads disabled"
+    if not download or offline() or spec.manual:
+        why = (f"offline ({OFFLINE_ENV}=1)" if offline() else "downloads disabled") if not spec.manual else \
+            "has no direct download"
         raise WeightsError(f"weights file {spec.filename} ({spec.name}) is not in the cache and {why}",
                            hint=missing_hint(spec))
     try:
