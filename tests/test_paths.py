@@ -49,3 +49,23 @@ def test_an_explicit_folder_wins(tmp_path, monkeypatch):
 def test_names_match_todays_constants():
     assert paths.CACHE_ENV == benchmarks.CACHE_ENV and paths.DATA_ROOT_ENV == benchmarks.DATA_ROOT_ENV
     assert paths.DB_FILENAME == db.DB_FILENAME
+
+
+def test_without_platformdirs_the_xdg_rule(_isolated_home):
+    """The GPU image has no platformdirs: the same folders from the XDG variables, as the GT cache's
+    own fallback gives, and `vcbench.weights` (which imports paths) still imports."""
+    import importlib
+    import sys
+
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setitem(sys.modules, "platformdirs", None)  # import platformdirs -> ImportError
+            bare = importlib.reload(paths)
+            assert bare.cache_dir() == gt_cache.default_cache_dir() == _isolated_home / "cache" / "vcbench"
+            assert bare.data_dir() == _isolated_home / "data" / "vcbench" / "datasets"
+            assert bare.db_path() == _isolated_home / "data" / "vcbench" / "results.sqlite"
+            mp.delenv("XDG_CACHE_HOME")
+            assert bare.cache_dir() == gt_cache.default_cache_dir() == Path.home() / ".cache" / "vcbench"
+    finally:
+        importlib.reload(paths)
+    assert paths.user_cache_dir.__module__.startswith("platformdirs")

@@ -1,7 +1,8 @@
 """Where vcbench keeps things on this machine: its cache, the licensed data sets, the results database.
 
 Each honours its environment variable (a non-empty value wins), else the platform's user folders
-(platformdirs: on Linux `$XDG_CACHE_HOME/vcbench`, `$XDG_DATA_HOME/vcbench`). An explicit argument,
+(platformdirs: on Linux `$XDG_CACHE_HOME/vcbench`, `$XDG_DATA_HOME/vcbench`; the same XDG rule
+where platformdirs is not installed). An explicit argument,
 as a command's `--cache-dir`/`--data-root`/`--db` gives it, wins over both.
 """
 
@@ -10,7 +11,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from platformdirs import user_cache_dir, user_data_dir
+try:
+    from platformdirs import user_cache_dir, user_data_dir
+except ImportError:  # e.g. the GPU image: the XDG rule platformdirs follows on Linux (as gt_cache does)
+    def user_cache_dir(appname: str) -> str:
+        return str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / appname)
+
+    def user_data_dir(appname: str) -> str:
+        return str(Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / appname)
 
 APP = "vcbench"
 CACHE_ENV = "VCBENCH_CACHE_DIR"
