@@ -10,7 +10,11 @@ from __future__ import annotations
 import importlib.util
 import io
 import logging
+import os
 import re
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Literal
@@ -151,6 +155,67 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return h, w
 
 
+#: Images decoded ahead of the consumer, per decode thread: the next batch decodes while the metrics
+#: run on the current one, and memory stays bounded (a few frames per thread, whatever the clip length).
+_AHEAD_PER_THREAD = 4
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def decode_threads() -> int:
+    """Threads that decode image frames: the CPUs this process may use, at most 4 (Pillow's PNG/JPEG
+    decoders release the GIL, so frames decode in parallel; measured 2x on 2 cores at 854x480)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
+def _decode_pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(decode_threads(), thread_name_prefix="vcbench-decode")
+        return _POOL
+
+
+def _forget_pool() -> None:
+    """In a forked child the parent's decode threads do not exist: start a pool of its own when needed."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _decode_ahead(paths: list[Path]) -> Iterator[tuple[Path, np.ndarray]]:
+    """(path, read_image(path)) in order, decoded by the shared pool a bounded window ahead.
+
+    A frame that fails raises its own error when its turn comes (frames before it are yielded first),
+    as the sequential loop did; closing the generator early cancels the frames not yet started.
+    """
+    if len(paths) < 2 or decode_threads() == 1:
+        for p in paths:
+            yield p, read_image(p)
+        return
+    pool = _decode_pool()
+    window = decode_threads() * _AHEAD_PER_THREAD
+    pending: deque[tuple[Path, Future]] = deque()
+    nxt = 0
+    try:
+        while pending or nxt < len(paths):
+            while nxt < len(paths) and len(pending) < window:
+                pending.append((paths[nxt], pool.submit(read_image, paths[nxt])))
+                nxt += 1
+            p, fut = pending.popleft()
+            yield p, fut.result()
+    finally:
+        for _, fut in pending:
+            fut.cancel()
+
+
 # --------------------------------------------------------------------------------------- videos
 def _av_error_types() -> tuple[type[BaseException], ...]:
     import av
@@ -255,8 +320,7 @@ class Clip:
         """Yield frames one by one as (H, W, 3) uint8 RGB; a frame size change is an error."""
         if self.kind == "frames":
             size = None
-            for p in self.frame_paths():
-                frame = read_image(p)
+            for p, frame in _decode_ahead(self.frame_paths()):
                 if size is None:
                     size = frame.shape
                 elif frame.shape != size:
