@@ -10,8 +10,8 @@ import torch
 from vcbench.datasets.augment import (FIELD_SIGMA, augment_video, draw_pseudo_params, draw_video_params,
                                       pseudo_video, rng_for, smooth_field)
 from vcbench.datasets.clips import resize_fill
-from vcbench.datasets.stills import list_stills
 from vcbench.frames import Clip, sample_videos
+from vcbench.stills import list_stills
 
 
 @pytest.fixture(scope="module")

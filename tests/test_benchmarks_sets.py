@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from vcbench.datasets import benchmarks as B
-from vcbench.datasets.stills import load_skimage_still
 from vcbench.errors import InputError
 from vcbench.frames import Clip, read_image, sample_videos
+from vcbench.stills import load_skimage_still
 
 
 @pytest.fixture(scope="module")

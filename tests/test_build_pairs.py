@@ -102,7 +102,7 @@ def _class_folder(tmp_path: Path) -> Path:
     """Two classes of real photographs (crops of two stills, JPEG and PNG) plus an unreadable file."""
     import cv2
 
-    from vcbench.datasets.stills import load_skimage_still
+    from vcbench.stills import load_skimage_still
 
     root = tmp_path / "train"
     for cls, still in (("n02123045", "chelsea"), ("n03063599", "coffee")):

@@ -57,10 +57,8 @@ ALLOWED: dict[str, set[str]] = {
 # ------------------------------------------------------------------ today's state (may only shrink)
 KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     ('vcbench.baselines.instcolor.detector', 'vcbench.metrics.network'),
-    ('vcbench.datasets.stills', 'vcbench.datasets.sources'),
     ('vcbench.flow.estimators', 'vcbench.metrics.base'),
     ('vcbench.flow.precomputed', 'vcbench.metrics.base'),
-    ('vcbench.metrics.classification', 'vcbench.datasets.labels'),
     ('vcbench.reports.leaderboard', 'vcbench.baselines.registry'),
 }
 
@@ -119,36 +117,33 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     ),
     'vcbench/cli/report.py': ('vcbench.cli.plot', 'vcbench.cli.plot', 'vcbench.reports.html'),
     'vcbench/cli/score.py': (
-        'vcbench.atomic', 'vcbench.datasets.benchmarks', 'vcbench.errors',
-        'vcbench.metrics.classification', 'vcbench.metrics.scorer'
+        'vcbench.atomic', 'vcbench.datasets.benchmarks', 'vcbench.errors', 'vcbench.labels',
+        'vcbench.metrics.scorer'
     ),
     'vcbench/cli/weights_cmd.py': (
         'vcbench.weights', 'vcbench.weights', 'vcbench.weights', 'vcbench.weights'
     ),
     'vcbench/datasets/augment.py': ('vcbench.flow.warp',),
-    'vcbench/datasets/benchmarks.py': ('vcbench.atomic', 'vcbench.datasets.stills', 'vcbench.download'),
+    'vcbench/datasets/benchmarks.py': ('vcbench.atomic', 'vcbench.download'),
     'vcbench/datasets/export_devc.py': (
         'vcbench.atomic', 'vcbench.datasets.export_pairs', 'vcbench.datasets.pipeline',
-        'vcbench.datasets.shards', 'vcbench.datasets.stills', 'vcbench.flow.flo',
-        'vcbench.flow.flo', 'vcbench.frames'
+        'vcbench.datasets.shards', 'vcbench.flow.flo', 'vcbench.flow.flo', 'vcbench.frames'
     ),
     'vcbench/datasets/pair_stages.py': ('vcbench.retrieval.index',),
     'vcbench/datasets/pairs.py': (
         'vcbench.datasets.augment', 'vcbench.datasets.manifest', 'vcbench.datasets.manifest',
         'vcbench.datasets.pair_stages', 'vcbench.datasets.pair_stages', 'vcbench.datasets.pipeline',
-        'vcbench.datasets.pipeline', 'vcbench.datasets.sources', 'vcbench.datasets.stages',
-        'vcbench.datasets.stills', 'vcbench.datasets.stills', 'vcbench.errors', 'vcbench.executors',
-        'vcbench.executors', 'vcbench.frames', 'vcbench.frames', 'vcbench.frames',
-        'vcbench.hashing', 'vcbench.lock', 'vcbench.retrieval.descriptors'
+        'vcbench.datasets.pipeline', 'vcbench.datasets.stages', 'vcbench.errors',
+        'vcbench.executors', 'vcbench.executors', 'vcbench.frames', 'vcbench.frames',
+        'vcbench.frames', 'vcbench.hashing', 'vcbench.lock', 'vcbench.retrieval.descriptors'
     ),
     'vcbench/datasets/pipeline.py': (
         'vcbench.atomic', 'vcbench.datasets.augment', 'vcbench.datasets.export_devc',
         'vcbench.datasets.labels', 'vcbench.datasets.labels', 'vcbench.datasets.manifest',
         'vcbench.datasets.stages', 'vcbench.datasets.stages', 'vcbench.datasets.stages',
-        'vcbench.datasets.stages', 'vcbench.datasets.stills', 'vcbench.datasets.stills',
-        'vcbench.errors', 'vcbench.executors', 'vcbench.executors', 'vcbench.executors',
-        'vcbench.executors', 'vcbench.lock', 'vcbench.lock', 'vcbench.lock', 'vcbench.lock',
-        'vcbench.retrieval.index', 'vcbench.weights'
+        'vcbench.datasets.stages', 'vcbench.errors', 'vcbench.executors', 'vcbench.executors',
+        'vcbench.executors', 'vcbench.executors', 'vcbench.lock', 'vcbench.lock', 'vcbench.lock',
+        'vcbench.lock', 'vcbench.retrieval.index', 'vcbench.weights'
     ),
     'vcbench/datasets/shards.py': ('vcbench.flow.flo', 'vcbench.flow.flo'),
     'vcbench/datasets/sources/__init__.py': (
@@ -159,11 +154,10 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/datasets/sources/hollywood.py': ('vcbench.download',),
     'vcbench/datasets/stages.py': (
         'vcbench.atomic', 'vcbench.datasets.labels', 'vcbench.datasets.pipeline',
-        'vcbench.datasets.stills', 'vcbench.flow.estimators', 'vcbench.flow.estimators',
-        'vcbench.flow.occlusion', 'vcbench.retrieval.build', 'vcbench.retrieval.build',
-        'vcbench.retrieval.descriptors', 'vcbench.retrieval.topk'
+        'vcbench.flow.estimators', 'vcbench.flow.estimators', 'vcbench.flow.occlusion',
+        'vcbench.retrieval.build', 'vcbench.retrieval.build', 'vcbench.retrieval.descriptors',
+        'vcbench.retrieval.topk'
     ),
-    'vcbench/datasets/stills.py': ('vcbench.datasets.sources',),
     'vcbench/datasets/verify.py': ('vcbench.datasets.pairs',),
     'vcbench/evaluate.py': ('vcbench.metrics.scorer', 'vcbench.metrics.sizing', 'vcbench.weights'),
     'vcbench/flow/estimators.py': (
@@ -172,7 +166,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/flow/flownet2.py': ('vcbench.errors', 'vcbench.weights'),
     'vcbench/flow/raft.py': ('vcbench.weights',),
     'vcbench/hashing.py': ('vcbench.atomic', 'vcbench.errors'),
-    'vcbench/metrics/classification.py': ('vcbench.datasets.labels', 'vcbench.frames'),
     'vcbench/metrics/fidelity.py': ('vcbench.metrics.parallel',),
     'vcbench/metrics/network.py': ('vcbench.errors', 'vcbench.metrics.sizing', 'vcbench.weights'),
     'vcbench/metrics/perceptual.py': ('vcbench.weights', 'vcbench.weights'),
@@ -193,7 +186,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     ),
     'vcbench/reports/stats.py': ('vcbench.metrics.registry', 'vcbench.metrics.registry'),
     'vcbench/retrieval/__init__.py': ('vcbench.retrieval.topk',),
-    'vcbench/retrieval/build.py': ('vcbench.datasets.stills',),
     'vcbench/retrieval/descriptors.py': ('vcbench.errors', 'vcbench.errors', 'vcbench.weights'),
     'vcbench/retrieval/topk.py': ('vcbench.errors',),
 }

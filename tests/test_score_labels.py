@@ -15,7 +15,7 @@ from skimage import data
 from vcbench.cli import main
 from vcbench.errors import InputError
 from vcbench.frames import ImageClip, list_clips
-from vcbench.metrics.classification import read_class_labels
+from vcbench.labels import read_class_labels
 
 STILLS = {"ILSVRC2012_val_00000001": data.chelsea, "ILSVRC2012_val_00000002": data.coffee,
           "ILSVRC2012_val_00000003": data.astronaut, "ILSVRC2012_val_00000004": data.rocket}

@@ -101,7 +101,7 @@ def format_table(result: Any) -> str:
 
 def _read_labels(arg: Path) -> dict[str, int]:
     """A label file, or the bundled ctest10k list by name (keys: image file stems)."""
-    from vcbench.metrics.classification import read_class_labels
+    from vcbench.labels import read_class_labels
 
     if str(arg) == "imagenet-ctest10k" and not arg.exists():
         from vcbench.datasets.benchmarks import imagenet_entries

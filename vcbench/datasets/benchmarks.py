@@ -31,6 +31,7 @@ from vcbench.options import option
 from vcbench.frames import (IMAGE_EXTENSIONS, Clip, ImageClip, list_clips, natural_key, read_image, sample_videos,
                             write_frames)
 from vcbench.hashing import sha256_file
+from vcbench.stills import load_skimage_still
 
 REFERENCE_MODES: tuple[str, ...] = ("first-frame", "exemplar")
 DATA_ROOT_ENV = "VCBENCH_DATA_ROOT"
@@ -210,8 +211,6 @@ def prepare_sample(cache_dir: str | Path | None = None, *, frames: int = 24, wid
     run never leaves a partial sample that later runs would trust.
     """
     import cv2
-
-    from vcbench.datasets.stills import load_skimage_still
 
     if frames < 1 or width < 8:
         raise InputError(f"sample needs frames >= 1 and width >= 8, got frames={frames}, width={width}")

@@ -50,6 +50,7 @@ from vcbench.datasets.shards import encode_image
 from vcbench.errors import InputError
 from vcbench.hashing import sha256_file
 from vcbench.lock import FolderLock, PrivateDir, sweep_private_dirs
+from vcbench.stills import load_skimage_still
 
 MARKER = "vcbench-export.json"
 MARKER_FORMAT = "vcbench-devc-export/1"
@@ -105,8 +106,6 @@ def _jpeg_bytes(src: Path) -> bytes:
 
 def _reference(path: str, dst: Path, place: Placer) -> None:
     if path.startswith("skimage:"):
-        from vcbench.datasets.stills import load_skimage_still
-
         place.bytes(dst, encode_image(load_skimage_still(path.split(":", 1)[1]), "jpg"))
         return
     p = Path(path)

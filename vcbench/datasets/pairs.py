@@ -38,6 +38,8 @@ import pyarrow as pa
 from vcbench.atomic import atomic_write_text
 from vcbench.datasets import shards as shardio
 from vcbench.errors import InputError, VcbenchError
+from vcbench.ids import safe_id
+from vcbench.stills import SKIMAGE_STILLS, load_skimage_still
 
 PAIRS_PLAN_VERSION = 1
 SOURCES = ("sample", "local", "imagenet")
@@ -81,7 +83,6 @@ class ImageItem:
 
 # ----------------------------------------------------------------------------------------- source
 def _class_images(folder: Path) -> list[ImageItem]:
-    from vcbench.datasets.sources import safe_id
     from vcbench.frames import IMAGE_EXTENSIONS, natural_key
 
     files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
@@ -100,8 +101,6 @@ def _class_images(folder: Path) -> list[ImageItem]:
 def list_classes(cfg: PairConfig) -> list[tuple[str, list[ImageItem]]]:
     """The source's classes in order, each with its images (natural order)."""
     if cfg.source == "sample":
-        from vcbench.datasets.stills import SKIMAGE_STILLS
-
         return [(name, [ImageItem(f"{name}_{j:03d}", f"skimage:{name}#{j}") for j in range(cfg.views)])
                 for name in SKIMAGE_STILLS]
     if cfg.input is None:
@@ -137,7 +136,6 @@ def _load(cfg: PairConfig, item: ImageItem) -> tuple[np.ndarray, bytes | None, s
 
     if item.origin.startswith("skimage:"):
         from vcbench.datasets.pair_stages import sample_view
-        from vcbench.datasets.stills import load_skimage_still
 
         still = item.origin.split(":", 1)[1].split("#")[0]
         import cv2

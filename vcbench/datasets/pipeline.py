@@ -49,6 +49,8 @@ from vcbench.datasets.clips import ClipSpec, extract_clips
 from vcbench.datasets.manifest import canonical_json, concat_manifests, write_manifest
 from vcbench.datasets.sources import SourceOptions, SourceVideo, resolve_source
 from vcbench.errors import InputError, VcbenchError
+from vcbench.labels import read_label_file
+from vcbench.stills import list_stills
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +191,7 @@ def run_extract(task: ExtractTask) -> dict:
 def check_retrieval_options(cfg: BuildConfig) -> tuple[dict[str, str] | None, dict[str, str] | None]:
     """Validate index and label options before any work; returns the parsed (gallery, clip) labels,
     with every gallery image checked to have a class."""
-    from vcbench.datasets.labels import gallery_labels, read_label_file
-    from vcbench.datasets.stills import list_stills
+    from vcbench.datasets.labels import gallery_labels
 
     if cfg.index not in ("auto", "flat", "ivf"):
         raise InputError(f"unknown gallery index {cfg.index!r}", hint="use flat, ivf or auto")
@@ -321,7 +322,6 @@ def make_plan(cfg: BuildConfig, videos: list[SourceVideo], candidates: list[dict
     samples every video rather than the first ones. Raises `no_clips_error` when video clips are
     wanted (`pseudo_fraction` < 1) but the source gave none."""
     from vcbench.datasets.augment import rng_for
-    from vcbench.datasets.stills import list_stills
 
     by_id = {v.video_id: v for v in videos}
     bases = [c for c in candidates if c["accepted"]]

@@ -15,8 +15,9 @@ import numpy as np
 
 from vcbench.datasets.augment import (augment_video, draw_pseudo_params, draw_video_params, params_json,
                                       pseudo_video, rng_for)
-from vcbench.datasets.stills import Still
 from vcbench.errors import InputError
+from vcbench.labels import read_label_file
+from vcbench.stills import Still, list_stills
 
 GPU_FLOWS = ("raft", "flownet2")
 GPU_FEATURES = ("vgg19",)
@@ -110,8 +111,7 @@ def prepare_gallery(cfg, out_root: Path, *, quiet: bool = True, allow_unverified
                           allow_unverified=allow_unverified, kind=cfg.index, nlist=cfg.nlist, nprobe=cfg.nprobe)
     if cfg.gallery_labels:
         from vcbench.atomic import atomic_write_text
-        from vcbench.datasets.labels import gallery_labels, read_label_file
-        from vcbench.datasets.stills import list_stills
+        from vcbench.datasets.labels import gallery_labels
 
         stills = list_stills(Path(cfg.gallery) if cfg.gallery else None)
         labels = gallery_labels(stills, cfg.gallery, read_label_file(cfg.gallery_labels, "gallery labels"),

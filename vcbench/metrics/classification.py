@@ -27,35 +27,6 @@ LABELS_KEY = "labels"
 GT_TOP1_KEY = "vgg19_gt_top1"
 
 
-def read_class_labels(path: str | Path) -> dict[str, int]:
-    """{clip name: ImageNet-1k class index} from a label file, for accuracy instead of agreement.
-
-    The file is read by `vcbench.datasets.labels.read_label_file`: `path-or-name class` lines (the
-    ctest10k list: `/n01440764/ILSVRC2012_val_00000293.JPEG 0`) or `name,class` CSV/TSV. A name is
-    matched by its file name without an image/video extension, so list paths pair with the image
-    set's file stems; classes must be integers 0..999.
-    """
-    from vcbench.datasets.labels import read_label_file
-    from vcbench.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    out: dict[str, int] = {}
-    for name, cls in read_label_file(path, "label").items():
-        try:
-            label = int(cls)
-        except ValueError:
-            raise InputError(f"class {cls!r} of {name!r} is not an integer", path=path,
-                             hint="classes are ImageNet-1k indices 0..999") from None
-        if not 0 <= label < 1000:
-            raise InputError(f"class {label} of {name!r} is outside ImageNet-1k's 0..999", path=path)
-        key = Path(name.replace("\\", "/")).name
-        if Path(key).suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
-            key = Path(key).stem
-        if out.get(key, label) != label:
-            raise InputError(f"{key!r} is labelled both {out[key]} and {label}", path=path)
-        out[key] = label
-    return out
-
-
 class VGG19Classifier:
     """torchvision VGG19 with IMAGENET1K_V1's transforms; weights through vcbench's resolver."""
 

@@ -19,6 +19,7 @@ from vcbench.errors import InputError
 from vcbench.retrieval.descriptors import Descriptor, get_descriptor
 from vcbench.retrieval.index import META_FILE, GalleryIndex, default_nlist, list_checksum
 from vcbench.retrieval.topk import Reference, top_k_for_clip
+from vcbench.stills import list_stills
 
 CHUNK = 1024
 #: Above this many images an IVF index replaces exhaustive search (on a CPU a flat search over
@@ -30,12 +31,6 @@ def _default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _stills(folder: Path | None):
-    from vcbench.datasets.stills import list_stills
-
-    return list_stills(folder)
 
 
 def index_is_current(gdir: Path, descriptor: str, ids: Sequence[str], paths: Sequence[str], *,
@@ -87,7 +82,7 @@ def ensure_gallery(gdir: str | Path, folder: str | Path | None, features: str, *
     kind "auto" is IVF above IVF_ABOVE images, else flat; `nlist`/`nprobe` (IVF only) default to
     `default_nlist(n)` and nlist // 8."""
     gdir = Path(gdir)
-    stills = _stills(Path(folder) if folder is not None else None)
+    stills = list_stills(Path(folder) if folder is not None else None)
     ids = [s.still_id for s in stills]
     paths = [s.origin for s in stills]
     if kind == "auto":

@@ -7,24 +7,12 @@ skipped rather than fatal: stock-footage links rot, and one dead clip must not s
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vcbench.errors import InputError
 
 SOURCE_NAMES: tuple[str, ...] = ("sample", "local", "videvo", "hollywood2", "hollywood3d")
-
-_ID_RE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def safe_id(text: str) -> str:
-    """A clip/video id usable as a file name and in DEVC's pairs file (its loader cuts names at '.')."""
-    out = _ID_RE.sub("-", text).strip("-")
-    if not out:
-        raise InputError(f"cannot make an id from {text!r}", hint="give the clip a name with letters or digits")
-    return out
-
 
 @dataclass(frozen=True)
 class SourceVideo:

