@@ -14,6 +14,7 @@ effect on a whole scoring run).
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -53,10 +54,12 @@ def fold_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
     Only torchvision's `BasicConv2d` (relu(bn(conv(x)))), which pytorch-fid's Inception also uses, is
     folded: there the BatchNorm provably sees the convolution's output and nothing else.
     """
-    from torchvision.models.inception import BasicConv2d
-
     if net.training:
         raise ValueError("fold_batchnorm needs a network in eval mode (BatchNorm's running statistics)")
+    if "torchvision" not in sys.modules:  # no BasicConv2d can exist; importing torchvision costs 1-1.7 s
+        return net
+    from torchvision.models.inception import BasicConv2d
+
     for module in net.modules():
         if isinstance(module, BasicConv2d) and isinstance(module.bn, torch.nn.BatchNorm2d):
             module.conv = fuse_conv_bn_eval(module.conv, module.bn)

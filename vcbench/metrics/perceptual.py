@@ -43,15 +43,33 @@ def lpips_linear_weights_path(version: str = "0.1", net: str = "alex") -> Path:
     return path
 
 
+def _alexnet_trunk() -> torch.nn.Module:
+    """torchvision's AlexNet `features` up to relu5, layer for layer (the same indices, so the same
+    state-dict keys `features.0.weight` ...), built here because importing torchvision costs 1-1.7 s
+    of start-up (it imports every model family) and LPIPS needs only these twelve layers."""
+    nn = torch.nn
+    trunk = nn.Module()
+    trunk.features = nn.Sequential(
+        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True))
+    return trunk
+
+
+def _trunk_state(alexnet_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The trunk's part of an AlexNet state dict; the classifier's keys (unused by LPIPS) are set aside,
+    any other key is left in so that strict loading refuses a file that is not AlexNet's."""
+    return {k: v for k, v in alexnet_state.items() if not k.startswith("classifier.")}
+
+
 class LPIPSNet(torch.nn.Module):
     """AlexNet trunk + v0.1 linear layers; `forward(a, b)` gives the per-image distance (N,)."""
 
     def __init__(self, alexnet_state: dict[str, torch.Tensor], linear_state: dict[str, torch.Tensor]):
         super().__init__()
-        from torchvision.models import alexnet
-
-        trunk = build_loaded(lambda: alexnet(weights=None), alexnet_state)
-        self.features = trunk.features[: _TAPS[-1] + 1]
+        self.features = build_loaded(_alexnet_trunk, _trunk_state(alexnet_state)).features
         self.lins = torch.nn.ParameterList(
             [torch.nn.Parameter(linear_state[f"lin{i}.model.1.weight"].float(), requires_grad=False)
              for i in range(len(_TAPS))])
