@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from vcbench.errors import WeightsError
 from vcbench.metrics.base import FrameContext, Metric
@@ -95,10 +94,21 @@ class LPIPSNet(torch.nn.Module):
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in _TAPS:
-                f = x / (torch.sqrt(torch.sum(x * x, dim=1, keepdim=True)) + _EPS)
-                d = (f[:n] - f[n:]) ** 2
-                total = total + F.conv2d(d, next(lins)).mean(dim=(1, 2, 3))
+                total = total + _tap_distance(x[:n], x[n:], next(lins))
         return total
+
+
+def _tap_distance(xa: torch.Tensor, xb: torch.Tensor, lin: torch.Tensor) -> torch.Tensor:
+    """lpips' per-layer term, mean_hw(sum_c w_c (xa_c/|xa| - xb_c/|xb|)^2) with |x| = norm over
+    channels + 1e-10, in fewer passes over the activations than its normalise / subtract / square /
+    1x1-conv / mean: the weighted channel sum commutes with the spatial mean, so the (N, C, H, W)
+    squares are averaged first and weighted as (N, C) @ (C,). Only float32 rounding differs (~1e-7;
+    the tests hold it to the package within 1e-5); at 854x480 it is ~0.5 s less per 96 pairs.
+    """
+    inv_a = 1.0 / (torch.linalg.vector_norm(xa, dim=1, keepdim=True) + _EPS)
+    inv_b = 1.0 / (torch.linalg.vector_norm(xb, dim=1, keepdim=True) + _EPS)
+    d = (xa * inv_a).sub_(xb * inv_b).square_()  # not addcmul: its fused multiply-add leaves ~1e-16 on equal inputs
+    return d.mean(dim=(2, 3)) @ lin.view(-1)
 
 
 def pairs_per_chunk(height: int, width: int, device: torch.device) -> int:
