@@ -20,9 +20,10 @@ from conftest import requires_gpu
 
 from vcbench.errors import InputError, WeightsError
 from vcbench.flow.base import pad_to_multiple, unpad
-from vcbench.flow.estimators import estimator_names, get_estimator, gt_flow_pairs
+from vcbench.flow.estimators import estimator_names, get_estimator
 from vcbench.flow.flo import read_flo, write_flo
 from vcbench.flow.occlusion import occlusion_mask
+from vcbench.flow.pairs import flow_pairs
 from vcbench.flow.precomputed import PrecomputedFlow
 from vcbench.flow.warp import backward_warp
 
@@ -409,10 +410,10 @@ def _write_lai_layout(root, clip, fws, bws=None, occs=None):
         cv2.imwrite(str(p), (o * 255).astype(np.uint8))
 
 
-def test_gt_flow_pairs_and_precomputed_agree(bikes_frames, tmp_path):
+def test_flow_pairs_and_precomputed_agree(bikes_frames, tmp_path):
     est = get_estimator("dis")
     frames = to_t(bikes_frames[:4])
-    pairs = gt_flow_pairs(frames, est)
+    pairs = flow_pairs(frames, est)
     fw = est(frames[:-1], frames[1:])
     bw = est(frames[1:], frames[:-1])
     assert torch.equal(pairs.fw, fw)
@@ -425,10 +426,10 @@ def test_gt_flow_pairs_and_precomputed_agree(bikes_frames, tmp_path):
     for root in ("with_bw", "with_occ"):
         pre = get_estimator(str(tmp_path / root))
         assert isinstance(pre, PrecomputedFlow) and pre.weights_used() == {}
-        p = gt_flow_pairs(frames, pre, clip="bikes")
+        p = flow_pairs(frames, pre, clip="bikes")
         assert torch.equal(p.fw, fw) and torch.equal(p.noc, pairs.noc)
         # a batch starting at frame 1 reads pairs 1 and 2
-        q = gt_flow_pairs(frames[1:], pre, clip="bikes", start=1)
+        q = flow_pairs(frames[1:], pre, clip="bikes", start=1)
         assert torch.equal(q.fw, fw[1:]) and torch.equal(q.noc, pairs.noc[1:])
         assert pre.pairs("bikes", 0, 3, (68, 160)).fw.shape == (3, 2, 68, 160)
 

@@ -19,9 +19,10 @@ from conftest import degrade, requires_gpu
 from test_flow import lai_occlusion_for_pair, resample_np, to_t
 
 from vcbench.errors import WeightsError
-from vcbench.flow.estimators import get_estimator, gt_flow_pairs
+from vcbench.flow.estimators import get_estimator
 from vcbench.flow.flo import write_flo
-from vcbench.metrics.base import FlowPairs, FrameContext
+from vcbench.flow.pairs import FlowPairs, flow_pairs
+from vcbench.metrics.base import FrameContext
 from vcbench.metrics.cdc import CDC
 from vcbench.metrics.temporal import Flicker, WarpError
 
@@ -106,7 +107,7 @@ def feed(metric, pred: np.ndarray, gt: np.ndarray, clip: str, sizes: list[int], 
             pairs = None
             if pairs_from is not None:
                 seq = G[max(start - 1, 0):start + k]
-                pairs = gt_flow_pairs(seq, pairs_from, clip=clip, start=max(start - 1, 0))
+                pairs = flow_pairs(seq, pairs_from, clip=clip, start=max(start - 1, 0))
             metric.update(p, g, FrameContext(clip=clip, start=start, prev_pred=prev_p, prev_gt=prev_g, pairs=pairs))
         else:
             metric.update(p, g)
@@ -171,7 +172,7 @@ def test_standalone_training_loop_use(sample_frames):
         m.update(to_t(pred[i:i + 4]), to_t(gt[i:i + 4]))
     m.end_clip("a")
     ref = WarpError()
-    pairs = gt_flow_pairs(to_t(gt), get_estimator("dis"))
+    pairs = flow_pairs(to_t(gt), get_estimator("dis"))
     ref.update(to_t(pred), to_t(gt), FrameContext(clip="a", pairs=pairs))
     ref.end_clip()
     assert m.per_frame["a"] == ref.per_frame["a"]
@@ -309,7 +310,7 @@ def test_cdc_undefined_under_five_frames(sample_frames):
 def test_metrics_on_gpu_equal_cpu(sample_frames):
     gt = sample_frames["bikes"]
     pred = degrade(gt, "hue", seed=1)
-    pairs = gt_flow_pairs(to_t(gt), get_estimator("dis"))
+    pairs = flow_pairs(to_t(gt), get_estimator("dis"))
     for Metric in (WarpError, Flicker, CDC):
         vals = []
         for dev in ("cpu", "cuda"):

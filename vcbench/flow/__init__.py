@@ -14,7 +14,7 @@ _EXPORTS = {
     "occlusion_mask": "vcbench.flow.occlusion", "non_occlusion_mask": "vcbench.flow.occlusion",
     "FlowEstimator": "vcbench.flow.base",
     "get_estimator": "vcbench.flow.estimators", "estimator_names": "vcbench.flow.estimators",
-    "gt_flow_pairs": "vcbench.flow.estimators", "gt_flow": "vcbench.flow.estimators",
+    "FlowPairs": "vcbench.flow.pairs", "flow_pairs": "vcbench.flow.pairs",
     "PrecomputedFlow": "vcbench.flow.precomputed",
 }
 

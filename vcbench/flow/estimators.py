@@ -1,4 +1,4 @@
-"""Flow estimator registry and the GT flow pairs that warp error and flicker share.
+"""Flow estimator registry (the GT flow pairs that warp error and flicker share: `flow.pairs`).
 
 `get_estimator("dis" | "farneback" | "raft" | "flownet2" | PATH)`; heavy imports (torchvision's RAFT,
 ptlflow) happen only when that estimator is asked for. Missing weights raise the resolver's
@@ -15,9 +15,7 @@ import torch
 
 from vcbench.errors import InputError
 from vcbench.flow.base import FlowEstimator
-from vcbench.flow.occlusion import occlusion_mask
 from vcbench.flow.precomputed import PrecomputedFlow
-from vcbench.metrics.base import FlowPairs
 
 AnyEstimator = Union[FlowEstimator, PrecomputedFlow]
 
@@ -79,31 +77,3 @@ def get_estimator(name_or_path: str | Path | AnyEstimator, device: str | torch.d
         return PrecomputedFlow(path, device)
     raise InputError(f"unknown flow estimator {key!r} (and no such folder)",
                      hint=f"use one of {', '.join(ESTIMATORS)} or a folder of precomputed flow (Lai's layout)")
-
-
-def gt_flow_pairs(gt_frames: torch.Tensor, estimator: AnyEstimator, *, clip: str | None = None,
-                  start: int = 0) -> FlowPairs:
-    """Forward flow and Lai's non-occlusion mask of the consecutive pairs of `gt_frames` (N, 3, H, W) uint8.
-
-    Forward (t -> t+1) and backward (t+1 -> t) flow are both estimated for every pair; the mask is
-    Lai's test on them. For `PrecomputedFlow`, pairs are read from disk: `clip` names the clip and
-    `start` is the index of `gt_frames[0]` in it. Results are on `gt_frames`' device.
-    """
-    n, _, h, w = gt_frames.shape
-    dev = gt_frames.device
-    if n < 2:
-        return FlowPairs(fw=torch.zeros((0, 2, h, w), device=dev), noc=torch.zeros((0, 1, h, w), device=dev))
-    if isinstance(estimator, PrecomputedFlow):
-        if clip is None:
-            raise ValueError("precomputed flow needs the clip name")
-        p = estimator.pairs(clip, start, n - 1, (h, w))
-        return FlowPairs(fw=p.fw.to(dev), noc=p.noc.to(dev))
-    a, b = gt_frames[:-1], gt_frames[1:]
-    # forward and backward pairs in one call: networks see one larger batch
-    both = estimator(torch.cat([a, b]), torch.cat([b, a])).to(dev, torch.float32)
-    fw, bw = both[:n - 1], both[n - 1:]
-    return FlowPairs(fw=fw, noc=1.0 - occlusion_mask(fw, bw))
-
-
-#: The name docs/ARCHITECTURE.md uses for `gt_flow_pairs` (the same function).
-gt_flow = gt_flow_pairs

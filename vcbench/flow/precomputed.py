@@ -26,8 +26,8 @@ import torch
 from vcbench.errors import InputError
 from vcbench.flow.flo import UNKNOWN_FLOW_THRESH, read_flow_file, unknown_flow
 from vcbench.flow.occlusion import occlusion_mask
+from vcbench.flow.pairs import FlowPairs
 from vcbench.flow.warp import backward_warp
-from vcbench.metrics.base import FlowPairs
 
 
 class PrecomputedFlow:

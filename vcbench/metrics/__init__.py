@@ -12,7 +12,6 @@ from typing import Any
 _EXPORTS = {
     "Metric": "vcbench.metrics.base",
     "FrameContext": "vcbench.metrics.base",
-    "FlowPairs": "vcbench.metrics.base",
     "MetricSuite": "vcbench.metrics.suite",
     "ScoreResult": "vcbench.metrics.suite",
     "Scorer": "vcbench.metrics.scorer",

@@ -16,17 +16,7 @@ from typing import ClassVar
 
 import torch
 
-
-@dataclass
-class FlowPairs:
-    """GT flow for the consecutive pairs (t, t+1) whose second frame lies in the current batch.
-
-    `fw` is the forward flow t -> t+1 computed on the GT video (P, 2, H, W), float32, pixels (u, v);
-    `noc` is Lai's non-occlusion mask (P, 1, H, W), float32, 1 = valid.
-    """
-
-    fw: torch.Tensor
-    noc: torch.Tensor
+from vcbench.flow.pairs import FlowPairs
 
 
 @dataclass

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from vcbench.errors import InputError
+from vcbench.flow.pairs import FlowPairs
 from vcbench.frames import Clip, decoder_description, list_clips
-from vcbench.metrics.base import FlowPairs
 from vcbench.metrics.classification import LABELS_KEY
 from vcbench.metrics.gt_cache import GTCache, clip_digest, entry_key
 from vcbench.metrics.suite import MetricSuite, ScoreResult, _weights_of, check_request, iter_chunks

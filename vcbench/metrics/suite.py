@@ -24,7 +24,8 @@ import torch
 
 from vcbench import PROTOCOL_VERSION, __version__
 from vcbench.errors import InputError, VcbenchError, WeightsError
-from vcbench.metrics.base import FlowPairs, FrameContext, Metric
+from vcbench.flow.pairs import FlowPairs, flow_pairs
+from vcbench.metrics.base import FrameContext, Metric
 
 #: Metrics whose GT value is reported beside the prediction's (`gt_metrics` in the JSON).
 GT_REFERENCE_METRICS: tuple[str, ...] = ("colorfulness", "flicker")
@@ -247,11 +248,9 @@ class MetricSuite:
     def flow_pairs(self, gt: torch.Tensor, prev_gt: torch.Tensor | None, clip: str | None = None,
                    start: int = 0) -> FlowPairs:
         """GT flow + Lai's non-occlusion mask for the pairs ending in this batch (see FrameContext)."""
-        from vcbench.flow.estimators import gt_flow_pairs
-
         seq = gt if prev_gt is None else torch.cat([prev_gt, gt])
         first = start - 1 if prev_gt is not None else start
-        return gt_flow_pairs(seq, self.estimator, clip=clip, start=first)
+        return flow_pairs(seq, self.estimator, clip=clip, start=first)  # vcbench.flow.pairs.flow_pairs, not this method
 
     # ------------------------------------------------------------------------------ feeding
     @torch.no_grad()

@@ -26,8 +26,9 @@ from typing import ClassVar, Literal
 import torch
 
 from vcbench.errors import InputError
+from vcbench.flow.pairs import FlowPairs, flow_pairs
 from vcbench.flow.warp import backward_warp
-from vcbench.metrics.base import FlowPairs, FrameContext, Metric, mean_of_clips
+from vcbench.metrics.base import FrameContext, Metric, mean_of_clips
 from vcbench.metrics.sizing import frame_chunks
 
 
@@ -131,11 +132,9 @@ class _FlowPairMetric(Metric):
         has_prev = prev_pred is not None and prev_gt is not None
         seq = torch.cat([prev_pred, pred]) if has_prev else pred
         if pairs is None:
-            from vcbench.flow.estimators import gt_flow_pairs
-
             seq_gt = torch.cat([prev_gt, gt]) if has_prev else gt
             first = start - 1 if has_prev else start
-            pairs = gt_flow_pairs(seq_gt, self.estimator, clip=self._clip_name, start=first)
+            pairs = flow_pairs(seq_gt, self.estimator, clip=self._clip_name, start=first)
             self._own_flow_used = self._own_flow_used or seq_gt.shape[0] > 1
         if pairs.fw.shape[0] != seq.shape[0] - 1:
             raise InputError(f"{pairs.fw.shape[0]} flow pairs for {seq.shape[0]} consecutive frames "
