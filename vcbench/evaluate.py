@@ -1,9 +1,12 @@
 """The evaluation harness behind `vcbench evaluate`: run a model on a benchmark, score it, record it.
 
-One streaming pass per clip: each GT batch is decoded once; its L channel goes to the model and the
-model's frames go straight into the scorer (`Scorer.score_streams`) together with the same decoded
-GT frames, so nothing is written to disk unless `save_frames` asks for it. Only the current batch is
-held, so memory does not grow with the number of clips.
+One streaming pass per clip: each GT frame is decoded once; its L channel goes to the model(s) and the
+models' frames go straight into the scorer (`Scorer.score_streams_many`) together with the same decoded
+GT frames, so nothing is written to disk unless `save_frames` asks for it. Only the frames some reader
+has not passed yet are held (`_SharedDecode`), so memory does not grow with the number of clips.
+Several models (`evaluate_models`) share that pass: the GT is decoded once per clip and its GT-side
+scoring (flow and occlusion, GT features, the GT's own values) is computed once for all of them,
+while each model is its own run (identity, record, reuse and `force` per model).
 
 A run is identified (`reports.db.run_key`) by the model, its configuration and weight hashes, the
 benchmark's content checksum and protocol, the reference mode, the scoring protocol (flow estimator
@@ -15,7 +18,9 @@ succeeded, so an interrupted or failed run records nothing.
 from __future__ import annotations
 
 import collections
+import contextlib
 import inspect
+import itertools
 import os
 import platform
 import shutil
@@ -146,16 +151,54 @@ def unverified_model_weights(model: Colorizer) -> list[str]:
     return sorted(bad)
 
 
-class _DecodedClip(Clip):
-    """The GT clip as the scorer sees it during evaluation: its frames come from the batches the
-    harness already decoded for the model (a FIFO filled before each prediction is handed over),
-    so each GT frame is decoded once. Headers (size, count, file list for the GT cache) delegate
-    to the real clip."""
+class _SharedDecode:
+    """One GT clip decoded once for several readers (each model's stream, then the scorer): each frame
+    is held until every reader has passed it, so a reader that runs ahead (a model that takes a whole
+    clip per call) costs memory, never a second decode."""
 
-    def __init__(self, clip: Clip, fifo: collections.deque) -> None:
+    def __init__(self, clip: Clip, readers: int) -> None:
+        self.clip = clip
+        self._source: Iterator[np.ndarray] | None = None
+        self._held: collections.deque = collections.deque()
+        self._base = 0  # index in the clip of _held[0]
+        self._pos = [0] * readers
+
+    def take(self, reader: int, n: int) -> np.ndarray | None:
+        """The next up to `n` frames for `reader` as one (B, H, W, 3) batch; None after the last."""
+        if self._source is None:
+            self._source = self.clip.iter_frames()
+        want = self._pos[reader] + n
+        while self._base + len(self._held) < want:
+            frame = next(self._source, None)
+            if frame is None:
+                break
+            if self._held and frame.shape != self._held[0].shape:
+                raise InputError("frame size changes inside the video", path=self.clip.path,
+                                 hint="all frames of a clip must share one size")
+            self._held.append(frame)
+        lo = self._pos[reader] - self._base
+        hi = min(want - self._base, len(self._held))
+        if hi <= lo:
+            return None
+        out = np.stack(list(itertools.islice(self._held, lo, hi)))
+        self._pos[reader] = self._base + hi
+        for _ in range(min(self._pos) - self._base):  # every reader is past these
+            self._held.popleft()
+            self._base += 1
+        return out
+
+
+class _DecodedClip(Clip):
+    """The GT clip as one reader of a `_SharedDecode` sees it (a model's stream, or the scorer): its
+    frames come from the one decode. Headers (size, count, file list for the GT cache) delegate to
+    the real clip."""
+
+    def __init__(self, decode: _SharedDecode, reader: int) -> None:
+        clip = decode.clip
         super().__init__(clip.name, clip.path, clip.kind)
         self._clip = clip
-        self._fifo = fifo
+        self._decode = decode
+        self._reader = reader
 
     def frame_paths(self) -> list[Path]:
         return self._clip.frame_paths()
@@ -167,13 +210,12 @@ class _DecodedClip(Clip):
         return self._clip.size()
 
     def iter_frames(self) -> Iterator[np.ndarray]:
-        while self._fifo:
-            yield self._fifo.popleft()
+        for batch in self.iter_batches(1):
+            yield batch[0]
 
     def iter_batches(self, n: int) -> Iterator[np.ndarray]:
-        while self._fifo:
-            k = min(n, len(self._fifo))
-            yield np.stack([self._fifo.popleft() for _ in range(k)])
+        while (batch := self._decode.take(self._reader, n)) is not None:
+            yield batch
 
 
 class _Timer:
@@ -206,9 +248,9 @@ def _check_output(name: str, out: Any, n: int, size: tuple[int, int]) -> torch.T
     return out
 
 
-def _clip_stream(model: Colorizer, name: str, bench: Benchmark, clip: Clip, fifo: collections.deque,
-                 timer: _Timer, save_dir: Path | None) -> Iterator[torch.Tensor]:
-    """Predicted batches of one clip; pushes each decoded GT frame to `fifo` before its prediction."""
+def _clip_stream(model: Colorizer, name: str, bench: Benchmark, clip: Clip, timer: _Timer,
+                 save_dir: Path | None) -> Iterator[torch.Tensor]:
+    """Predicted batches of one clip (`clip`: the model's reader of the shared decode)."""
     device = model.device
     from vcbench.metrics.sizing import default_batch_size
 
@@ -232,7 +274,6 @@ def _clip_stream(model: Colorizer, name: str, bench: Benchmark, clip: Clip, fifo
                 out = model.colorize(L)
             timer.frames += int(batch.shape[0])
             out = _check_output(name, out, int(batch.shape[0]), tuple(batch.shape[1:3]))
-            fifo.extend(batch)
             if tmp_dir is not None:
                 write_frames(tmp_dir, out.permute(0, 2, 3, 1).cpu().numpy(), start=written)
                 written += int(batch.shape[0])
@@ -249,14 +290,13 @@ def _clip_stream(model: Colorizer, name: str, bench: Benchmark, clip: Clip, fifo
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def _gt_per_clip(result: Any, scorer: Any) -> dict[str, dict[str, float | None]]:
+def _gt_per_clip(result: Any, suite: Any) -> dict[str, dict[str, float | None]]:
     """The GT's own per-clip values of the reference metrics (colourfulness, flicker), which ranking by
     closeness to the GT and paired tests need: from the result when the scorer reports them, else
     from the metric that tracks the GT itself (`gt_per_clip`) or the suite's GT twin."""
     reported = getattr(result, "gt_per_clip", None)
     if reported:
         return {c: dict(v) for c, v in reported.items()}
-    suite = scorer.suite
     out: dict[str, dict[str, float | None]] = {}
     for name in GT_REFERENCE_METRICS:
         source = None
@@ -277,20 +317,90 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
     """Evaluate `model_name` on `bench`, record the run in `db` (or reuse an identical one).
 
     `weights` is the model's weight file or folder (`--weights`), recorded in the run."""
+    return evaluate_models([model_name], bench, db=db, model_options=model_options, device=device, metrics=metrics,
+                           flow=flow, save_frames=save_frames, force=force, quiet=quiet,
+                           allow_unverified_weights=allow_unverified_weights, batch_size=batch_size,
+                           cache_dir=cache_dir, use_cache=use_cache, weights=weights)[0]
+
+
+def evaluate_models(model_names: Sequence[str], bench: Benchmark, *, db: ResultsDB,
+                    model_options: Mapping[str, Any] | None = None, device: str | None = None,
+                    metrics: Sequence[str] | None = None, flow: str = "dis", save_frames: str | Path | None = None,
+                    force: bool = False, quiet: bool = False, allow_unverified_weights: bool = False,
+                    batch_size: int | None = None, cache_dir: str | Path | None = None, use_cache: bool = True,
+                    weights: str | Path | None = None) -> list[Evaluation]:
+    """Evaluate several models on `bench` in one pass; one `Evaluation` per model, in the given order.
+
+    Each model is its own run, exactly as `evaluate` would record it alone (its identity, its record,
+    an identical stored run reused, `force` rerunning it), but the GT clips are decoded once and the
+    GT-side scoring is shared, so the numbers equal separate runs' and the GT costs are paid once.
+    `model_options` go to every model (a model that does not take one is refused, as alone);
+    `weights` (`--weights`) is for one model only. Every model is built and checked before any runs;
+    a failure of any model during the pass records none of them."""
     from vcbench.metrics.scorer import Scorer
 
+    names = check_model_list(model_names, weights)
     dev = resolve_device(device)
-    model = build_model(model_name, dev, model_options or {}, allow_unverified_weights=allow_unverified_weights,
-                        reference_mode=bench.reference_mode, weights=weights)
-    bad = unverified_model_weights(model)
-    if bad and not allow_unverified_weights:
-        raise WeightsError(f"model {model_name!r} uses weights that could not be verified against the registry "
-                           f"(sha256 differs, or a folder no published hash covers): {', '.join(bad)}",
-                           hint="replace them with `vcbench weights download`, or pass --allow-unverified-weights "
-                                "(the run is then marked unverified)")
+    models = [build_model(name, dev, model_options or {}, allow_unverified_weights=allow_unverified_weights,
+                          reference_mode=bench.reference_mode, weights=weights) for name in names]
+    bad = [unverified_model_weights(model) for model in models]
+    for name, files in zip(names, bad):
+        if files and not allow_unverified_weights:
+            raise WeightsError(f"model {name!r} uses weights that could not be verified against the registry "
+                               f"(sha256 differs, or a folder no published hash covers): {', '.join(files)}",
+                               hint="replace them with `vcbench weights download`, or pass --allow-unverified-weights "
+                                    "(the run is then marked unverified)")
     scorer = Scorer(metrics, device=dev, flow=flow, batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache,
                     allow_unverified_weights=allow_unverified_weights, progress=not quiet)
-    suite = scorer.suite
+    records = [_run_record(name, model, files, scorer.suite, bench, dev, weights)
+               for name, model, files in zip(names, models, bad)]
+    out: list[Evaluation | None] = [None] * len(names)
+    for i, record in enumerate(records):
+        stored = db.find(record.run_key)
+        if stored is not None and not force:
+            out[i] = Evaluation(stored, reused=True)
+    todo = [i for i in range(len(names)) if out[i] is None]
+    if todo:
+        db.check_writable()  # a read-only database is refused now, not after the scoring
+        with contextlib.ExitStack() as held:
+            claims: dict[int, str] = {}
+            # Claims are taken in run-key order, the same in every process, so no two wait on each other.
+            for i in sorted(todo, key=lambda j: records[j].run_key):
+                claim = wait_for_claim(db, records[i].run_key, force=force)
+                if isinstance(claim, RunRecord):  # another process ran this identity meanwhile: its result is ours
+                    out[i] = Evaluation(claim, reused=True)
+                    continue
+                held.enter_context(db.holding_claim(records[i].run_key, claim))
+                claims[i] = claim
+            run = sorted(claims)
+            if run:
+                results, fps = _run_and_score([models[i] for i in run], [names[i] for i in run], bench, scorer, dev,
+                                              save_frames)
+                for j, i in enumerate(run):
+                    _fill_record(records[i], results[j], scorer.suite_for(j), fps[j])
+                    db.record(records[i], replace=force, claim=claims[i])
+                    out[i] = Evaluation(records[i], reused=False, result=results[j])
+    return [ev for ev in out if ev is not None]
+
+
+def check_model_list(model_names: Sequence[str], weights: str | Path | None = None) -> list[str]:
+    """The models of one `evaluate_models` call: at least one, none twice, `--weights` with one only."""
+    names = list(model_names)
+    if not names:
+        raise InputError("no model given", hint="name one or more models, e.g. --model gray,reinhard "
+                                                "(see `vcbench models list`)")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(f"model {twice[0]!r} is listed twice", hint="list each model once")
+    if weights is not None and len(names) > 1:
+        raise InputError(f"--weights applies to one model, but {len(names)} are listed ({', '.join(names)})",
+                         hint="evaluate the model that takes --weights on its own command")
+    return names
+
+
+def _run_record(model_name: str, model: Colorizer, bad: list[str], suite: Any, bench: Benchmark,
+                dev: torch.device, weights: str | Path | None) -> RunRecord:
+    """The identity fields of one model's run (scores are filled in after the pass)."""
     proto = suite.protocol()
     flow_record = dict(proto.get("flow") or {})
     identity = {
@@ -301,24 +411,12 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
     }
     if weights is not None:
         identity["weights_path"] = str(Path(weights).expanduser().resolve())
-    record = RunRecord(
+    return RunRecord(
         model=model_name, dataset=bench.name, protocol=str(proto["name"]), model_config=model.config(),
         weights=dict(model.weights_used()), unverified_weights=bool(bad or proto.get("unverified_weights")),
         dataset_checksum=bench.checksum, flow=flow_record, reference_mode=bench.reference_mode,
         versions=package_versions(), device=device_description(dev), identity_extra=identity,
     )
-    stored = db.find(record.run_key)
-    if stored is not None and not force:
-        return Evaluation(stored, reused=True)
-    db.check_writable()  # a read-only database is refused now, not after the scoring
-    claim = wait_for_claim(db, record.run_key, force=force)
-    if isinstance(claim, RunRecord):  # another process ran this identity meanwhile: its result is ours
-        return Evaluation(claim, reused=True)
-    with db.holding_claim(record.run_key, claim):
-        result, fps = _run_and_score(model, model_name, bench, scorer, dev, save_frames)
-        _fill_record(record, result, scorer, fps)
-        db.record(record, replace=force, claim=claim)
-    return Evaluation(record, reused=False, result=result)
 
 
 def wait_for_claim(db: ResultsDB, key: str, *, force: bool = False, poll: float = 1.0,
@@ -350,33 +448,37 @@ def wait_for_claim(db: ResultsDB, key: str, *, force: bool = False, poll: float 
         time.sleep(poll)
 
 
-def _run_and_score(model: Colorizer, model_name: str, bench: Benchmark, scorer: Any, dev: torch.device,
-                   save_frames: str | Path | None) -> tuple[Any, float | None]:
-    """Run the model over every clip and score its output in one streaming pass: (result, model fps)."""
-    timer = _Timer(dev)
+def _run_and_score(models: Sequence[Colorizer], names: Sequence[str], bench: Benchmark, scorer: Any,
+                   dev: torch.device, save_frames: str | Path | None) -> tuple[list[Any], list[float | None]]:
+    """Run the models over every clip and score their output in one streaming pass: (result, model fps)
+    per model. Each GT clip is decoded once for all models and the scorer (`_SharedDecode`)."""
+    timers = [_Timer(dev) for _ in models]
     # DIR/<model>/<clip>/%05d.png: several models share one DIR (`vcbench plot --frames DIR`).
-    save_dir = Path(save_frames) / model_name if save_frames is not None else None
+    save_dirs = [Path(save_frames) / name if save_frames is not None else None for name in names]
 
-    def streams() -> Iterator[tuple[Clip, Iterator[torch.Tensor]]]:
+    def streams() -> Iterator[tuple[Clip, list[Iterator[torch.Tensor]]]]:
         for clip in bench.clips:
-            fifo: collections.deque = collections.deque()
-            yield _DecodedClip(clip, fifo), _clip_stream(model, model_name, bench, clip, fifo, timer, save_dir)
+            decode = _SharedDecode(clip, readers=len(models) + 1)
+            preds = [_clip_stream(model, name, bench, _DecodedClip(decode, i), timer, save_dir)
+                     for i, (model, name, timer, save_dir) in enumerate(zip(models, names, timers, save_dirs))]
+            yield _DecodedClip(decode, len(models)), preds
 
     total = sum(c.num_frames() for c in bench.clips)
     with torch.inference_mode():
-        result = scorer.score_streams(streams(), total=total, labels=bench.labels or None)
-    result.protocol["dataset"] = bench.protocol
-    result.protocol["reference_mode"] = bench.reference_mode
-    return result, timer.fps
+        results = scorer.score_streams_many(streams(), len(models), total=total, labels=bench.labels or None)
+    for result in results:
+        result.protocol["dataset"] = bench.protocol
+        result.protocol["reference_mode"] = bench.reference_mode
+    return results, [timer.fps for timer in timers]
 
 
-def _fill_record(record: RunRecord, result: Any, scorer: Any, fps: float | None) -> None:
+def _fill_record(record: RunRecord, result: Any, suite: Any, fps: float | None) -> None:
     """Copy the scores of `result` into `record` (identity fields are already set)."""
     record.fps = fps
     record.metrics = dict(result.metrics)
     record.per_clip = result.per_clip
     record.per_frame = result.per_frame
     record.gt_metrics = dict(result.gt_metrics)
-    record.gt_per_clip = _gt_per_clip(result, scorer)
+    record.gt_per_clip = _gt_per_clip(result, suite)
     record.unavailable = dict(result.unavailable)
     record.n_clips, record.n_frames = result.n_clips, result.n_frames

@@ -1,8 +1,9 @@
 """`vcbench evaluate`: run a registered model on a benchmark, score it and record the run.
 
-A thin wrapper over `vcbench.evaluate.evaluate`: parse options, resolve the benchmark and the
-database, print the metric table (and the stored one when an identical run is reused), and write
-`--json` atomically only after the run succeeded.
+A thin wrapper over `vcbench.evaluate.evaluate_models`: parse options, resolve the benchmark and the
+database, print the metric table of each model (the stored one when an identical run is reused), and
+write `--json` atomically only after the run succeeded: one model's result as it always was, several
+models' as `{"runs": [...]}` in the order given.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run a model (see `vcbench models list`) on a benchmark (see `vcbench datasets list`) or a "
                     "folder of clips, score it with the same engine as `vcbench score`, and record the run in "
                     "the results database. An identical earlier run is reused unless --force.")
-    p.add_argument("--model", required=True, metavar="NAME", help="registered model name")
+    p.add_argument("--model", required=True, metavar="NAME[,NAME...]",
+                   help="registered model name, or several separated by commas (gray,reinhard,welsh): one pass "
+                        "decodes each GT clip once and shares the GT-side scoring; each model is its own run, "
+                        "reused or rerun (--force) on its own; --model-option goes to every model")
     p.add_argument("--dataset", required=True, metavar="NAME|PATH",
                    help="sample, davis30, videvo20, imagenet-ctest10k, or a folder of clips")
     p.add_argument("--data-root", type=Path, default=None, metavar="DIR",
@@ -47,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "devc runs with geometry=leaderboard unless given (geometry=official reproduces test.py)")
     p.add_argument("--weights", type=Path, default=None, metavar="PATH",
                    help="the model's weights instead of the registry's cached file: for devc the release zip or a "
-                        "folder holding its three .pth files, for zhang16/zhang17 the .pth; recorded in the run")
+                        "folder holding its three .pth files, for zhang16/zhang17 the .pth; recorded in the run "
+                        "(one model only)")
     p.add_argument("--db", type=Path, default=None, metavar="FILE",
                    help="results database (default $VCBENCH_DB or <user data dir>/vcbench/results.sqlite)")
     p.add_argument("--save-frames", type=Path, default=None, metavar="DIR",
@@ -151,10 +156,11 @@ def run(args: argparse.Namespace) -> int:
     from vcbench.atomic import atomic_write_text, check_writable
     from vcbench.datasets.benchmarks import load_benchmark
     from vcbench.errors import InputError
-    from vcbench.evaluate import evaluate
+    from vcbench.evaluate import check_model_list, evaluate_models
     from vcbench.reports.db import ResultsDB
     from vcbench.reports.stats import json_ready
 
+    models = check_model_list([m.strip() for m in args.model.split(",") if m.strip()], args.weights)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if args.metrics is not None and not metrics:
         raise InputError("--metrics is empty", hint="pass names such as psnr,ssim or leave it out for all")
@@ -174,26 +180,30 @@ def run(args: argparse.Namespace) -> int:
     bench = load_benchmark(args.dataset, reference=args.reference, exemplars=args.exemplars, data_root=args.data_root,
                            cache_dir=args.cache_dir, options=parse_options(args.dataset_option, "--dataset-option"))
     db = ResultsDB(args.db)
-    if not args.quiet and bench.clips:  # what the model needs and what the run will cost, before it starts
+    if not args.quiet and bench.clips:  # what each model needs and what the run will cost, before it starts
         from vcbench.baselines.needs import describe
 
-        print(describe(args.model, parse_options(args.model_option, "--model-option"),
-                       n_frames=sum(c.num_frames() for c in bench.clips), size=bench.clips[0].size(),
-                       device=args.device), file=sys.stderr)
-    ev = evaluate(args.model, bench, db=db, model_options=parse_options(args.model_option, "--model-option"),
-                  device=args.device, metrics=metrics, flow=choose_flow(args.flow), save_frames=args.save_frames,
-                  force=args.force, quiet=args.quiet, allow_unverified_weights=args.allow_unverified_weights,
-                  batch_size=args.batch_size, cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                  weights=args.weights)
+        for model in models:
+            print(describe(model, parse_options(args.model_option, "--model-option"),
+                           n_frames=sum(c.num_frames() for c in bench.clips), size=bench.clips[0].size(),
+                           device=args.device), file=sys.stderr)
+    evs = evaluate_models(models, bench, db=db, model_options=parse_options(args.model_option, "--model-option"),
+                          device=args.device, metrics=metrics, flow=choose_flow(args.flow),
+                          save_frames=args.save_frames, force=args.force, quiet=args.quiet,
+                          allow_unverified_weights=args.allow_unverified_weights, batch_size=args.batch_size,
+                          cache_dir=args.cache_dir, use_cache=not args.no_cache, weights=args.weights)
     out = sys.stderr if args.json == "-" else sys.stdout
     if args.json:
-        text = json.dumps(json_ready(_result_json(ev, db.path)), indent=2, allow_nan=False) + "\n"
+        runs = [_result_json(ev, db.path) for ev in evs]
+        data = runs[0] if len(runs) == 1 else {"runs": runs}
+        text = json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n"
         if args.json == "-":
             sys.stdout.write(text)
         else:
             atomic_write_text(args.json, text)
-    print(format_run(ev, db.path), file=out)
-    if ev.reused and args.save_frames is not None:
-        print(f"vcbench: note: no frames written to {args.save_frames / args.model}: the stored run was reused "
-              "(pass --force to run the model again)", file=sys.stderr)
+    print("\n\n".join(format_run(ev, db.path) for ev in evs), file=out)
+    for model, ev in zip(models, evs):
+        if ev.reused and args.save_frames is not None:
+            print(f"vcbench: note: no frames written to {args.save_frames / model}: the stored run was reused "
+                  "(pass --force to run the model again)", file=sys.stderr)
     return 0

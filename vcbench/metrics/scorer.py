@@ -24,7 +24,7 @@ from vcbench.flow.pairs import FlowPairs
 from vcbench.frames import Clip, decoder_description, list_clips
 from vcbench.metrics.classification import LABELS_KEY
 from vcbench.metrics.gt_cache import GTCache, clip_digest, entry_key
-from vcbench.metrics.suite import MetricSuite, ScoreResult, _weights_of, check_request, iter_chunks
+from vcbench.metrics.suite import MetricSuite, ScoreResult, _weights_of, check_request, iter_chunks, to_frames_tensor
 
 __all__ = ["ClipPair", "Scorer", "ScoreResult", "pair_clips"]
 
@@ -174,6 +174,7 @@ class Scorer:
         self._suite_args = dict(metrics=metrics, device=device, flow=flow, resize=resize,
                                 allow_unverified_weights=allow_unverified_weights, strict=strict)
         self._suite: MetricSuite | None = None
+        self._siblings: list[MetricSuite] = []  # the suites of streams 1.. of `score_streams_many`
         #: Frames per decode batch; None: from each clip's frame size (`sizing.default_batch_size`).
         self.batch_size = int(batch_size) if batch_size is not None else None
         self.cache = GTCache(cache_dir, enabled=use_cache)
@@ -188,6 +189,13 @@ class Scorer:
             args = dict(self._suite_args)
             self._suite = MetricSuite(args.pop("metrics"), **args)
         return self._suite
+
+    def suite_for(self, i: int) -> MetricSuite:
+        """The suite that scores prediction stream `i` of `score_streams_many` (0 is `suite`; the others
+        are its siblings: same metrics, the same flow estimator and networks, their own state)."""
+        while len(self._siblings) < i:
+            self._siblings.append(self.suite.sibling())
+        return self.suite if i == 0 else self._siblings[i - 1]
 
     @property
     def device(self) -> torch.device:
@@ -215,9 +223,9 @@ class Scorer:
         pairs = pair_clips(pred_dir, gt_dir, resize=self.resize, images=images)
         if labels is not None:
             check_labels(labels, [p.name for p in pairs])
-        streams = ((p.gt, p.pred.iter_batches(self.batch_for(p.size))) for p in pairs)
-        return self._run(streams, total=sum(p.n_frames for p in pairs), counts={p.name: p.n_frames for p in pairs},
-                         labels=labels)
+        streams = ((p.gt, [p.pred.iter_batches(self.batch_for(p.size))]) for p in pairs)
+        return self._run(streams, 1, total=sum(p.n_frames for p in pairs), counts={p.name: p.n_frames for p in pairs},
+                         labels=labels)[0]
 
     def score_streams(self, streams: Iterable[tuple[Clip, Iterable[Any]]], *, total: int | None = None,
                       labels: Mapping[str, int] | None = None) -> ScoreResult:
@@ -226,16 +234,31 @@ class Scorer:
         This is what `vcbench evaluate` calls with a model's output, so frames need never be saved.
         Each item is (GT clip, iterator of predicted batches of any size); `labels` as in `score_dirs`.
         """
+        return self.score_streams_many(((gt, [pred]) for gt, pred in streams), 1, total=total, labels=labels)[0]
+
+    def score_streams_many(self, streams: Iterable[tuple[Clip, Sequence[Iterable[Any]]]], n: int, *,
+                           total: int | None = None, labels: Mapping[str, int] | None = None) -> list[ScoreResult]:
+        """Score `n` predictions of the same GT in one pass (several models in one `vcbench evaluate`).
+
+        Each item is (GT clip, one iterator of predicted batches per prediction). Each GT batch is read
+        once, and its GT-side work (flow and occlusion, Inception features, the GT's classes and
+        flicker) is computed once, or read from the GT cache, for all `n`: `suite_for(0)` computes it
+        and `suite_for(1..)` receive the very same tensors, so each result equals a separate run's.
+        """
+        if n < 1:
+            raise ValueError("score_streams_many needs at least one prediction per clip")
         if labels is not None:
             check_labels(labels, [])  # which clips come is known only as they arrive
-        return self._run(streams, total=total, counts=None, labels=labels)
+        return self._run(streams, n, total=total, counts=None, labels=labels)
 
     # ------------------------------------------------------------------------------ the pass
-    def _run(self, streams: Iterable[tuple[Clip, Iterable[Any]]], *, total: int | None,
-             counts: dict[str, int] | None, labels: Mapping[str, int] | None = None) -> ScoreResult:
+    def _run(self, streams: Iterable[tuple[Clip, Sequence[Iterable[Any]]]], n_streams: int, *, total: int | None,
+             counts: dict[str, int] | None, labels: Mapping[str, int] | None = None) -> list[ScoreResult]:
         from tqdm import tqdm
 
-        self.suite.reset()
+        suites = [self.suite_for(i) for i in range(n_streams)]
+        for suite in suites:
+            suite.reset()
         kinds: set[str] = set()
         bar = tqdm(total=total, unit="frame", desc="scoring", disable=not self.progress, dynamic_ncols=True)
         try:
@@ -249,38 +272,50 @@ class Scorer:
                             raise InputError(f"no label for clip {gt_clip.name!r}", path=gt_clip.path,
                                              hint="give every clip its ImageNet class, or no labels at all")
                         label = int(labels[gt_clip.name])
-                    self._score_clip(gt_clip, pred_batches, n, bar, label)
+                    if len(pred_batches) != n_streams:
+                        raise ValueError(f"clip {gt_clip.name}: {len(pred_batches)} predictions, expected {n_streams}")
+                    self._score_clip(gt_clip, pred_batches, suites, n, bar, label)
         finally:
             bar.close()
         batch = self.batch_size if self.batch_size is not None else "auto (from frame size and device)"
         extra: dict[str, Any] = {"batch_size": batch, "gt_cache": "on" if self.cache.enabled else "off"}
         if labels is not None:
             extra["labels"] = labels_record(labels)
-        return self.suite.result(decoder=decoder_description(), protocol_extra=extra)
+        return [suite.result(decoder=decoder_description(), protocol_extra=extra) for suite in suites]
 
-    def _score_clip(self, gt_clip: Clip, pred_batches: Iterable[Any], n: int, bar: Any,
-                    label: int | None = None) -> None:
-        suite = self.suite
+    def _score_clip(self, gt_clip: Clip, pred_streams: Sequence[Iterable[Any]], suites: Sequence[MetricSuite],
+                    n: int, bar: Any, label: int | None = None) -> None:
+        lead = suites[0]  # computes (or reads from the GT cache) the GT side; the others get its tensors
         size = gt_clip.size()
-        cc = _ClipCache(self.cache, suite, gt_clip, n, size, self._resize_policy())
-        suite.next_clip(gt_clip.name)
+        cc = _ClipCache(self.cache, lead, gt_clip, n, size, self._resize_policy())
+        for suite in suites:
+            suite.next_clip(gt_clip.name)
         t = 0
         batch = self.batch_for(size)
         try:
             gt_iter = gt_clip.iter_batches(batch)
-            for pred in iter_chunks(pred_batches, batch):
-                k = int(pred.shape[0])
+            chunks = [iter(iter_chunks(p, batch)) for p in pred_streams]
+            while True:
+                preds = [next(c, None) for c in chunks]
+                if all(p is None for p in preds):
+                    break
+                k = max(int(p.shape[0]) for p in preds if p is not None)
                 gt = next(gt_iter, None)
                 if gt is None or t + k > n:
                     raise InputError(f"clip {gt_clip.name}: the prediction has more frames than the {n} GT frames",
                                      path=gt_clip.path, hint="predict exactly one frame per GT frame")
-                if gt.shape[0] != k:
-                    raise InputError(f"clip {gt_clip.name}: the prediction has {t + k} frames where the GT has "
-                                     f"{t + gt.shape[0]}", path=gt_clip.path)
-                pairs, feats = cc.inputs(t, k, t > 0, suite.device)
+                for pred in preds:
+                    got = t + (0 if pred is None else int(pred.shape[0]))
+                    if got != t + gt.shape[0]:
+                        raise InputError(f"clip {gt_clip.name}: the prediction has {got} frames where the GT has "
+                                         f"{t + gt.shape[0]}", path=gt_clip.path)
+                pairs, feats = cc.inputs(t, k, t > 0, lead.device)
                 if label is not None:
-                    feats[LABELS_KEY] = torch.full((k,), label, dtype=torch.long, device=suite.device)
-                ctx = suite.update(pred, gt, pairs=pairs, gt_cache=feats, clip=gt_clip.name)
+                    feats[LABELS_KEY] = torch.full((k,), label, dtype=torch.long, device=lead.device)
+                gt_t = to_frames_tensor(gt, lead.device)  # one device copy of the GT for every suite
+                ctx = lead.update(preds[0], gt_t, pairs=pairs, gt_cache=feats, clip=gt_clip.name)
+                for suite, pred in zip(suites[1:], preds[1:]):
+                    suite.update(pred, gt_t, pairs=ctx.pairs, gt_cache=ctx.gt_cache, clip=gt_clip.name)
                 cc.store(ctx, k)
                 t += k
                 bar.update(k)
@@ -291,7 +326,8 @@ class Scorer:
             cc.abort()
             raise
         cc.commit()
-        suite.end_clip(gt_clip.name)
+        for suite in suites:
+            suite.end_clip(gt_clip.name)
 
 
 def check_labels(labels: Mapping[str, int], clips: Sequence[str]) -> None:

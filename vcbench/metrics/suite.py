@@ -172,13 +172,16 @@ class MetricSuite:
     `unavailable` with the error (which names the fetch command) unless `strict=True`, which raises.
     `flow`: GT flow estimator for warp_error/flicker (`dis`, `farneback`, `raft`, `flownet2`, or a folder
     of precomputed flow in Lai's layout). Frames are uint8 RGB, consecutive frames of one clip per call.
+    `shared`: the dict that holds the loaded networks (FID/KID's Inception, top1/top5's VGG19); suites
+    given one dict load each network once (`sibling`).
     """
 
     def __init__(self, metrics: Sequence[str] | None = None, *, device: str | torch.device = "cpu",
                  flow: Any = "dis", allow_unverified_weights: bool = False, strict: bool = False,
-                 resize: bool = False):
+                 resize: bool = False, shared: dict[str, Any] | None = None):
         self.device, names = check_request(metrics, device)
         self.names = names
+        self._flow = flow
         # `flow` is a name/path for get_estimator, or an estimator object (e.g. a user's own wrapper).
         self.flow_name = flow if isinstance(flow, str) else str(getattr(flow, "name", type(flow).__name__))
         self.resize = resize
@@ -186,7 +189,8 @@ class MetricSuite:
         self.strict = strict
         self.metrics: dict[str, Metric] = {}
         self.unavailable: dict[str, str] = {}
-        self._shared: dict[str, Any] = {}
+        # networks by (device, weights); a `sibling` passes its own, so they load once for several models
+        self._shared: dict[str, Any] = {} if shared is None else shared
         from vcbench.metrics.registry import get_info
 
         flow_names = [n for n in names if "flow" in get_info(n).needs]
@@ -227,6 +231,16 @@ class MetricSuite:
         self._t = 0
         self._prev_pred: torch.Tensor | None = None
         self._prev_gt: torch.Tensor | None = None
+
+    def sibling(self) -> "MetricSuite":
+        """A suite with fresh metric state for another model scored on the same GT in the same pass
+        (`Scorer.score_streams_many`): the same metrics and options, this suite's flow estimator and
+        shared networks (loaded once), so its numbers are those of a suite built alone."""
+        twin = MetricSuite(self.names, device=self.device, flow=self.estimator or self._flow,
+                           allow_unverified_weights=self.allow_unverified, strict=self.strict, resize=self.resize,
+                           shared=self._shared)
+        twin.flow_name = self.flow_name
+        return twin
 
     @property
     def needs_flow(self) -> bool:
