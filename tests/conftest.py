@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from vcbench.lab import rgb_uint8_to_lab
+
 torch.set_num_threads(2)
 
 
@@ -189,3 +191,19 @@ def weights_home(torch_home, random_weights) -> Path:
     for path in random_weights.values():
         (torch_home / "hub" / "checkpoints" / path.name).symlink_to(path)
     return torch_home
+
+
+@pytest.fixture
+def one_torch_thread():
+    """DVP trains with one-frame steps of a small U-Net: two intra-op threads gain little, and on a
+    machine shared with other jobs they oversubscribe the cores (the effect test took 240 s instead of
+    17 s under load); one thread keeps those tests' time steady."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def gt_luminance(frames: np.ndarray) -> torch.Tensor:
+    """What a model receives: the L channel (N,1,H,W) float32 of uint8 RGB frames (N,H,W,3)."""
+    return rgb_uint8_to_lab(torch.from_numpy(frames).permute(0, 3, 1, 2))[:, :1].contiguous()

@@ -10,22 +10,13 @@ from vcbench.baselines.dvp import DVP, VCN, irt_losses, tf_upsample2x
 from vcbench.baselines.gray import Gray
 from vcbench.baselines.welsh import Welsh
 from vcbench.errors import InputError
+from conftest import gt_luminance
 from vcbench.lab import rgb_uint8_to_lab
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """DVP trains with one-frame steps of a small U-Net: two intra-op threads gain little, and on a
-    machine shared with other jobs they oversubscribe the cores (the effect test took 240 s instead of
-    17 s under load here); one thread keeps these tests' time steady."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _luminance(frames) -> torch.Tensor:
-    return rgb_uint8_to_lab(torch.from_numpy(frames).permute(0, 3, 1, 2))[:, :1].contiguous()
 
 
 def test_tf1_bilinear_upsampling():
@@ -67,7 +58,7 @@ def test_irt_losses_and_confidence_map():
 
 def test_schedule_determinism_and_seed(sample_frames):
     frames = sample_frames["bigbuckbunny"][:3, :32, :32]
-    L = _luminance(frames)
+    L = gt_luminance(frames)
 
     def run(**kw):
         m = DVP(Welsh(samples=40), epochs=3, init_epochs=2, **kw)
@@ -88,9 +79,9 @@ def test_schedule_determinism_and_seed(sample_frames):
         DVP(Gray(), epochs=0)
 
 
-def test_size_cap_returns_gt_resolution_with_gt_luminance(sample_frames):
+def test_size_cap_returns_gt_resolution_with_gtgt_luminance(sample_frames):
     frames = sample_frames["bikes"][:2, :60, :100]
-    L = _luminance(frames)
+    L = gt_luminance(frames)
     m = DVP(Welsh(samples=40), epochs=1, init_epochs=0, max_side=40)
     m.start_clip([sample_frames["bikes"][0]])
     out = m.colorize(L)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,24 +14,14 @@ from vcbench.baselines.welsh import Welsh
 from vcbench.cli import main
 from vcbench.errors import InputError
 from vcbench.evaluate import build_model
-from vcbench.lab import rgb_uint8_to_lab
+from conftest import gt_luminance
 
 FAST = {"epochs": 1, "init_epochs": 1}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """DVP trains with one-frame steps of a small U-Net: two intra-op threads gain little, and on a
-    machine shared with other jobs they oversubscribe the cores (the effect test took 240 s instead of
-    17 s under load here); one thread keeps these tests' time steady."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _luminance(frames: np.ndarray) -> torch.Tensor:
-    return rgb_uint8_to_lab(torch.from_numpy(frames).permute(0, 3, 1, 2))[:, :1].contiguous()
 
 
 def test_a_wrapper_takes_a_colorizer_and_is_one(sample_frames):
@@ -40,7 +29,7 @@ def test_a_wrapper_takes_a_colorizer_and_is_one(sample_frames):
     model = DVP(Welsh(samples=50), **FAST)
     assert isinstance(model, Colorizer) and model.name == "welsh+dvp"
     model.start_clip([sample_frames["bikes"][0]])
-    out = model.colorize(_luminance(frames))
+    out = model.colorize(gt_luminance(frames))
     assert out.shape == (3, 3, 32, 48) and out.dtype == torch.uint8
     cfg = model.config()
     assert cfg["epochs"] == 1 and cfg["base"] == {"name": "welsh", "config": Welsh(samples=50).config()}
