@@ -31,12 +31,25 @@ SAMPLE = ["--dataset", "sample", "--dataset-option", "frames=6", "--dataset-opti
 def _env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["VCBENCH_CACHE_DIR"] = str(tmp_path / "cache")
+    env["VCBENCH_TEST_GATE"] = str(tmp_path / "gate")
     env.pop("VCBENCH_DB", None)
     return env
 
 
-def _start(tmp_path: Path, db: Path, *extra: str, model: str = "welsh", prefix: tuple[str, ...] = ()) -> subprocess.Popen:
-    argv = [*prefix, sys.executable, "-m", "vcbench", "evaluate", "--model", model, *SAMPLE, "--db", str(db), *extra]
+#: `python -m vcbench` with tests/gated_model.py's `gated` model registered (it holds its run open until
+#: the gate file exists, so a test can act while a real process holds its claim).
+_LAUNCH = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import vcbench.baselines.registry as r; "
+           "r.BUILTIN_MODELS['gated'] = 'gated_model:Gated'; from vcbench.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def _start(tmp_path: Path, db: Path, *extra: str, model: str = "welsh", prefix: tuple[str, ...] = (),
+           gate: Path | None = None) -> subprocess.Popen:
+    """A real `vcbench evaluate`; with `gate`, the gated model, held until `gate` exists."""
+    if gate is None:
+        argv = [*prefix, sys.executable, "-m", "vcbench", "evaluate", "--model", model, *SAMPLE, "--db", str(db), *extra]
+    else:
+        argv = [*prefix, sys.executable, "-c", _LAUNCH, str(Path(__file__).parent), "evaluate", "--model", "gated",
+                *SAMPLE, "--db", str(db), *extra]
     return subprocess.Popen(argv, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
@@ -97,19 +110,20 @@ def _claims(db: Path) -> list[tuple]:
 def test_second_run_with_the_same_identity_waits_and_reuses(tmp_path):
     """Two real `vcbench evaluate` processes: the first is frozen while it holds the claim, so the
     second certainly finds it running; it waits, then reuses the first's result, never running the model."""
-    db = tmp_path / "r.sqlite"
-    first = _start(tmp_path, db)
+    db, gate = tmp_path / "r.sqlite", tmp_path / "gate"
+    first = _start(tmp_path, db, gate=gate)
     key, pid = _wait_for_claim(db, first)
     assert pid == first.pid
     os.kill(first.pid, signal.SIGSTOP)
     try:
-        second = _start(tmp_path, db)
+        second = _start(tmp_path, db, gate=gate)
         err = _Lines(second.stderr)
         assert err.wait_for("waiting for its result", timeout=240), err.lines
         assert f"pid {first.pid} on {socket.gethostname()}" in "".join(err.lines)
         assert second.poll() is None  # still waiting: it did not start the model itself
     finally:
         os.kill(first.pid, signal.SIGCONT)
+        gate.touch()
     out1, err1 = first.communicate(timeout=300)
     out2 = second.stdout.read()
     assert second.wait(timeout=300) == 0 and first.returncode == 0, (err1, err.text())
@@ -121,13 +135,14 @@ def test_second_run_with_the_same_identity_waits_and_reuses(tmp_path):
 
 def test_a_dead_holders_claim_is_taken_over(tmp_path):
     """The holder is killed -9 (the whole process group) while it holds the claim: a rerun takes over."""
-    db = tmp_path / "r.sqlite"
-    first = _start(tmp_path, db)
+    db, gate = tmp_path / "r.sqlite", tmp_path / "gate"
+    first = _start(tmp_path, db, gate=gate)
     _, pid = _wait_for_claim(db, first)
     os.killpg(first.pid, signal.SIGKILL)
     first.communicate(timeout=60)
     assert _claims(db) and _claims(db)[0][1] == pid  # the dead process's claim is still there
-    second = _start(tmp_path, db)
+    gate.touch()
+    second = _start(tmp_path, db, gate=gate)
     out, err = second.communicate(timeout=400)
     assert second.returncode == 0, err
     assert f"took over a stale claim on this run (pid {pid}" in err and "no longer running" in err
