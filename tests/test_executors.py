@@ -34,6 +34,57 @@ def test_local_executor_runs_every_task_once():
     assert inline == pooled == [i * i for i in range(7)] and again == [9, 16]
 
 
+def _report_pid_then_wait(task: tuple[str, int]) -> int:
+    """A task that says which worker runs it, then waits to be killed (or for the test to end)."""
+    import os
+    import time
+    from pathlib import Path
+
+    folder, key = task
+    (Path(folder) / f"{key}.pid").write_text(str(os.getpid()))
+    time.sleep(60)
+    return key
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_local_lost_worker_names_exactly_its_task(tmp_path, round_):
+    """Killing one of three busy workers names that worker's task only, not every task in flight
+    (the pool can report itself broken before the dead worker's exit status has arrived)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from vcbench.executors import WorkerLost
+
+    victim_key = round_ % 3
+
+    def kill_victim() -> None:
+        pid_file = tmp_path / f"{victim_key}.pid"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all((tmp_path / f"{k}.pid").exists() for k in range(3)):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+                return
+            time.sleep(0.005)
+
+    ex = LocalExecutor(3)
+    killer = threading.Thread(target=kill_victim)
+    killer.start()
+    finished: list[int] = []
+    try:
+        with pytest.raises(WorkerLost) as exc:
+            for key in ex.map(_report_pid_then_wait, [(str(tmp_path), k) for k in range(3)],
+                              describe=lambda t: f"building shard {t[1]}"):
+                finished.append(key)
+    finally:
+        killer.join()
+        ex.close()
+    # The loss is seen at once, not after the survivors' tasks end (the newest worker's sentinel).
+    assert finished == []
+    assert str(exc.value) == f"worker lost while building shard {victim_key}; rerun the same command to resume."
+
+
 def test_ray_and_local_builds_are_identical(videos, tmp_path):
     try:
         import ray

@@ -157,13 +157,22 @@ class LocalExecutor:
         while self._started is not None and not self._started.empty():
             pid, key = self._started.get()
             running[pid] = key
+        # The pool reports itself broken before its manager thread has terminated the survivors and
+        # read every exit status; reading them here at the same time races it for the same pipe (the
+        # loser sees 255). Wait for it to finish, then read the statuses it has settled.
+        manager = getattr(self._pool, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(timeout=30)
         procs = dict(getattr(self._pool, "_processes", None) or {})
         dead = [pid for pid, p in procs.items() if p.exitcode is not None and p.exitcode != -signal.SIGTERM]
         keys_of = [running[pid] for pid in dead if pid in running and running[pid] in keys]
         if not keys_of:  # cannot tell which: name what was in flight
             keys_of = sorted(k for k in set(running.values()) if k in keys)
-        what = " and ".join(describe(keys[k]) for k in keys_of[:3]) if keys_of else "running a task"
-        return WorkerLost(what)
+        if len(keys_of) == 1:
+            return WorkerLost(describe(keys[keys_of[0]]))
+        if keys_of:
+            return WorkerLost("one of: " + ", ".join(describe(keys[k]) for k in keys_of[:3]))
+        return WorkerLost("running a task")
 
     def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, gpu: bool = False,
             describe: Callable[[Any], str] | None = None) -> Iterator[Any]:
@@ -180,6 +189,12 @@ class LocalExecutor:
         pool = self._get_pool()
         keys = dict(enumerate(tasks))
         pending = {pool.submit(_tracked, fn, k, t) for k, t in keys.items()}
+        # CPython's submit wakes the pool's manager thread before it spawns the worker for that task,
+        # so the manager can go back to waiting without the newest worker's sentinel and miss that
+        # worker's death until some other task finishes. Wake it once more now that all are spawned.
+        wakeup = getattr(pool, "_executor_manager_thread_wakeup", None)
+        if wakeup is not None:
+            wakeup.wakeup()
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
