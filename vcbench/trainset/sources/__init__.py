@@ -60,19 +60,19 @@ class SourceResult:
 def resolve_source(name: str, opts: SourceOptions) -> SourceResult:
     """Return the videos of source `name` (downloading what is missing) and the failures met."""
     if name == "sample":
-        from vcbench.datasets.sources.sample import sample_source
+        from vcbench.trainset.sources.sample import sample_source
 
         return sample_source(opts)
     if name == "local":
-        from vcbench.datasets.sources.local import local_source
+        from vcbench.trainset.sources.local import local_source
 
         return local_source(opts)
     if name == "videvo":
-        from vcbench.datasets.sources.videvo import videvo_source
+        from vcbench.trainset.sources.videvo import videvo_source
 
         return videvo_source(opts)
     if name in ("hollywood2", "hollywood3d"):
-        from vcbench.datasets.sources.hollywood import hollywood_source
+        from vcbench.trainset.sources.hollywood import hollywood_source
 
         return hollywood_source(name, opts)
     raise InputError(f"unknown source {name!r}", hint=f"choose one of {', '.join(SOURCE_NAMES)}")

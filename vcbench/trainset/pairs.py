@@ -4,7 +4,7 @@ DEVC's train.py concatenates its video clips with pairs of same-class ImageNet i
 an exemplar that looks like it); its loader makes a pseudo-video of each image itself. This builds
 those pairs with vcbench's retrieval: gray-image descriptors (`weightfree_gray` offline, `vgg19` as
 the references use), a faiss index per class, the `top_k` nearest per image, and three tiers
-(`vcbench.datasets.pair_stages`). One shard per class, run like build-dataset's shards (local pool or
+(`vcbench.trainset.pair_stages`). One shard per class, run like build-dataset's shards (local pool or
 Ray, `vcbench.executors`) with its guarantees: an exclusive lock on OUT, every shard written in its
 writer's private folder and committed only when its files match their sha256 and the build still
 holds the lock, resumable, byte-identical on the CPU (descriptors single-threaded).
@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from vcbench.atomic import atomic_write_text
-from vcbench.datasets import shards as shardio
+from vcbench.trainset import shards as shardio
 from vcbench.errors import InputError, VcbenchError
 from vcbench.ids import safe_id
 from vcbench.stills import SKIMAGE_STILLS, load_skimage_still
@@ -131,11 +131,11 @@ def list_sha256(items: list[ImageItem]) -> str:
 
 def _load(cfg: PairConfig, item: ImageItem) -> tuple[np.ndarray, bytes | None, str]:
     """(RGB image, the JPEG bytes to store for a generated one or None, sha256 of its bytes)."""
-    from vcbench.datasets.augment import rng_for
+    from vcbench.trainset.augment import rng_for
     from vcbench.hashing import sha256_file
 
     if item.origin.startswith("skimage:"):
-        from vcbench.datasets.pair_stages import sample_view
+        from vcbench.trainset.pair_stages import sample_view
 
         still = item.origin.split(":", 1)[1].split("#")[0]
         import cv2
@@ -167,9 +167,9 @@ def run_pair_shard(task: PairShardTask) -> dict:
     """One class: load, describe, search, tier, write; returns its stats."""
     import torch  # noqa: F401  (loaded before single_threaded, so its thread count is pinned too)
 
-    from vcbench.datasets.manifest import rows_table, table_bytes, write_manifest
-    from vcbench.datasets.pair_stages import TIERS, neighbours, tier_pairs
-    from vcbench.datasets.stages import _device
+    from vcbench.trainset.manifest import rows_table, table_bytes, write_manifest
+    from vcbench.trainset.pair_stages import TIERS, neighbours, tier_pairs
+    from vcbench.trainset.stages import _device
     from vcbench.executors import single_threaded
     from vcbench.retrieval.descriptors import get_descriptor
 
@@ -250,7 +250,7 @@ def check_pair_config(cfg: PairConfig) -> None:
 
 def build_pairs(cfg: PairConfig, out: Path, opts=None) -> dict:
     """Run (or resume) a pair build into `out`; returns the totals written to `out/stats.json`."""
-    from vcbench.datasets.pipeline import RunOptions, resolve_build_weights
+    from vcbench.trainset.pipeline import RunOptions, resolve_build_weights
     from vcbench.lock import FolderLock
 
     opts = opts or RunOptions()
@@ -263,8 +263,8 @@ def build_pairs(cfg: PairConfig, out: Path, opts=None) -> dict:
 
 
 def _build_locked(cfg: PairConfig, out: Path, opts, weights, classes, token: str) -> dict:
-    from vcbench.datasets.manifest import concat_manifests
-    from vcbench.datasets.pipeline import (_build_record, _check_config, _clean_leftovers, _progress,
+    from vcbench.trainset.manifest import concat_manifests
+    from vcbench.trainset.pipeline import (_build_record, _check_config, _clean_leftovers, _progress,
                                            _wait_for_orphans, _write_config, build_id, size_summary)
     from vcbench.executors import make_executor
 

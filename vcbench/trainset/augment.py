@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from vcbench.datasets.clips import resize_fill
+from vcbench.trainset.clips import resize_fill
 
 FIELD_SIGMA = 50.0  # px, DEVC's smoothing of the random flow
 FIELD_GRID = 4  # the field is drawn on a grid this much coarser, then upsampled (see smooth_field)

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vcbench.datasets import shards as shardio
-from vcbench.datasets.manifest import read_manifest
-from vcbench.datasets.sources.fetch import file_digest
+from vcbench.trainset import shards as shardio
+from vcbench.trainset.manifest import read_manifest
+from vcbench.trainset.sources.fetch import file_digest
 from vcbench.errors import InputError
 
 
@@ -75,7 +75,7 @@ def verify_build(root: str | Path) -> VerifyReport:
     if not (root / "build.json").is_file() or not (root / "plan.json").is_file():
         raise InputError("not a build-dataset or build-pairs folder (no build.json/plan.json)", path=root,
                          hint="point at the --out folder of vcbench build-dataset or build-pairs")
-    from vcbench.datasets.pairs import is_pair_build
+    from vcbench.trainset.pairs import is_pair_build
 
     if is_pair_build(root):
         return verify_pairs(root)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from vcbench.datasets.export_devc import Placer, build_identity, run_export
-from vcbench.datasets.manifest import read_manifest
+from vcbench.trainset.export_devc import Placer, build_identity, run_export
+from vcbench.trainset.manifest import read_manifest
 from vcbench.errors import InputError
 
 TIER_FILES = {"good": ("input", "pairs.txt"), "mid": ("input_mid", "pairs_mid.txt"), "bad": ("input_bad", "pairs_bad.txt")}

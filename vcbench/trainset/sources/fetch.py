@@ -17,7 +17,7 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from vcbench.atomic import atomic_write_text
-from vcbench.datasets.sources import Failure
+from vcbench.trainset.sources import Failure
 from vcbench.errors import VcbenchError
 from vcbench.hashing import update_from_file
 

@@ -13,7 +13,7 @@ A build-dataset folder becomes DEVC's `--data_root` (`lib/videoloader.py`), one 
   reference/ (the loader appends .JPEG); refgt1..3 name files in reference_gt/ (.jpg); refvid and
   refvid1 are parsed but never opened by the loader: we write the first and middle frame there.
 Names never contain a dot before the extension, because the loader cuts names at the first '.'.
-A build-pairs folder becomes its `--data_root_imagenet` (`vcbench.datasets.export_pairs`).
+A build-pairs folder becomes its `--data_root_imagenet` (`vcbench.trainset.export_pairs`).
 
 What it costs: JPEG frames and gallery images are hard links to the build's files (no bytes; a copy
 where the two folders are on different file systems, or with `link=False`); masks are written as
@@ -45,8 +45,8 @@ import cv2
 import numpy as np
 
 from vcbench.atomic import atomic_write_text, write_bytes, write_errors
-from vcbench.datasets.manifest import read_manifest
-from vcbench.datasets.shards import encode_image
+from vcbench.trainset.manifest import read_manifest
+from vcbench.trainset.shards import encode_image
 from vcbench.errors import InputError
 from vcbench.hashing import sha256_file
 from vcbench.lock import FolderLock, PrivateDir, sweep_private_dirs
@@ -137,7 +137,7 @@ def _check_exportable(root: Path, flow_files: dict, refs: list) -> None:
 def _write_clip(root: Path, row, tmp: Path, place: Placer, zero_flow: Path | None = None) -> None:
     """One clip's files in `tmp` (its writer's private folder). `zero_flow`: the all-zero .flo that
     every backward flow links to (backward_flow="zero"); None writes the real backward flow."""
-    from vcbench.datasets.shards import clip_flow_files, clip_mask_files, read_stored_flow
+    from vcbench.trainset.shards import clip_flow_files, clip_mask_files, read_stored_flow
     from vcbench.flow.flo import encode_flo
 
     files = sorted(json.loads(row.files))
@@ -241,7 +241,7 @@ def run_export(root: Path, dest: Path, *, kind: str, record: dict, manifest: Pat
     `dest/<name>` when complete, and skipped on a rerun when `dest/<name>/<done_file>` exists."""
     from tqdm import tqdm
 
-    from vcbench.datasets.pipeline import build_id
+    from vcbench.trainset.pipeline import build_id
 
     ident = {"format": MARKER_FORMAT, "kind": kind, "build_id": build_id(record), "manifest_sha256": sha256_file(manifest),
              "build": str(root.resolve()), count_key: len(units), "options": options}
@@ -303,7 +303,7 @@ def export_devc(root: str | Path, dest: str | Path, *, quiet: bool = False, link
         raise InputError(f"unknown backward flow mode {backward_flow!r}", hint="use full or zero")
     record, manifest = build_identity(root, "clips")
     if record.get("kind") == "pairs":
-        from vcbench.datasets.export_pairs import export_pairs
+        from vcbench.trainset.export_pairs import export_pairs
 
         return export_pairs(root, dest, quiet=quiet, link=link)
     df = read_manifest(manifest)

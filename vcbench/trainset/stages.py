@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vcbench.datasets.augment import (augment_video, draw_pseudo_params, draw_video_params, params_json,
+from vcbench.trainset.augment import (augment_video, draw_pseudo_params, draw_video_params, params_json,
                                       pseudo_video, rng_for)
 from vcbench.errors import InputError
 from vcbench.labels import read_label_file
@@ -34,7 +34,7 @@ def stage_weight_names(cfg) -> list[str]:
 
 def check_stage_names(cfg) -> None:
     """An unknown flow estimator or descriptor is refused before any work (names only, no model built)."""
-    from vcbench.flow.estimators import estimator_names
+    from vcbench.flow.registry import estimator_names
     from vcbench.retrieval.descriptors import DESCRIPTORS
 
     if cfg.flow != "none" and cfg.flow not in estimator_names():
@@ -66,7 +66,7 @@ class FlowStage:
     """Forward and backward flow of every consecutive pair, and Lai's occlusion masks, batched."""
 
     def __init__(self, name: str, device: str | None = None, batch: int = 8, *, allow_unverified: bool = False):
-        from vcbench.flow.estimators import get_estimator
+        from vcbench.flow.registry import get_estimator
 
         self.estimator = get_estimator(name, device or _device(), allow_unverified=allow_unverified)
         self.device = device or _device()
@@ -111,7 +111,7 @@ def prepare_gallery(cfg, out_root: Path, *, quiet: bool = True, allow_unverified
                           allow_unverified=allow_unverified, kind=cfg.index, nlist=cfg.nlist, nprobe=cfg.nprobe)
     if cfg.gallery_labels:
         from vcbench.atomic import atomic_write_text
-        from vcbench.datasets.labels import gallery_labels
+        from vcbench.trainset.labels import gallery_labels
 
         stills = list_stills(Path(cfg.gallery) if cfg.gallery else None)
         labels = gallery_labels(stills, cfg.gallery, read_label_file(cfg.gallery_labels, "gallery labels"),
@@ -179,7 +179,7 @@ class ClipStages:
 
     def _load(self, entry: dict) -> np.ndarray | None:
         if entry["kind"] == "video":
-            from vcbench.datasets.pipeline import extract_dir
+            from vcbench.trainset.pipeline import extract_dir
 
             path = extract_dir(self.out_root, entry["video_id"]) / f"{entry['base_clip']}.npy"
             if not path.is_file():

@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 
 from vcbench.atomic import atomic_write_text, write_bytes, write_errors
-from vcbench.datasets import shards as shardio
-from vcbench.datasets.clips import ClipSpec, extract_clips
-from vcbench.datasets.manifest import canonical_json, concat_manifests, write_manifest
-from vcbench.datasets.sources import SourceOptions, SourceVideo, resolve_source
+from vcbench.trainset import shards as shardio
+from vcbench.trainset.clips import ClipSpec, extract_clips
+from vcbench.trainset.manifest import canonical_json, concat_manifests, write_manifest
+from vcbench.trainset.sources import SourceOptions, SourceVideo, resolve_source
 from vcbench.errors import InputError, VcbenchError
 from vcbench.labels import read_label_file
 from vcbench.stills import list_stills
@@ -131,7 +131,7 @@ def resolve_build_weights(cfg: BuildConfig, *, allow_unverified: bool = False, q
     """Find (and hash-check) every weight file the build's flow and descriptors need, without
     building a network: run before any source is fetched or video decoded, so missing or bad
     weights fail in a second with the resolver's one-line WeightsError."""
-    from vcbench.datasets.stages import stage_weight_names
+    from vcbench.trainset.stages import stage_weight_names
     from vcbench.weights import resolve
 
     resolved = [resolve(name, allow_unverified=allow_unverified, quiet=quiet) for name in stage_weight_names(cfg)]
@@ -191,7 +191,7 @@ def run_extract(task: ExtractTask) -> dict:
 def check_retrieval_options(cfg: BuildConfig) -> tuple[dict[str, str] | None, dict[str, str] | None]:
     """Validate index and label options before any work; returns the parsed (gallery, clip) labels,
     with every gallery image checked to have a class."""
-    from vcbench.datasets.labels import gallery_labels
+    from vcbench.trainset.labels import gallery_labels
 
     if cfg.index not in ("auto", "flat", "ivf"):
         raise InputError(f"unknown gallery index {cfg.index!r}", hint="use flat, ivf or auto")
@@ -225,7 +225,7 @@ def attach_clip_labels(cfg: BuildConfig, plan: list[dict], glabels: dict[str, st
                        clabels: dict[str, str] | None) -> None:
     """Give every planned clip its class (or None: voted at retrieval) when references are class-filtered.
     A still's gallery label counts only when the stills are the gallery's images."""
-    from vcbench.datasets.labels import clip_label
+    from vcbench.trainset.labels import clip_label
 
     if glabels is None:
         return
@@ -251,7 +251,7 @@ def run_shard(task: ShardTask) -> dict:
     """augment -> references -> flow -> write, for one shard; returns its stats."""
     import torch  # noqa: F401  (loaded before single_threaded, so its thread count is pinned too)
 
-    from vcbench.datasets.stages import build_clip_stages
+    from vcbench.trainset.stages import build_clip_stages
     from vcbench.executors import single_threaded
 
     out_root = Path(task.out_root)
@@ -321,7 +321,7 @@ def make_plan(cfg: BuildConfig, videos: list[SourceVideo], candidates: list[dict
     pseudo-videos from stills. Base clips are visited in a seeded shuffle so that a small `--clips`
     samples every video rather than the first ones. Raises `no_clips_error` when video clips are
     wanted (`pseudo_fraction` < 1) but the source gave none."""
-    from vcbench.datasets.augment import rng_for
+    from vcbench.trainset.augment import rng_for
 
     by_id = {v.video_id: v for v in videos}
     bases = [c for c in candidates if c["accepted"]]
@@ -392,7 +392,7 @@ def _read_json_dict(path: Path) -> dict | None:
 def _recorded_build_ids(out: Path) -> tuple[dict[str, str | None], bool]:
     """The build ids the folder's records carry ({record: id or None}), and whether it holds any
     build output at all (plan, candidates, shards, manifest or extraction cache)."""
-    from vcbench.datasets.manifest import read_build_metadata
+    from vcbench.trainset.manifest import read_build_metadata
 
     ids: dict[str, str | None] = {}
     if (out / "plan.json").is_file():
@@ -468,7 +468,7 @@ def _index_summary(gdir: Path | None) -> dict | None:
 
 def build_dataset(cfg: BuildConfig, out: Path, opts: RunOptions = RunOptions()) -> dict:
     """Run (or resume) a build into `out`; returns the totals written to `out/stats.json`."""
-    from vcbench.datasets.stages import check_stage_names
+    from vcbench.trainset.stages import check_stage_names
     from vcbench.lock import FolderLock
 
     if cfg.clips < 1:
@@ -520,7 +520,7 @@ def _wait_for_orphans(out: Path, timeout_s: float = 60.0) -> None:
 
 def _export_estimate(cfg: BuildConfig) -> dict:
     """The DEVC export's bytes per clip (`export_devc.export_bytes_per_clip`) and at PROJECT_CLIPS."""
-    from vcbench.datasets.export_devc import export_bytes_per_clip
+    from vcbench.trainset.export_devc import export_bytes_per_clip
 
     per = export_bytes_per_clip(cfg.spec.height, cfg.spec.width, cfg.spec.length)
     return {**per, "projection_total": per["total"] * PROJECT_CLIPS,
@@ -599,7 +599,7 @@ def _build_locked(cfg: BuildConfig, out: Path, opts: RunOptions, weights: Weight
 
         import torch  # noqa: F401  (descriptors run on torch; loaded first so single_threaded pins it)
 
-        from vcbench.datasets.stages import prepare_gallery, stage_needs_gpu
+        from vcbench.trainset.stages import prepare_gallery, stage_needs_gpu
         from vcbench.executors import single_threaded
 
         with single_threaded():  # descriptors in a fixed summation order: same index bytes on any machine

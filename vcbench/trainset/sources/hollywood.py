@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from vcbench.datasets.sources import Failure, SourceOptions, SourceResult, SourceVideo
-from vcbench.datasets.sources.fetch import Fetcher, FetchItem
+from vcbench.trainset.sources import Failure, SourceOptions, SourceResult, SourceVideo
+from vcbench.trainset.sources.fetch import Fetcher, FetchItem
 from vcbench.errors import InputError
 from vcbench.frames import VIDEO_EXTENSIONS, natural_key
 from vcbench.ids import safe_id

@@ -1,1 +1,0 @@
-"""Benchmark sets (benchmarks.py) and the build-dataset pipeline (sources, clips, augment, shards, manifest, pipeline)."""
