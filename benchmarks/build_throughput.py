@@ -37,8 +37,8 @@ def bare_decode_encode(videos: list[Path], out: Path, height: int, width: int,
     `repeats_per_frame` times on average (as many frames as the pipeline writes)."""
     import cv2
 
-    from vcbench.datasets.clips import resize_fill
-    from vcbench.datasets.shards import encode_image
+    from vcbench.trainset.clips import resize_fill
+    from vcbench.trainset.shards import encode_image
     from vcbench.frames import Clip
 
     cv2.setNumThreads(1)
@@ -59,8 +59,8 @@ def bare_decode_encode(videos: list[Path], out: Path, height: int, width: int,
 
 def run_pipeline(videos_dir: Path, out: Path, *, clips: int, height: int, width: int, length: int,
                  workers: int) -> tuple[float, float]:
-    from vcbench.datasets.clips import ClipSpec
-    from vcbench.datasets.pipeline import BuildConfig, RunOptions, build_dataset
+    from vcbench.trainset.clips import ClipSpec
+    from vcbench.trainset.pipeline import BuildConfig, RunOptions, build_dataset
 
     cfg = BuildConfig(source="local", clips=clips, spec=ClipSpec(length=length, height=height, width=width),
                       flow="none", features="none", pseudo_fraction=0.0, shard_size=max(1, clips // (4 * workers)),
@@ -83,7 +83,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="vcbench-bench-"))
     try:
         if args.videos is None:
-            from vcbench.datasets.sources import SourceOptions, resolve_source
+            from vcbench.trainset.sources import SourceOptions, resolve_source
 
             src = tmp / "videos"
             src.mkdir()

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from vcbench.errors import WeightsError
-from vcbench.flow.estimators import get_estimator
+from vcbench.flow.registry import get_estimator
 from vcbench.frames import Clip, sample_videos
 
 

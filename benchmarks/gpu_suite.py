@@ -340,7 +340,7 @@ def devc_target(rows: list[dict]) -> dict:
 def flow_section(ctx: Ctx, budget: Budget) -> list[dict]:
     import torch
 
-    from vcbench.flow.estimators import get_estimator
+    from vcbench.flow.registry import get_estimator
 
     p = ctx.plan
     rows: list[dict] = []

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from vcbench.datasets.augment import (FIELD_SIGMA, augment_video, draw_pseudo_params, draw_video_params,
+from vcbench.trainset.augment import (FIELD_SIGMA, augment_video, draw_pseudo_params, draw_video_params,
                                       pseudo_video, rng_for, smooth_field)
-from vcbench.datasets.clips import resize_fill
+from vcbench.trainset.clips import resize_fill
 from vcbench.frames import Clip, sample_videos
 from vcbench.stills import list_stills
 

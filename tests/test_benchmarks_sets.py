@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vcbench.datasets import benchmarks as B
+import vcbench.benchmarks as B
 from vcbench.errors import InputError
 from vcbench.frames import Clip, read_image, sample_videos
 from vcbench.stills import load_skimage_still

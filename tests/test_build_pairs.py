@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vcbench.datasets.pairs import PairConfig, build_pairs
-from vcbench.datasets.pipeline import RunOptions
+from vcbench.trainset.pairs import PairConfig, build_pairs
+from vcbench.trainset.pipeline import RunOptions
 from vcbench.errors import InputError, VcbenchError
 
 from test_dataset_pipeline import digests
@@ -89,7 +89,7 @@ def test_rerun_is_byte_identical_and_verify_catches_changes(sample_build, tmp_pa
     assert cli(["datasets", "verify", str(again)]) == 0
     stored = sorted((again / "shards" / "shard-00001" / "images").iterdir())[0]
     stored.write_bytes(stored.read_bytes()[:-10])
-    from vcbench.datasets.verify import verify_build
+    from vcbench.trainset.verify import verify_build
 
     rep = verify_build(again)
     assert rep.corrupt == [str(stored.relative_to(again))] and not rep.ok
@@ -144,7 +144,7 @@ def test_imagenet_folder_links_sources_and_records_failures(tmp_path, cli):
     # A changed source image is what verify reports (the export links it).
     victim = root / "n02123045" / "n02123045_1.JPEG"
     victim.write_bytes(victim.read_bytes()[:-100])
-    from vcbench.datasets.verify import verify_build
+    from vcbench.trainset.verify import verify_build
 
     assert str(victim.resolve()) in verify_build(out).corrupt
     # Not an ImageNet folder: one line.
@@ -155,8 +155,8 @@ def test_imagenet_folder_links_sources_and_records_failures(tmp_path, cli):
 
 _KILLED = """
 import os, signal, sys
-from vcbench.datasets import pairs as P
-from vcbench.datasets.pipeline import RunOptions
+from vcbench.trainset import pairs as P
+from vcbench.trainset.pipeline import RunOptions
 real, calls = P.run_pair_shard, []
 def dying(task):
     calls.append(task.index)
@@ -183,8 +183,8 @@ def test_killed_build_resumes_to_the_same_bytes_and_a_second_build_is_refused(sa
 
 
 def test_pair_export_never_mixes_builds(sample_build, tmp_path, cli, capsys):
-    from vcbench.datasets.export_devc import MARKER
-    from vcbench.datasets.export_pairs import export_pairs
+    from vcbench.trainset.export_devc import MARKER
+    from vcbench.trainset.export_pairs import export_pairs
 
     dest = tmp_path / "devc"
     assert cli(["datasets", "export", "--format", "devc", str(sample_build), str(dest), "--quiet", "--json"]) == 0

@@ -9,8 +9,8 @@ import numpy as np
 
 from conftest import write_video
 
-from vcbench.datasets.clips import ClipSpec, clip_measures, extract_clips, judge, resize_fill
-from vcbench.datasets.sources import SourceVideo
+from vcbench.trainset.clips import ClipSpec, clip_measures, extract_clips, judge, resize_fill
+from vcbench.trainset.sources import SourceVideo
 from vcbench.frames import Clip, sample_videos
 
 

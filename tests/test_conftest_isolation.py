@@ -24,7 +24,7 @@ def test_every_test_gets_a_private_empty_torch_home_and_is_offline(_isolated_hom
 
 
 def test_vcbench_default_folders_are_temporary(_isolated_home):
-    from vcbench.datasets.benchmarks import cache_root, default_data_root
+    from vcbench.benchmarks import cache_root, default_data_root
     from vcbench.reports.db import default_db_path
 
     for path in (default_db_path(), cache_root(), default_data_root()):

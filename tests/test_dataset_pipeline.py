@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vcbench.datasets.clips import ClipSpec
-from vcbench.datasets.pipeline import BuildConfig, RunOptions, build_dataset
+from vcbench.trainset.clips import ClipSpec
+from vcbench.trainset.pipeline import BuildConfig, RunOptions, build_dataset
 from vcbench.errors import InputError
 from vcbench.frames import sample_videos
 
@@ -80,7 +80,7 @@ def test_build_contents_and_manifest(clean_build):
     files = json.loads(row.files)
     assert len(files) == 5 and all((clean_build / f).is_file() for f in files)
     flow_files = json.loads(row.flow_files)
-    from vcbench.datasets.shards import clip_flow_files, clip_mask_files, read_stored_flow
+    from vcbench.trainset.shards import clip_flow_files, clip_mask_files, read_stored_flow
 
     fw = np.stack([read_stored_flow(clean_build, f) for f in clip_flow_files(flow_files, "fw")])
     assert fw.dtype == np.float32 and fw.shape == (4, 48, 96, 2)
@@ -157,8 +157,8 @@ def test_folder_without_readable_build_json_refuses_other_settings(videos, tmp_p
 
 _CHILD = """
 import sys
-from vcbench.datasets.clips import ClipSpec
-from vcbench.datasets.pipeline import BuildConfig, RunOptions, build_dataset
+from vcbench.trainset.clips import ClipSpec
+from vcbench.trainset.pipeline import BuildConfig, RunOptions, build_dataset
 cfg = BuildConfig(source="local", clips=8, seed=3, spec=ClipSpec(length=5, height=48, width=96, max_clips_per_shot=2), flow="dis",
                   features="weightfree", pseudo_fraction=0.25, shard_size=2, input=sys.argv[2])
 build_dataset(cfg, sys.argv[1], RunOptions(workers=1, quiet=True))
@@ -213,7 +213,7 @@ def test_verify_finds_corrupt_and_missing_files(clean_build, tmp_path, cli):
     data[len(data) // 2] ^= 0xFF
     (out / frame).write_bytes(bytes(data))
     (out / flow).unlink()
-    from vcbench.datasets.verify import verify_build
+    from vcbench.trainset.verify import verify_build
 
     rep = verify_build(out)
     assert rep.corrupt == [frame] and rep.missing == [flow] and not rep.ok
@@ -229,8 +229,8 @@ def test_devc_export_layout_and_pairs_columns(clean_build, tmp_path):
     .jpg/.JPEG/.flo/.pgm appended; every file it would open must exist and decode."""
     import cv2
 
-    from vcbench.datasets.export_devc import export_devc
-    from vcbench.datasets.shards import clip_flow_files, read_stored_flow
+    from vcbench.trainset.export_devc import export_devc
+    from vcbench.trainset.shards import clip_flow_files, read_stored_flow
     from vcbench.flow.flo import read_flo
 
     dest = tmp_path / "devc"
@@ -271,7 +271,7 @@ def test_devc_export_layout_and_pairs_columns(clean_build, tmp_path):
 
 _KILLED_EXPORT = """
 import os, signal, sys
-from vcbench.datasets import export_devc as ex
+from vcbench.trainset import export_devc as ex
 real, calls = ex._write_clip, []
 def dying(root, row, tmp, *a):
     calls.append(row.clip_id)
@@ -288,7 +288,7 @@ def test_devc_export_never_mixes_two_builds_and_resumes_after_a_kill(clean_build
     """The export records its build (vcbench-export.json): another build's export into the same folder
     is refused (by build-dataset --export-devc before it builds), as is a folder of clip folders that
     no export recorded; an export killed part-way resumes to the bytes of an uninterrupted one."""
-    from vcbench.datasets.export_devc import MARKER, export_devc
+    from vcbench.trainset.export_devc import MARKER, export_devc
 
     dest = tmp_path / "devc"
     export_devc(clean_build, dest, quiet=True)
@@ -322,7 +322,7 @@ def test_devc_export_never_mixes_two_builds_and_resumes_after_a_kill(clean_build
 
 
 def test_export_refuses_build_without_flow(videos, tmp_path):
-    from vcbench.datasets.export_devc import export_devc
+    from vcbench.trainset.export_devc import export_devc
 
     out = tmp_path / "noflow"
     build_dataset(tiny_config(videos, flow="none", features="none", clips=2, pseudo_fraction=0.0), out,
@@ -363,9 +363,9 @@ def test_flow_stage_is_the_scorers_flow_and_mask(videos):
     called pair by pair (one implementation of flow, warp and occlusion)."""
     import torch
 
-    from vcbench.datasets.clips import resize_fill
-    from vcbench.datasets.stages import FlowStage
-    from vcbench.flow.estimators import get_estimator
+    from vcbench.trainset.clips import resize_fill
+    from vcbench.trainset.stages import FlowStage
+    from vcbench.flow.registry import get_estimator
     from vcbench.flow.occlusion import occlusion_mask
     from vcbench.frames import Clip
 
@@ -444,7 +444,7 @@ def test_missing_flow_weights_fail_before_the_source_is_touched(videos, tmp_path
 
 
 def test_unverified_weights_need_the_flag_and_are_recorded(videos, tmp_path, torch_home):
-    from vcbench.datasets.manifest import read_build_metadata
+    from vcbench.trainset.manifest import read_build_metadata
     from vcbench.errors import WeightsError
 
     digest = _random_raft(torch_home / "hub" / "checkpoints" / RAFT_FILE, seed=0)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from vcbench.datasets.sources import SourceOptions, resolve_source
-from vcbench.datasets.sources.fetch import RateLimiter
+from vcbench.trainset.sources import SourceOptions, resolve_source
+from vcbench.trainset.sources.fetch import RateLimiter
 from vcbench.errors import InputError
 from vcbench.frames import sample_videos
 from vcbench.ids import safe_id

@@ -30,9 +30,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vcbench.datasets.clips import ClipSpec
-from vcbench.datasets.pairs import PairConfig, build_pairs
-from vcbench.datasets.pipeline import BuildConfig, RunOptions, build_dataset
+from vcbench.trainset.clips import ClipSpec
+from vcbench.trainset.pairs import PairConfig, build_pairs
+from vcbench.trainset.pipeline import BuildConfig, RunOptions, build_dataset
 from vcbench.frames import sample_videos
 
 SIZE = (216, 384)
@@ -164,8 +164,8 @@ def read_pair_item(item) -> dict:
 # ------------------------------------------------------------------------------------- the test
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
-    from vcbench.datasets.export_devc import export_devc
-    from vcbench.datasets.export_pairs import export_pairs
+    from vcbench.trainset.export_devc import export_devc
+    from vcbench.trainset.export_pairs import export_pairs
 
     base = tmp_path_factory.mktemp("devc")
     videos = base / "videos"
@@ -185,7 +185,7 @@ def exports(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
 def test_load_data_reads_every_item_of_both_sets(exports):
     import pandas as pd
 
-    from vcbench.datasets.shards import clip_flow_files, read_stored_flow
+    from vcbench.trainset.shards import clip_flow_files, read_stored_flow
 
     clips, pairs, data_root, data_root_imagenet = exports
     video_items = parse_video_root(data_root)
@@ -209,7 +209,7 @@ def test_load_data_reads_every_item_of_both_sets(exports):
         stored = read_stored_flow(clips, clip_flow_files(json.loads(row.flow_files), "fw")[t])
         np.testing.assert_array_equal(got["fw"], stored)
     # The build's stats state what the export writes per clip (float32 .flo and PGM masks), exactly.
-    from vcbench.datasets.export_devc import export_bytes_per_clip
+    from vcbench.trainset.export_devc import export_bytes_per_clip
 
     est = export_bytes_per_clip(*SIZE, 3)
     written = sum(p.stat().st_size for p in data_root.rglob("*") if p.suffix in (".flo", ".pgm"))

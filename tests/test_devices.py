@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vcbench import evaluate
-from vcbench.datasets import stages
+from vcbench.trainset import stages
 from vcbench.devices import device_description, resolve_device
 from vcbench.errors import InputError, VcbenchError
 from vcbench.metrics.suite import check_request

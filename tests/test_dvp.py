@@ -93,7 +93,7 @@ def test_size_cap_returns_gt_resolution_with_gtgt_luminance(sample_frames):
 def test_welsh_dvp_is_more_consistent_than_welsh_on_the_sample(tmp_path):
     """The effect the method exists for, on the bundled sample (carphone, 8 frames, 64 px wide, 25 epochs
     instead of 50 for time): warp error and flicker drop, PSNR stays within 1 dB."""
-    from vcbench.datasets.benchmarks import load_benchmark
+    from vcbench.benchmarks import load_benchmark
     from vcbench.evaluate import evaluate
     from vcbench.reports.db import ResultsDB
 

@@ -13,7 +13,7 @@ from vcbench import frames as frames_mod
 from vcbench.baselines import registry
 from vcbench.baselines.reinhard import Reinhard
 from vcbench.cli import main
-from vcbench.datasets.benchmarks import load_benchmark
+from vcbench.benchmarks import load_benchmark
 from vcbench.lab import rgb_uint8_to_lab
 from vcbench.reports.db import ResultsDB
 
@@ -191,7 +191,7 @@ class LabelProbe(__import__("vcbench.metrics.base", fromlist=["Metric"]).Metric)
 def test_imagenet_labels_reach_the_metrics(env, monkeypatch, capsys):
     from PIL import Image
 
-    from vcbench.datasets.benchmarks import imagenet_entries
+    from vcbench.benchmarks import imagenet_entries
     from vcbench.metrics import registry as metric_registry
     from vcbench.metrics.registry import MetricInfo
 

@@ -18,7 +18,7 @@ from vcbench import frames as frames_mod
 from vcbench.baselines import registry
 from vcbench.baselines.gray import Gray
 from vcbench.cli import main
-from vcbench.datasets.benchmarks import load_benchmark
+from vcbench.benchmarks import load_benchmark
 from vcbench.errors import InputError
 from vcbench.reports.db import ResultsDB
 

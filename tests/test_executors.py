@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from test_dataset_pipeline import digests, tiny_config
-from vcbench.datasets.pipeline import RunOptions, build_dataset
+from vcbench.trainset.pipeline import RunOptions, build_dataset
 from vcbench.executors import LocalExecutor, make_executor
 from vcbench.frames import sample_videos
 

@@ -20,7 +20,7 @@ from conftest import requires_gpu
 
 from vcbench.errors import InputError, WeightsError
 from vcbench.flow.base import pad_to_multiple, unpad
-from vcbench.flow.estimators import estimator_names, get_estimator
+from vcbench.flow.registry import estimator_names, get_estimator
 from vcbench.flow.flo import read_flo, write_flo
 from vcbench.flow.occlusion import occlusion_mask
 from vcbench.flow.pairs import flow_pairs
@@ -390,7 +390,7 @@ def test_flownet2_bad_checkpoint_is_a_weights_error(torch_home, tmp_path):
 
 
 def test_vcbench_flow_does_not_import_ptlflow():
-    code = ("import sys, torch, vcbench.flow, vcbench.flow.estimators, vcbench.metrics.temporal, vcbench.metrics.cdc;"
+    code = ("import sys, torch, vcbench.flow, vcbench.flow.registry, vcbench.metrics.temporal, vcbench.metrics.cdc;"
             "from vcbench.flow import get_estimator; e = get_estimator('dis');"
             "e(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.zeros(1, 3, 8, 8, dtype=torch.uint8));"
             "print(any(m.split('.')[0] == 'ptlflow' for m in sys.modules))")

@@ -17,7 +17,7 @@ from vcbench.flow.flo import (FLOW_PNG_MAX_ERROR, FLOW_PNG_RANGE, UNKNOWN_FLOW_T
 @pytest.fixture(scope="module")
 def real_flow(sample_frames) -> np.ndarray:
     """DIS flow of consecutive frames of a real clip, (N, H, W, 2) float32."""
-    from vcbench.flow.estimators import get_estimator
+    from vcbench.flow.registry import get_estimator
 
     frames = sample_frames["bikes"][:5]
     t = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))

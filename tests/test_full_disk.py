@@ -92,7 +92,7 @@ def test_numpy_short_write_is_reported_with_the_path(small_disk):
 
 def test_shard_file_on_a_full_disk_is_removed(small_disk):
     """Files inside a shard's temporary folder: the same line, and no partial file stays behind."""
-    from vcbench.datasets.shards import ShardWriter
+    from vcbench.trainset.shards import ShardWriter
 
     writer = ShardWriter(small_disk / "build", 0)
     _fill(small_disk, leave=8 * 1024)

@@ -6,7 +6,7 @@ import hashlib
 
 import vcbench.hashing
 from vcbench import weights
-from vcbench.datasets import benchmarks
+from vcbench import benchmarks
 
 
 def test_sha256_file_matches_hashlib_across_block_boundaries(tmp_path):

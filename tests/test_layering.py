@@ -12,7 +12,7 @@ Layers, lowest first; a module may import its own group and the groups listed fo
     harness (evaluate.py)                -> everything above but trainset
     tooling (cli, random_weights, __main__) -> anything
 
-Until `vcbench/datasets/` splits (plan 3.1), its modules are placed where they are going: stills is
+Until `vcbench/trainset/` splits (plan 3.1), its modules are placed where they are going: stills is
 plumbing, benchmarks is benchmarks, the rest is trainset.
 
 Three rules, each against an explicit list of what is true today; the lists may only shrink:
@@ -62,13 +62,13 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
 
 KNOWN_CYCLES: set[tuple[str, ...]] = {
     (
-        'vcbench.datasets.export_devc', 'vcbench.datasets.export_pairs',
-        'vcbench.datasets.pipeline', 'vcbench.datasets.stages'
+        'vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs',
+        'vcbench.trainset.pipeline', 'vcbench.trainset.stages'
     ),
     (
-        'vcbench.datasets.sources', 'vcbench.datasets.sources.fetch',
-        'vcbench.datasets.sources.hollywood', 'vcbench.datasets.sources.local',
-        'vcbench.datasets.sources.sample', 'vcbench.datasets.sources.videvo'
+        'vcbench.trainset.sources', 'vcbench.trainset.sources.fetch',
+        'vcbench.trainset.sources.hollywood', 'vcbench.trainset.sources.local',
+        'vcbench.trainset.sources.sample', 'vcbench.trainset.sources.videvo'
     ),
 }
 
@@ -79,27 +79,27 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/baselines/instcolor/files.py': ('vcbench.weights',),
     'vcbench/baselines/lai18.py': ('vcbench.baselines.zhang', 'vcbench.weights', 'vcbench.weights'),
     'vcbench/baselines/needs.py': ('vcbench.baselines.registry', 'vcbench.errors', 'vcbench.weights'),
-    'vcbench/baselines/propagate.py': ('vcbench.flow.estimators',),
+    'vcbench/baselines/propagate.py': ('vcbench.flow.registry',),
     'vcbench/baselines/registry.py': ('vcbench.baselines.wrappers', 'vcbench.baselines.wrappers'),
     'vcbench/baselines/zhang.py': ('vcbench.baselines.devc.weights', 'vcbench.weights'),
     'vcbench/cli/__init__.py': ('vcbench.atomic',),
     'vcbench/cli/build_dataset.py': (
-        'vcbench.datasets.clips', 'vcbench.datasets.export_devc', 'vcbench.datasets.export_devc',
-        'vcbench.datasets.pipeline', 'vcbench.datasets.pipeline', 'vcbench.errors'
+        'vcbench.trainset.clips', 'vcbench.trainset.export_devc', 'vcbench.trainset.export_devc',
+        'vcbench.trainset.pipeline', 'vcbench.trainset.pipeline', 'vcbench.errors'
     ),
     'vcbench/cli/build_pairs.py': (
-        'vcbench.datasets.export_devc', 'vcbench.datasets.export_pairs', 'vcbench.datasets.pairs',
-        'vcbench.datasets.pairs', 'vcbench.datasets.pipeline'
+        'vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pairs',
+        'vcbench.trainset.pairs', 'vcbench.trainset.pipeline'
     ),
     'vcbench/cli/compare.py': ('vcbench.cli.leaderboard', 'vcbench.cli.table', 'vcbench.reports.stats'),
     'vcbench/cli/datasets_cmd.py': (
-        'vcbench.datasets.benchmarks', 'vcbench.datasets.benchmarks',
-        'vcbench.datasets.export_devc', 'vcbench.datasets.export_pairs', 'vcbench.datasets.pairs',
-        'vcbench.datasets.verify', 'vcbench.errors'
+        'vcbench.benchmarks', 'vcbench.benchmarks',
+        'vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pairs',
+        'vcbench.trainset.verify', 'vcbench.errors'
     ),
     'vcbench/cli/evaluate.py': (
         'vcbench.atomic', 'vcbench.baselines.needs', 'vcbench.cli.score',
-        'vcbench.datasets.benchmarks', 'vcbench.errors', 'vcbench.errors', 'vcbench.evaluate',
+        'vcbench.benchmarks', 'vcbench.errors', 'vcbench.errors', 'vcbench.evaluate',
         'vcbench.flow.flownet2', 'vcbench.metrics.registry', 'vcbench.metrics.suite',
         'vcbench.reports.db', 'vcbench.reports.stats', 'vcbench.weights'
     ),
@@ -110,55 +110,55 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
         'vcbench.errors', 'vcbench.weights'
     ),
     'vcbench/cli/plot.py': (
-        'vcbench.atomic', 'vcbench.cli.leaderboard', 'vcbench.datasets.benchmarks',
+        'vcbench.atomic', 'vcbench.cli.leaderboard', 'vcbench.benchmarks',
         'vcbench.errors', 'vcbench.errors', 'vcbench.reports.plots', 'vcbench.reports.plots'
     ),
     'vcbench/cli/report.py': ('vcbench.cli.plot', 'vcbench.cli.plot', 'vcbench.reports.html'),
     'vcbench/cli/score.py': (
-        'vcbench.atomic', 'vcbench.datasets.benchmarks', 'vcbench.errors', 'vcbench.labels',
+        'vcbench.atomic', 'vcbench.benchmarks', 'vcbench.errors', 'vcbench.labels',
         'vcbench.metrics.scorer'
     ),
     'vcbench/cli/weights_cmd.py': (
         'vcbench.weights', 'vcbench.weights', 'vcbench.weights', 'vcbench.weights'
     ),
-    'vcbench/datasets/augment.py': ('vcbench.flow.warp',),
-    'vcbench/datasets/benchmarks.py': ('vcbench.atomic', 'vcbench.download'),
-    'vcbench/datasets/export_devc.py': (
-        'vcbench.atomic', 'vcbench.datasets.export_pairs', 'vcbench.datasets.pipeline',
-        'vcbench.datasets.shards', 'vcbench.flow.flo', 'vcbench.flow.flo', 'vcbench.frames'
+    'vcbench/trainset/augment.py': ('vcbench.flow.warp',),
+    'vcbench/benchmarks/__init__.py': ('vcbench.atomic', 'vcbench.download'),
+    'vcbench/trainset/export_devc.py': (
+        'vcbench.atomic', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pipeline',
+        'vcbench.trainset.shards', 'vcbench.flow.flo', 'vcbench.flow.flo', 'vcbench.frames'
     ),
-    'vcbench/datasets/pair_stages.py': ('vcbench.retrieval.index',),
-    'vcbench/datasets/pairs.py': (
-        'vcbench.datasets.augment', 'vcbench.datasets.manifest', 'vcbench.datasets.manifest',
-        'vcbench.datasets.pair_stages', 'vcbench.datasets.pair_stages', 'vcbench.datasets.pipeline',
-        'vcbench.datasets.pipeline', 'vcbench.datasets.stages', 'vcbench.errors',
+    'vcbench/trainset/pair_stages.py': ('vcbench.retrieval.index',),
+    'vcbench/trainset/pairs.py': (
+        'vcbench.trainset.augment', 'vcbench.trainset.manifest', 'vcbench.trainset.manifest',
+        'vcbench.trainset.pair_stages', 'vcbench.trainset.pair_stages', 'vcbench.trainset.pipeline',
+        'vcbench.trainset.pipeline', 'vcbench.trainset.stages', 'vcbench.errors',
         'vcbench.executors', 'vcbench.executors', 'vcbench.frames', 'vcbench.frames',
         'vcbench.frames', 'vcbench.hashing', 'vcbench.lock', 'vcbench.retrieval.descriptors'
     ),
-    'vcbench/datasets/pipeline.py': (
-        'vcbench.atomic', 'vcbench.datasets.augment', 'vcbench.datasets.export_devc',
-        'vcbench.datasets.labels', 'vcbench.datasets.labels', 'vcbench.datasets.manifest',
-        'vcbench.datasets.stages', 'vcbench.datasets.stages', 'vcbench.datasets.stages',
-        'vcbench.datasets.stages', 'vcbench.errors', 'vcbench.executors', 'vcbench.executors',
+    'vcbench/trainset/pipeline.py': (
+        'vcbench.atomic', 'vcbench.trainset.augment', 'vcbench.trainset.export_devc',
+        'vcbench.trainset.labels', 'vcbench.trainset.labels', 'vcbench.trainset.manifest',
+        'vcbench.trainset.stages', 'vcbench.trainset.stages', 'vcbench.trainset.stages',
+        'vcbench.trainset.stages', 'vcbench.errors', 'vcbench.executors', 'vcbench.executors',
         'vcbench.executors', 'vcbench.executors', 'vcbench.lock', 'vcbench.lock', 'vcbench.lock',
         'vcbench.lock', 'vcbench.retrieval.index', 'vcbench.weights'
     ),
-    'vcbench/datasets/shards.py': ('vcbench.flow.flo', 'vcbench.flow.flo'),
-    'vcbench/datasets/sources/__init__.py': (
-        'vcbench.datasets.sources.hollywood', 'vcbench.datasets.sources.local',
-        'vcbench.datasets.sources.sample', 'vcbench.datasets.sources.videvo'
+    'vcbench/trainset/shards.py': ('vcbench.flow.flo', 'vcbench.flow.flo'),
+    'vcbench/trainset/sources/__init__.py': (
+        'vcbench.trainset.sources.hollywood', 'vcbench.trainset.sources.local',
+        'vcbench.trainset.sources.sample', 'vcbench.trainset.sources.videvo'
     ),
-    'vcbench/datasets/sources/fetch.py': ('vcbench.download',),
-    'vcbench/datasets/sources/hollywood.py': ('vcbench.download',),
-    'vcbench/datasets/stages.py': (
-        'vcbench.atomic', 'vcbench.datasets.labels', 'vcbench.datasets.pipeline',
-        'vcbench.flow.estimators', 'vcbench.flow.estimators', 'vcbench.flow.occlusion',
+    'vcbench/trainset/sources/fetch.py': ('vcbench.download',),
+    'vcbench/trainset/sources/hollywood.py': ('vcbench.download',),
+    'vcbench/trainset/stages.py': (
+        'vcbench.atomic', 'vcbench.trainset.labels', 'vcbench.trainset.pipeline',
+        'vcbench.flow.registry', 'vcbench.flow.registry', 'vcbench.flow.occlusion',
         'vcbench.retrieval.build', 'vcbench.retrieval.build', 'vcbench.retrieval.descriptors',
         'vcbench.retrieval.topk'
     ),
-    'vcbench/datasets/verify.py': ('vcbench.datasets.pairs',),
+    'vcbench/trainset/verify.py': ('vcbench.trainset.pairs',),
     'vcbench/evaluate.py': ('vcbench.metrics.scorer', 'vcbench.metrics.sizing', 'vcbench.weights'),
-    'vcbench/flow/estimators.py': (
+    'vcbench/flow/registry.py': (
         'vcbench.flow.classic', 'vcbench.flow.classic', 'vcbench.flow.flownet2', 'vcbench.flow.raft'
     ),
     'vcbench/flow/flownet2.py': ('vcbench.errors', 'vcbench.weights'),
@@ -169,10 +169,10 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/metrics/perceptual.py': ('vcbench.weights', 'vcbench.weights'),
     'vcbench/metrics/scorer.py': ('vcbench.metrics.sizing',),
     'vcbench/metrics/suite.py': (
-        'vcbench.flow.estimators', 'vcbench.metrics.registry', 'vcbench.metrics.registry',
+        'vcbench.flow.registry', 'vcbench.metrics.registry', 'vcbench.metrics.registry',
         'vcbench.metrics.registry', 'vcbench.metrics.registry'
     ),
-    'vcbench/metrics/temporal.py': ('vcbench.flow.estimators',),
+    'vcbench/metrics/temporal.py': ('vcbench.flow.registry',),
     'vcbench/random_weights.py': (
         'vcbench.baselines.devc.inference', 'vcbench.flow.flownet2', 'vcbench.metrics.inception',
         'vcbench.weights'

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vcbench import paths
-from vcbench.datasets import benchmarks
+from vcbench import benchmarks
 from vcbench.metrics import gt_cache
 from vcbench.reports import db
 

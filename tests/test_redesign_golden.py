@@ -19,7 +19,7 @@ import pytest
 from report_fixtures import build_db, run_cli
 
 from vcbench.cli import main
-from vcbench.datasets.benchmarks import load_benchmark
+from vcbench.benchmarks import load_benchmark
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 REGEN = os.environ.get("VCBENCH_REGEN_GOLDEN") == "1"

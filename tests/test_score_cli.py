@@ -86,7 +86,7 @@ class CountingFlow(FlowEstimator):
     """A user-supplied estimator: vcbench's DIS, counting the flow fields it computes (no core code mocked)."""
 
     def __init__(self):
-        from vcbench.flow.estimators import get_estimator
+        from vcbench.flow.registry import get_estimator
 
         super().__init__("cpu")
         self.inner = get_estimator("dis", "cpu")

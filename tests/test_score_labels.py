@@ -129,7 +129,7 @@ def test_labels_missing_a_clip_or_file_is_one_line(image_sets, weights_home, tmp
 
 def test_bundled_ctest10k_list_by_name(tmp_path, weights_home):
     """`--labels imagenet-ctest10k` reads the shipped list; images are paired to it by file stem."""
-    from vcbench.datasets.benchmarks import imagenet_entries
+    from vcbench.benchmarks import imagenet_entries
 
     entries = imagenet_entries()[:2]
     gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"

@@ -19,7 +19,7 @@ from conftest import degrade, requires_gpu
 from test_flow import lai_occlusion_for_pair, resample_np, to_t
 
 from vcbench.errors import WeightsError
-from vcbench.flow.estimators import get_estimator
+from vcbench.flow.registry import get_estimator
 from vcbench.flow.flo import write_flo
 from vcbench.flow.pairs import FlowPairs, flow_pairs
 from vcbench.metrics.base import FrameContext

@@ -58,7 +58,7 @@ def test_registry_builds_wrapped_models_and_routes_options():
 
 
 def test_both_configs_reach_the_run_identity(tmp_path):
-    from vcbench.datasets.benchmarks import load_benchmark
+    from vcbench.benchmarks import load_benchmark
     from vcbench.evaluate import evaluate
     from vcbench.reports.db import ResultsDB
 

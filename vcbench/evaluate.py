@@ -37,7 +37,7 @@ import torch
 from vcbench.atomic import make_temp_dir
 from vcbench.baselines.base import Colorizer
 from vcbench.baselines.registry import model_class
-from vcbench.datasets.benchmarks import Benchmark
+from vcbench.benchmarks import Benchmark
 from vcbench.devices import device_description
 from vcbench.errors import InputError, VcbenchError, WeightsError
 from vcbench.frames import Clip, write_frames

@@ -118,7 +118,7 @@ def _tracked(fn: Callable[[Any], Any], key: int, task: Any) -> Any:
 
 # Modules the pool's fork server imports once, so each worker starts as a cheap fork of a process
 # that has them loaded (and has run no thread pool yet, which is what makes forking it safe).
-PRELOAD = ["vcbench.datasets.pipeline", "vcbench.datasets.stages", "torch", "scenedetect.detectors", "pyarrow.parquet"]
+PRELOAD = ["vcbench.trainset.pipeline", "vcbench.trainset.stages", "torch", "scenedetect.detectors", "pyarrow.parquet"]
 
 
 def _context():
@@ -254,7 +254,7 @@ class RayExecutor:
         """Yield `fn(task)` in completion order. A task whose worker process or node is lost is
         retried by Ray (`max_retries`); after the last retry it raises `WorkerLost`. A retried task
         may overlap its first attempt on a node that is only unreachable: both write their own
-        temporary folders and the commit keeps one (see `vcbench.datasets.shards`)."""
+        temporary folders and the commit keeps one (see `vcbench.trainset.shards`)."""
         ray = self._ray
         from ray import exceptions as rex
 

@@ -49,7 +49,7 @@ class Propagate(Colorizer):
                  window: int = 5, weight: float = 0.5, seed: int = 0) -> None:
         super().__init__(device, flow=str(flow), samples=int(samples), window=int(window),
                          weight=float(weight), seed=int(seed))
-        from vcbench.flow.estimators import get_estimator
+        from vcbench.flow.registry import get_estimator
 
         self._estimator = get_estimator(self.options["flow"], self.device)
         self._matcher: WelshMatcher | None = None

@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def benchmark_rows(data_root: Path | None = None) -> list[dict]:
-    from vcbench.datasets.benchmarks import BENCHMARKS, benchmark_status
+    from vcbench.benchmarks import BENCHMARKS, benchmark_status
 
     rows = []
     for name, info in BENCHMARKS.items():
@@ -82,7 +82,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from vcbench.datasets.benchmarks import download_benchmark
+    from vcbench.benchmarks import download_benchmark
 
     folder = download_benchmark(args.name, args.data_root, quiet=args.quiet)
     print(f"{args.name}: ready at {folder}")
@@ -90,15 +90,15 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from vcbench.datasets.export_devc import export_devc
-    from vcbench.datasets.pairs import is_pair_build
+    from vcbench.trainset.export_devc import export_devc
+    from vcbench.trainset.pairs import is_pair_build
 
     if is_pair_build(args.build):
         if args.backward_flow != "full":
             from vcbench.errors import InputError
 
             raise InputError("--backward-flow applies to clip builds; a pair build has no flow", path=args.build)
-        from vcbench.datasets.export_pairs import export_pairs
+        from vcbench.trainset.export_pairs import export_pairs
 
         res = export_pairs(args.build, args.out, quiet=args.quiet, link=not args.copy)
     else:
@@ -113,7 +113,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from vcbench.datasets.verify import verify_build
+    from vcbench.trainset.verify import verify_build
 
     report = verify_build(args.dir)
     if args.json:

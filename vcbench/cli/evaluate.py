@@ -154,7 +154,7 @@ def format_run(ev: Any, db_path: Path | None = None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from vcbench.atomic import atomic_write_text, check_writable
-    from vcbench.datasets.benchmarks import load_benchmark
+    from vcbench.benchmarks import load_benchmark
     from vcbench.errors import InputError
     from vcbench.evaluate import check_model_list, evaluate_models
     from vcbench.reports.db import ResultsDB

@@ -53,7 +53,7 @@ def gt_clips_for(args: argparse.Namespace, datasets: set[str]) -> dict[str, Any]
     clips: dict[str, Any] = {}
     for name in sorted(datasets):
         try:
-            from vcbench.datasets.benchmarks import load_benchmark
+            from vcbench.benchmarks import load_benchmark
 
             bench = load_benchmark(name)
         except (VcbenchError, ImportError) as exc:

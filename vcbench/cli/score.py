@@ -104,7 +104,7 @@ def _read_labels(arg: Path) -> dict[str, int]:
     from vcbench.labels import read_class_labels
 
     if str(arg) == "imagenet-ctest10k" and not arg.exists():
-        from vcbench.datasets.benchmarks import imagenet_entries
+        from vcbench.benchmarks import imagenet_entries
 
         return {Path(fname).stem: label for _, fname, label in imagenet_entries()}
     return read_class_labels(arg)

@@ -13,7 +13,7 @@ _EXPORTS = {
     "backward_warp": "vcbench.flow.warp",
     "occlusion_mask": "vcbench.flow.occlusion", "non_occlusion_mask": "vcbench.flow.occlusion",
     "FlowEstimator": "vcbench.flow.base",
-    "get_estimator": "vcbench.flow.estimators", "estimator_names": "vcbench.flow.estimators",
+    "get_estimator": "vcbench.flow.registry", "estimator_names": "vcbench.flow.registry",
     "FlowPairs": "vcbench.flow.pairs", "flow_pairs": "vcbench.flow.pairs",
     "PrecomputedFlow": "vcbench.flow.precomputed",
 }

@@ -12,7 +12,7 @@ from vcbench.flow.base import FlowEstimator
 from vcbench.flow.occlusion import occlusion_mask
 
 if TYPE_CHECKING:
-    from vcbench.flow.estimators import AnyEstimator
+    from vcbench.flow.registry import AnyEstimator
 
 
 @dataclass

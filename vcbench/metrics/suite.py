@@ -197,7 +197,7 @@ class MetricSuite:
         self.estimator = None
         if flow_names:
             try:
-                from vcbench.flow.estimators import get_estimator
+                from vcbench.flow.registry import get_estimator
 
                 self.estimator = get_estimator(flow, self.device, allow_unverified=allow_unverified_weights)
             except WeightsError as exc:

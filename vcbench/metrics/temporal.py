@@ -78,7 +78,7 @@ class _FlowPairMetric(Metric):
         """`flow`: estimator name, folder of precomputed flow, or instance, used only when no
         `ctx.pairs` is given. `source="gt"` scores the GT clip itself as the output (the GT reference)."""
         super().__init__()
-        from vcbench.flow.estimators import get_estimator
+        from vcbench.flow.registry import get_estimator
 
         if source not in ("pred", "gt"):
             raise ValueError(f"source must be 'pred' or 'gt', got {source!r}")
