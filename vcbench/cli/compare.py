@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vcbench.cli.leaderboard import open_existing_db
+from vcbench.cli.table import format_table
 from vcbench.errors import InputError
 
 
@@ -74,9 +76,7 @@ def _f(v: float | None, digits: int = 4) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vcbench.cli.leaderboard import open_existing_db
-    from vcbench.cli.table import format_table
-    from vcbench.reports.stats import compare_runs
+    from vcbench.reports.stats import compare_runs  # lazy: CLI start-up (every command module loads)
 
     db = open_existing_db(args.db)
     ra, rb = resolve_pair(db, args.a, args.b, args.dataset, args.protocol)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from vcbench.atomic import atomic_write_text
 from vcbench.errors import InputError, VcbenchError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from vcbench.reports.db import ResultsDB, RunRecord
 
-def open_existing_db(path: Path | None):
+
+def open_existing_db(path: Path | None) -> ResultsDB:
     """The results database at `path` (default location if None); a missing file is a user error,
     never silently created by a read-only command."""
-    from vcbench.reports.db import ResultsDB, default_db_path
+    from vcbench.reports.db import ResultsDB, default_db_path  # lazy: CLI start-up (every command module loads)
 
     db_path = Path(path) if path is not None else default_db_path()
     if not db_path.exists():
@@ -21,7 +26,7 @@ def open_existing_db(path: Path | None):
     return ResultsDB(db_path, readonly=True)  # reports never write: a read-only database still reads
 
 
-def no_runs_error(db, dataset: str | None, protocol: str | None) -> VcbenchError:
+def no_runs_error(db: ResultsDB, dataset: str | None, protocol: str | None) -> VcbenchError:
     """A one-line error listing what the database does hold, so the user can fix the filter."""
     have = sorted({(r.dataset, r.protocol) for r in db.runs()})
     held = ", ".join(f"{d} ({p})" for d, p in have) or "nothing yet"
@@ -29,6 +34,18 @@ def no_runs_error(db, dataset: str | None, protocol: str | None) -> VcbenchError
                                     f"protocol {protocol!r}" if protocol else "") if x) or "any dataset"
     return InputError(f"no runs recorded for {what} in {db.path}; it holds: {held}",
                       hint="run `vcbench evaluate` or change --dataset/--protocol")
+
+
+def recorded_runs(args: argparse.Namespace) -> tuple[ResultsDB, list[RunRecord]]:
+    """(database, runs) for a report command's --db, --dataset and --protocol (leaderboard, plot,
+    report), after checking --resamples; no matching run is a user error saying what the database holds."""
+    if args.resamples < 100:
+        raise InputError(f"--resamples {args.resamples} is too few for a 95% interval", hint="use at least 1000")
+    db = open_existing_db(args.db)
+    runs = db.runs(dataset=args.dataset, protocol=args.protocol)
+    if not runs:
+        raise no_runs_error(db, args.dataset, args.protocol)
+    return db, runs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,18 +73,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vcbench.atomic import atomic_write_text
+    # lazy: CLI start-up (every command module loads)
     from vcbench.reports.leaderboard import build_tables, export_values, latest_runs, render
 
     for f in (args.export_clips, args.export_frames):
         if f is not None and f.suffix.lower() not in (".csv", ".parquet"):
             raise InputError("export file must end in .csv or .parquet", path=f)
-    if args.resamples < 100:
-        raise InputError(f"--resamples {args.resamples} is too few for a 95% interval", hint="use at least 1000")
-    db = open_existing_db(args.db)
-    runs = db.runs(dataset=args.dataset, protocol=args.protocol)
-    if not runs:
-        raise no_runs_error(db, args.dataset, args.protocol)
+    db, runs = recorded_runs(args)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if metrics:
         known = sorted({m for r in runs for m in r.metrics})

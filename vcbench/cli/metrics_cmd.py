@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def metric_rows() -> list[dict[str, Any]]:
     """One row per metric: name, direction, weights {name: {file, present}}, needs, description."""
-    from vcbench.metrics.registry import METRICS
-    from vcbench.weights import cache_path, get_spec
+    from vcbench.metrics.registry import METRICS  # lazy: CLI start-up (every command module loads)
+    from vcbench.weights import cache_path, get_spec  # lazy: CLI start-up
 
     rows = []
     for info in METRICS.values():
@@ -35,7 +35,7 @@ def metric_rows() -> list[dict[str, Any]]:
         for w in info.weights:
             path = cache_path(w)
             weights[w] = {"file": get_spec(w).filename, "present": path.is_file(), "path": str(path)}
-        rows.append({"name": info.name, "direction": info.direction, "higher_is_better": info.higher_is_better,
+        rows.append({"name": info.name, "direction": info.direction.listing, "higher_is_better": info.higher_is_better,
                      "weights": weights, "ready": all(v["present"] for v in weights.values()),
                      "needs": list(info.needs), "description": info.description})
     return rows

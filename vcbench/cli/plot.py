@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from vcbench.atomic import check_writable
+from vcbench.cli.leaderboard import recorded_runs
+from vcbench.errors import InputError, VcbenchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vcbench.reports.db import ResultsDB, RunRecord
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
@@ -46,14 +54,10 @@ def gt_clips_for(args: argparse.Namespace, datasets: set[str]) -> dict[str, Any]
     """GT clips for the strips: --gt if given, else the named benchmark set if it loads offline."""
     if args.frames is None or args.gt is not None:
         return {}
-    import logging
-
-    from vcbench.errors import VcbenchError
-
     clips: dict[str, Any] = {}
     for name in sorted(datasets):
         try:
-            from vcbench.benchmarks import load_benchmark
+            from vcbench.benchmarks import load_benchmark  # lazy: CLI start-up (every command module loads)
 
             bench = load_benchmark(name)
         except (VcbenchError, ImportError) as exc:
@@ -63,12 +67,9 @@ def gt_clips_for(args: argparse.Namespace, datasets: set[str]) -> dict[str, Any]
     return clips
 
 
-def check_args(args: argparse.Namespace):
-    from vcbench.atomic import check_writable
-    from vcbench.cli.leaderboard import no_runs_error, open_existing_db
-    from vcbench.errors import InputError
-
-    from vcbench.reports.plots import FrameSources
+def check_args(args: argparse.Namespace) -> tuple[ResultsDB, list[RunRecord]]:
+    """Check `plot`'s and `report`'s arguments before any work; (database, selected runs)."""
+    from vcbench.reports.plots import FrameSources  # lazy: CLI start-up (every command module loads)
 
     sources = FrameSources.parse(args.frames)
     for folder in list(sources.roots) + [d for _, d in sources.models]:
@@ -78,18 +79,13 @@ def check_args(args: argparse.Namespace):
     args.frames = sources if sources else None
     if args.gt is not None and not args.gt.is_dir():
         raise InputError("GT folder not found", path=args.gt, hint="pass a folder with one sub-folder or video per clip")
-    if args.resamples < 100:
-        raise InputError(f"--resamples {args.resamples} is too few for a 95% interval", hint="use at least 1000")
-    db = open_existing_db(args.db)
-    runs = db.runs(dataset=args.dataset, protocol=args.protocol)
-    if not runs:
-        raise no_runs_error(db, args.dataset, args.protocol)
+    db, runs = recorded_runs(args)
     check_writable(args.out, folder=True)
     return db, runs
 
 
 def run(args: argparse.Namespace) -> int:
-    from vcbench.reports.plots import make_plots
+    from vcbench.reports.plots import make_plots  # lazy: CLI start-up (every command module loads)
 
     db, runs = check_args(args)
     gt = gt_clips_for(args, {r.dataset for r in runs})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vcbench.cli.plot import add_source_args, check_args, gt_clips_for
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -14,8 +16,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "of `vcbench plot` (in DIR/plots/, or inlined with --embed), per-clip values and each run's "
                     "weights, versions and device.",
     )
-    from vcbench.cli.plot import add_source_args
-
     add_source_args(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (index.html, plots/)")
     p.add_argument("--embed", action="store_true", help="inline the figures as data URIs: a single-file page")
@@ -23,8 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vcbench.cli.plot import check_args, gt_clips_for
-    from vcbench.reports.html import build_report
+    from vcbench.reports.html import build_report  # lazy: CLI start-up (every command module loads)
 
     db, runs = check_args(args)
     gt = gt_clips_for(args, {r.dataset for r in runs})

@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from vcbench.atomic import atomic_write_text, check_writable
 from vcbench.cli.table import format_table as _table
+from vcbench.errors import InputError
+from vcbench.labels import read_class_labels
 
 FLOW_HELP = (
     "GT optical flow for warp_error and flicker: dis (OpenCV DIS, no weights, offline; the default here), "
@@ -101,19 +104,15 @@ def format_table(result: Any) -> str:
 
 def _read_labels(arg: Path) -> dict[str, int]:
     """A label file, or the bundled ctest10k list by name (keys: image file stems)."""
-    from vcbench.labels import read_class_labels
-
     if str(arg) == "imagenet-ctest10k" and not arg.exists():
-        from vcbench.benchmarks import imagenet_entries
+        from vcbench.benchmarks import imagenet_entries  # lazy: CLI start-up (every command module loads)
 
         return {Path(fname).stem: label for _, fname, label in imagenet_entries()}
     return read_class_labels(arg)
 
 
 def run(args: argparse.Namespace) -> int:
-    from vcbench.atomic import atomic_write_text, check_writable
-    from vcbench.errors import InputError
-    from vcbench.metrics.scorer import Scorer
+    from vcbench.metrics.scorer import Scorer  # lazy: CLI start-up (torch; every command module loads)
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if args.metrics is not None and not metrics:
