@@ -20,7 +20,7 @@ from conftest import requires_gpu
 
 from vcbench.errors import InputError, WeightsError
 from vcbench.flow.base import pad_to_multiple, unpad
-from vcbench.flow.registry import estimator_names, get_estimator
+from vcbench.flow.registry import ESTIMATORS, estimator_names, get_estimator
 from vcbench.flow.flo import read_flo, write_flo
 from vcbench.flow.occlusion import occlusion_mask
 from vcbench.flow.pairs import flow_pairs
@@ -237,6 +237,30 @@ def test_registry_names_and_unknown():
     assert [fb.params[k] for k in ("pyr_scale", "levels", "winsize", "iterations", "poly_n", "poly_sigma", "flags")] \
         == [0.5, 3, 15, 3, 5, 1.2, 0]
     assert get_estimator(dis) is dis
+
+
+def test_estimator_specs_declare_weights_gpu_and_precomputed(tmp_path, monkeypatch):
+    """The registry's facts (what builds ask the cluster and the resolver for) and the `precomputed`
+    capability that flow_pairs branches on, instead of name and isinstance tests."""
+    assert {n: (s.weights, s.needs_gpu) for n, s in ESTIMATORS.items()} == {
+        "dis": ((), False), "farneback": ((), False),
+        "raft": (("raft_large",), True), "flownet2": (("flownet2_things",), True)}
+    assert all(ESTIMATORS.load(n).name == n for n in ("dis", "farneback"))
+    assert not get_estimator("dis").precomputed
+    z = np.zeros((6, 8, 2), np.float32)
+    _write_lai_layout(tmp_path, "c", [z], bws=[z])
+    pre = get_estimator(str(tmp_path))
+    assert isinstance(pre, PrecomputedFlow) and pre.precomputed and get_estimator(pre) is pre
+    with pytest.raises(TypeError, match="read by clip and frame index"):  # no flow from two frames
+        pre(torch.zeros((1, 3, 6, 8), dtype=torch.uint8), torch.zeros((1, 3, 6, 8), dtype=torch.uint8))
+    with pytest.raises(InputError, match=r"unknown flow estimator 'nothere' \(and no such folder\)"):
+        get_estimator("nothere")
+    # "auto" is resolved in the library (vcbench.flow.resolve_flow): the offline default without
+    # FlowNet2's weights, so the estimator (and the protocol name) never reads "auto"
+    import vcbench.weights
+
+    monkeypatch.setattr(vcbench.weights, "status", lambda name: ("missing", None, None))
+    assert get_estimator("auto").name == "dis"
 
 
 def _translated(img: np.ndarray, t: tuple[float, float]) -> np.ndarray:

@@ -21,21 +21,21 @@ def no_ptlflow(monkeypatch):
 
 def test_auto_flow_needs_ptlflow_as_well_as_the_weights(no_ptlflow, monkeypatch):
     import vcbench.weights
-    from vcbench.cli.evaluate import choose_flow
+    from vcbench.flow import resolve_flow
 
     monkeypatch.setattr(vcbench.weights, "status", lambda name: ("verified", None, None))
-    assert choose_flow("auto") == "dis"
-    assert choose_flow("flownet2") == "flownet2"  # an explicit choice is honoured (and fails clearly)
+    assert resolve_flow("auto") == "dis"
+    assert resolve_flow("flownet2") == "flownet2"  # an explicit choice is honoured (and fails clearly)
 
 
 def test_auto_flow_picks_flownet2_with_weights_and_ptlflow(monkeypatch):
     import vcbench.weights
-    from vcbench.cli.evaluate import choose_flow
+    from vcbench.flow import resolve_flow
 
     if importlib.util.find_spec("ptlflow") is None:
         pytest.skip("ptlflow not installed here")
     monkeypatch.setattr(vcbench.weights, "status", lambda name: ("verified", None, None))
-    assert choose_flow("auto") == "flownet2"
+    assert resolve_flow("auto") == "flownet2"
 
 
 def test_missing_ptlflow_is_a_weights_error_the_suite_treats_as_unavailable(no_ptlflow):

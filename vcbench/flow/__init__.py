@@ -14,6 +14,7 @@ _EXPORTS = {
     "occlusion_mask": "vcbench.flow.occlusion", "non_occlusion_mask": "vcbench.flow.occlusion",
     "FlowEstimator": "vcbench.flow.base",
     "get_estimator": "vcbench.flow.registry", "estimator_names": "vcbench.flow.registry",
+    "resolve_flow": "vcbench.flow.registry",
     "FlowPairs": "vcbench.flow.pairs", "flow_pairs": "vcbench.flow.pairs",
     "PrecomputedFlow": "vcbench.flow.precomputed",
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -14,9 +14,12 @@ class FlowEstimator(ABC):
 
     `name` and `params` go into the protocol record: warp error and flicker are comparable only
     under the same estimator and parameters. `weights_used()` gives {file name: sha256}.
+    `precomputed`: the flow is read from files by clip and frame index (`PrecomputedFlow.pairs`), not
+    computed from frames; `flow_pairs` and the GT cache branch on it.
     """
 
     name: str = ""
+    precomputed: ClassVar[bool] = False
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)

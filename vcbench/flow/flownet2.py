@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from vcbench.errors import MissingDependencyError
+from vcbench import weights as vw
+from vcbench.errors import MissingDependencyError, WeightsError
 from vcbench.flow.base import FlowEstimator, pad_to_multiple, unpad
 from vcbench.flow.correlation import flownetc_correlation
 
@@ -115,8 +116,6 @@ class FlowNet2Flow(FlowEstimator):
     def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | None = None,
                  allow_unverified: bool = False, batch_size: int = 4) -> None:
         super().__init__(device)
-        from vcbench import weights as vw
-
         if not ptlflow_installed():  # before resolving (or downloading) a checkpoint nothing could run
             raise MissingDependencyError("FlowNet2 needs ptlflow 0.4.2, which is not installed", hint=INSTALL_HINT)
         self._resolved = vw.resolve("flownet2_things", weights_path, allow_unverified=allow_unverified)
@@ -124,8 +123,6 @@ class FlowNet2Flow(FlowEstimator):
         try:
             model = build_flownet2(ckpt)
         except (RuntimeError, KeyError) as exc:  # wrong keys/shapes, not a Lightning checkpoint
-            from vcbench.errors import WeightsError
-
             raise WeightsError(f"cannot load FlowNet2 checkpoint ({str(exc).splitlines()[0]})",
                                path=self._resolved.path,
                                hint="re-download it with `vcbench weights download flownet2_things`") from exc

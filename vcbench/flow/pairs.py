@@ -4,7 +4,7 @@ non-occlusion mask, from an estimator or read from precomputed files."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -12,7 +12,7 @@ from vcbench.flow.base import FlowEstimator
 from vcbench.flow.occlusion import occlusion_mask
 
 if TYPE_CHECKING:
-    from vcbench.flow.registry import AnyEstimator
+    from vcbench.flow.precomputed import PrecomputedFlow
 
 
 @dataclass
@@ -27,7 +27,7 @@ class FlowPairs:
     noc: torch.Tensor
 
 
-def flow_pairs(gt_frames: torch.Tensor, estimator: AnyEstimator, *, clip: str | None = None,
+def flow_pairs(gt_frames: torch.Tensor, estimator: FlowEstimator, *, clip: str | None = None,
                start: int = 0) -> FlowPairs:
     """Forward flow and Lai's non-occlusion mask of the consecutive pairs of `gt_frames` (N, 3, H, W) uint8.
 
@@ -39,12 +39,12 @@ def flow_pairs(gt_frames: torch.Tensor, estimator: AnyEstimator, *, clip: str | 
     dev = gt_frames.device
     if n < 2:
         return FlowPairs(fw=torch.zeros((0, 2, h, w), device=dev), noc=torch.zeros((0, 1, h, w), device=dev))
-    # AnyEstimator is a FlowEstimator or a PrecomputedFlow (tested by exclusion: precomputed.py imports
-    # this module, so importing PrecomputedFlow here would be a cycle)
-    if not isinstance(estimator, FlowEstimator):
+    if estimator.precomputed:
         if clip is None:
             raise ValueError("precomputed flow needs the clip name")
-        p = estimator.pairs(clip, start, n - 1, (h, w))
+        # the declared capability (PrecomputedFlow is the one estimator that sets it; importing it here
+        # would be a cycle: precomputed.py imports this module)
+        p = cast("PrecomputedFlow", estimator).pairs(clip, start, n - 1, (h, w))
         return FlowPairs(fw=p.fw.to(dev), noc=p.noc.to(dev))
     a, b = gt_frames[:-1], gt_frames[1:]
     # forward and backward pairs in one call: networks see one larger batch

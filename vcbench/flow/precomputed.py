@@ -24,20 +24,23 @@ import numpy as np
 import torch
 
 from vcbench.errors import InputError
+from vcbench.flow.base import FlowEstimator
 from vcbench.flow.flo import UNKNOWN_FLOW_THRESH, read_flow_file, unknown_flow
 from vcbench.flow.occlusion import occlusion_mask
 from vcbench.flow.pairs import FlowPairs
 from vcbench.flow.warp import backward_warp
 
 
-class PrecomputedFlow:
-    """GT flow and masks read from disk by clip and frame index (no estimator runs)."""
+class PrecomputedFlow(FlowEstimator):
+    """GT flow and masks read from disk by clip and frame index (no estimator runs): `pairs()`, which
+    `flow_pairs` calls because `precomputed` is set, instead of flow computed from two frames."""
 
     name = "precomputed"
+    precomputed = True
 
     def __init__(self, path: str | Path, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
         self.root = Path(path)
-        self.device = torch.device(device)
         if not (self.root / "fw_flow").is_dir():
             raise InputError("no fw_flow folder in the precomputed flow folder", path=self.root,
                              hint="use Lai's layout PATH/fw_flow/<clip>/%05d.flo (+ fw_occlusion or bw_flow)")
@@ -52,8 +55,9 @@ class PrecomputedFlow:
             "unknown_flow": f"|u| or |v| >= {UNKNOWN_FLOW_THRESH:g} (Middlebury's marker) counts as occluded",
         }
 
-    def weights_used(self) -> dict[str, str]:
-        return {}
+    def _flow(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise TypeError("precomputed flow is read by clip and frame index (flow_pairs(frames, estimator, clip=...) "
+                        "or pairs()), not computed from two frames")
 
     def _files(self, kind: str, clip: str, first: int, count: int, ext: str) -> list[Path]:
         if ext == "flo" and not (self.root / kind / clip / f"{first:05d}.flo").is_file() and \

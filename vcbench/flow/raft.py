@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from vcbench import weights as vw
 from vcbench.flow.base import FlowEstimator, pad_to_multiple, unpad
 
 NUM_FLOW_UPDATES = 12
@@ -27,8 +28,6 @@ class RAFTFlow(FlowEstimator):
     def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | None = None,
                  allow_unverified: bool = False, batch_size: int = 4) -> None:
         super().__init__(device)
-        from vcbench import weights as vw
-
         self._resolved = vw.resolve("raft_large", weights_path, allow_unverified=allow_unverified)
         import torchvision
         from torchvision.models.optical_flow import raft_large
