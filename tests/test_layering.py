@@ -91,7 +91,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
         'vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pairs',
         'vcbench.trainset.pairs', 'vcbench.trainset.pipeline'
     ),
-    'vcbench/cli/compare.py': ('vcbench.cli.leaderboard', 'vcbench.cli.table', 'vcbench.reports.stats'),
     'vcbench/cli/datasets_cmd.py': (
         'vcbench.benchmarks', 'vcbench.benchmarks',
         'vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pairs',
@@ -103,20 +102,9 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
         'vcbench.flow.flownet2', 'vcbench.metrics.registry', 'vcbench.metrics.suite',
         'vcbench.reports.db', 'vcbench.reports.stats', 'vcbench.weights'
     ),
-    'vcbench/cli/leaderboard.py': ('vcbench.atomic', 'vcbench.reports.db', 'vcbench.reports.leaderboard'),
-    'vcbench/cli/metrics_cmd.py': ('vcbench.metrics.registry', 'vcbench.weights'),
     'vcbench/cli/models_cmd.py': (
         'vcbench.baselines.registry', 'vcbench.baselines.registry', 'vcbench.errors',
         'vcbench.errors', 'vcbench.weights'
-    ),
-    'vcbench/cli/plot.py': (
-        'vcbench.atomic', 'vcbench.cli.leaderboard', 'vcbench.benchmarks',
-        'vcbench.errors', 'vcbench.errors', 'vcbench.reports.plots', 'vcbench.reports.plots'
-    ),
-    'vcbench/cli/report.py': ('vcbench.cli.plot', 'vcbench.cli.plot', 'vcbench.reports.html'),
-    'vcbench/cli/score.py': (
-        'vcbench.atomic', 'vcbench.benchmarks', 'vcbench.errors', 'vcbench.labels',
-        'vcbench.metrics.scorer'
     ),
     'vcbench/cli/weights_cmd.py': (
         'vcbench.weights', 'vcbench.weights', 'vcbench.weights', 'vcbench.weights'
