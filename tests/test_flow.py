@@ -458,6 +458,61 @@ def test_flow_pairs_and_precomputed_agree(bikes_frames, tmp_path):
         assert pre.pairs("bikes", 0, 3, (68, 160)).fw.shape == (3, 2, 68, 160)
 
 
+def _flow_stage_as_of_wave1(est, frames: np.ndarray, batch: int = 8):
+    """The training-set build's FlowStage.__call__ as it was before flow_pairs served it (trainset/stages.py
+    at 261b3ad), transcribed: separate forward and backward calls per chunk of `batch` pairs, valid = occ < 0.5."""
+    t = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+    fws, bws, valids = [], [], []
+    with torch.no_grad():
+        for s in range(0, len(frames) - 1, batch):
+            a = t[s:min(s + batch, len(frames) - 1)]
+            b = t[s + 1:min(s + batch, len(frames) - 1) + 1]
+            fw, bw = est(a, b).float(), est(b, a).float()
+            occ = occlusion_mask(fw, bw)
+            fws.append(fw.permute(0, 2, 3, 1).numpy())
+            bws.append(bw.permute(0, 2, 3, 1).numpy())
+            valids.append((occ[:, 0] < 0.5).numpy())
+    return np.concatenate(fws), np.concatenate(bws), np.concatenate(valids)
+
+
+def test_flow_pairs_chunks_equal_the_build_stage_and_the_scorer_path(bikes_frames):
+    """One function for builds and scoring: flow_pairs(keep_backward=True, chunk=8) gives the build's
+    FlowStage output bit for bit (DIS runs per pair, so the fused fw+bw call changes nothing), any chunk
+    size gives the same as one call, and the scorer's per-batch calls (each batch with the previous
+    frame) give the same pairs as the whole clip."""
+    est = get_estimator("dis")
+    frames = to_t(bikes_frames)                                   # 6 frames, 5 pairs
+    fw_ref, bw_ref, valid_ref = _flow_stage_as_of_wave1(est, bikes_frames)
+    for chunk in (8, 2):                                          # one chunk; chunks of 2, 2, 1
+        p = flow_pairs(frames, est, keep_backward=True, chunk=chunk)
+        assert np.array_equal(p.fw.permute(0, 2, 3, 1).numpy(), fw_ref)
+        assert np.array_equal(p.bw.permute(0, 2, 3, 1).numpy(), bw_ref)
+        assert np.array_equal((p.noc[:, 0] > 0.5).numpy(), valid_ref)
+        assert set(np.unique(p.noc.numpy())) <= {0.0, 1.0}
+    whole = flow_pairs(frames, est)
+    assert whole.bw is None
+    assert torch.equal(whole.fw, p.fw) and torch.equal(whole.noc, p.noc)
+    # the scorer: batches of 2 frames, each with the last frame of the batch before
+    got = [flow_pairs(frames[0:2], est)]
+    for s in range(2, 6, 2):
+        got.append(flow_pairs(frames[s - 1:s + 2], est, start=s - 1))
+    assert torch.equal(torch.cat([g.fw for g in got]), whole.fw)
+    assert torch.equal(torch.cat([g.noc for g in got]), whole.noc)
+    one = flow_pairs(frames[:1], est, keep_backward=True)
+    assert one.fw.shape == one.bw.shape == (0, 2, 68, 160) and one.noc.shape == (0, 1, 68, 160)
+    with pytest.raises(ValueError, match="chunk"):
+        flow_pairs(frames, est, chunk=0)
+
+
+def test_precomputed_flow_has_no_backward_flow_to_keep(tmp_path, bikes_frames):
+    z = np.zeros((68, 160, 2), np.float32)
+    _write_lai_layout(tmp_path, "c", [z] * 5, bws=[z] * 5)
+    pre = get_estimator(str(tmp_path))
+    assert flow_pairs(to_t(bikes_frames), pre, clip="c").fw.shape == (5, 2, 68, 160)
+    with pytest.raises(ValueError, match="no backward flow"):
+        flow_pairs(to_t(bikes_frames), pre, clip="c", keep_backward=True)
+
+
 def test_precomputed_errors_name_the_missing_files(tmp_path):
     with pytest.raises(InputError, match="no fw_flow folder"):
         PrecomputedFlow(tmp_path)
