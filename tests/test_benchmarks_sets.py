@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 import vcbench.benchmarks as B
+from vcbench import paths
+from vcbench.benchmarks import base, lai
 from vcbench.errors import InputError
 from vcbench.frames import Clip, read_image, sample_videos
 from vcbench.stills import load_skimage_still
@@ -85,6 +87,34 @@ def test_sample_exemplar_mode_uses_the_scikit_image_stills(tmp_path):
     assert first.checksum != b.checksum  # the exemplars are part of the content
 
 
+
+def _lines_checksum(lines: list[str]) -> str:
+    return hashlib.sha256("".join(f"{line}\n" for line in lines).encode()).hexdigest()
+
+
+def _file_line(name: str, path: Path) -> str:
+    return f"{name}\t{path.stat().st_size}\t{hashlib.sha256(path.read_bytes()).hexdigest()}"
+
+
+def test_checksum_lines_clips_then_exemplars_then_labels(tmp_path, tiny_frames):
+    """The checksum's bytes, written out independently (plan risk 4): one `name<TAB>size<TAB>sha256`
+    line per frame in clip order, then `exemplar:<clip>/<file>` lines by clip, then ImageNet's
+    `labels<TAB><sha256 of the list>` line."""
+    b = B.load_benchmark("sample", reference="exemplar", cache_dir=tmp_path,
+                         options={"frames": 2, "width": 40, "clips": "carphone,bikes"})
+    lines = [_file_line(f"{c.name}/{p.name}", p) for c in b.clips for p in c.frame_paths()]
+    lines += [_file_line(f"exemplar:{c}/{b.exemplars[c][0].name}", b.exemplars[c][0]) for c in ("bikes", "carphone")]
+    assert [c.name for c in b.clips] == ["bikes", "carphone"] and b.checksum == _lines_checksum(lines)
+    entries = B.imagenet_entries()[:2]
+    for (synset, fname, _), frame in zip(entries, tiny_frames):
+        (tmp_path / "val" / synset).mkdir(parents=True)
+        Image.fromarray(frame).save(tmp_path / "val" / synset / fname, format="JPEG")
+    im = B.load_benchmark("imagenet-ctest10k", data_root=tmp_path / "val", options={"limit": 2})
+    listed = "\n".join(f"{s}/{f} {lab}" for s, f, lab in entries)
+    lines = [_file_line(f"{Path(f).stem}/{f}", tmp_path / "val" / s / f) for s, f, _ in entries]
+    assert im.checksum == _lines_checksum(lines + [f"labels\t{hashlib.sha256(listed.encode()).hexdigest()}"])
+
+
 def test_sample_bad_options(tmp_path):
     with pytest.raises(InputError, match="unknown option"):
         B.load_benchmark("sample", cache_dir=tmp_path, options={"fps": 3})
@@ -96,7 +126,7 @@ def test_sample_bad_options(tmp_path):
 
 # ------------------------------------------------------------------------------ davis/videvo
 def test_lists_ship_with_the_package():
-    davis, videvo = B.read_list("davis30_test.txt"), B.read_list("videvo20_test.txt")
+    davis, videvo = base.read_list("davis30_test.txt"), base.read_list("videvo20_test.txt")
     assert len(davis) == 30 and len(videvo) == 20 and "blackswan" in davis and "Cycling" in videvo
     shared = Path("/work/shared/reference")
     if shared.is_dir():
@@ -108,11 +138,11 @@ def test_missing_davis_says_what_to_download_and_how_to_point_at_it(tmp_path):
     with pytest.raises(InputError) as err:
         B.load_benchmark("davis30", data_root=tmp_path)
     msg = str(err.value)
-    assert B.LAI_TEST_ZIP_URL in msg and "--data-root" in msg and B.DATA_ROOT_ENV in msg and "\n" not in msg
+    assert lai.LAI_TEST_ZIP_URL in msg and "--data-root" in msg and paths.DATA_ROOT_ENV in msg and "\n" not in msg
 
 
 def test_davis_local_copy_in_lai_layout(tmp_path, tiny_frames):
-    names = B.read_list("davis30_test.txt")
+    names = base.read_list("davis30_test.txt")
     folder = tmp_path / "test" / "input" / "DAVIS"
     _video_folder(folder, names, tiny_frames)
     b = B.load_benchmark("davis30", data_root=tmp_path)
@@ -130,8 +160,8 @@ def test_davis_local_copy_in_lai_layout(tmp_path, tiny_frames):
 
 
 def test_videvo_found_through_the_environment(tmp_path, tiny_frames, monkeypatch):
-    _video_folder(tmp_path / "videvo", B.read_list("videvo20_test.txt"), tiny_frames)
-    monkeypatch.setenv(B.DATA_ROOT_ENV, str(tmp_path))
+    _video_folder(tmp_path / "videvo", base.read_list("videvo20_test.txt"), tiny_frames)
+    monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path))
     b = B.load_benchmark("videvo20")
     assert b.n_clips == 20 and B.benchmark_status("videvo20")[0]
 
@@ -145,7 +175,7 @@ def test_download_videvo_from_a_local_server(tmp_path, tiny_frames, monkeypatch)
     """`datasets download` fetches Lai's zip (here served from 127.0.0.1), records its sha256 and unpacks it."""
     served = tmp_path / "served"
     staging = tmp_path / "staging"
-    _video_folder(staging / "test" / "input" / "videvo", B.read_list("videvo20_test.txt"), tiny_frames)
+    _video_folder(staging / "test" / "input" / "videvo", base.read_list("videvo20_test.txt"), tiny_frames)
     served.mkdir()
     with zipfile.ZipFile(served / "test.zip", "w") as zf:
         for p in sorted(staging.rglob("*.jpg")):
@@ -154,7 +184,7 @@ def test_download_videvo_from_a_local_server(tmp_path, tiny_frames, monkeypatch)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        monkeypatch.setattr(B, "LAI_TEST_ZIP_URL", f"http://127.0.0.1:{server.server_address[1]}/test.zip")
+        monkeypatch.setattr(lai, "LAI_TEST_ZIP_URL", f"http://127.0.0.1:{server.server_address[1]}/test.zip")
         monkeypatch.delenv("VCBENCH_OFFLINE", raising=False)
         root = tmp_path / "data"
         import vcbench.download as D
@@ -167,7 +197,7 @@ def test_download_videvo_from_a_local_server(tmp_path, tiny_frames, monkeypatch)
             return vcbench.hashing.sha256_file(path)
 
         monkeypatch.setattr(D, "sha256_file", counting)
-        monkeypatch.setattr(B, "sha256_file", counting)
+        monkeypatch.setattr(base, "sha256_file", counting)
         folder = B.download_benchmark("videvo20", root, quiet=True)
     finally:
         server.shutdown()
@@ -223,11 +253,11 @@ def test_folder_dataset_with_exemplars(tmp_path, tiny_frames):
 def test_datasets_list_cli(tmp_path, capsys, monkeypatch):
     from vcbench.cli import main
 
-    monkeypatch.setenv(B.DATA_ROOT_ENV, str(tmp_path))
+    monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path))
     assert main(["datasets", "list", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["sample"]["available"] is True
-    assert rows["davis30"]["available"] is False and B.LAI_TEST_ZIP_URL in rows["davis30"]["location"]
+    assert rows["davis30"]["available"] is False and lai.LAI_TEST_ZIP_URL in rows["davis30"]["location"]
     assert set(rows) == {"sample", "davis30", "videvo20", "imagenet-ctest10k"}
 
 

@@ -282,7 +282,7 @@ def test_shard_is_not_committed_when_a_file_does_not_match_its_checksum(tmp_path
 # ------------------------------------------------------------- the sample benchmark's cache folder
 _SAMPLE_KILLED = """
 import os, signal, sys
-import vcbench.benchmarks as b
+import vcbench.benchmarks.sample as b
 real = b.write_frames
 def dying(folder, frames, *a, **k):
     real(folder, frames, *a, **k)
@@ -295,7 +295,7 @@ b.prepare_sample(sys.argv[1], frames=3, width=64)
 def test_sample_folder_of_a_killed_run_is_removed_by_the_next(tmp_path):
     """prepare_sample (evaluate/score on the bundled sample) killed part-way: its `.sample-*` folder
     is removed by the next run, which builds the sample; a live run's folder is left alone."""
-    from vcbench.benchmarks import prepare_sample
+    from vcbench.benchmarks.sample import prepare_sample
     from vcbench.lock import PrivateDir
 
     cache = tmp_path / "cache"

@@ -24,10 +24,10 @@ def test_every_test_gets_a_private_empty_torch_home_and_is_offline(_isolated_hom
 
 
 def test_vcbench_default_folders_are_temporary(_isolated_home):
-    from vcbench.benchmarks import cache_root, default_data_root
+    from vcbench.paths import cache_dir, data_dir
     from vcbench.reports.db import default_db_path
 
-    for path in (default_db_path(), cache_root(), default_data_root()):
+    for path in (default_db_path(), cache_dir(), data_dir()):
         assert _inside(path, _isolated_home), path
 
 

@@ -6,7 +6,7 @@ import hashlib
 
 import vcbench.hashing
 from vcbench import weights
-from vcbench import benchmarks
+from vcbench.benchmarks import base
 
 
 def test_sha256_file_matches_hashlib_across_block_boundaries(tmp_path):
@@ -33,11 +33,11 @@ def test_weights_and_benchmarks_use_the_one_helper(tmp_path, monkeypatch):
     assert weights.sha256_file(p) == hashlib.sha256(b"weights").hexdigest()
     assert weights.sha256_file(p) == hashlib.sha256(b"weights").hexdigest()  # memo: hashed once
     assert len(calls) == 1
-    monkeypatch.setattr(benchmarks, "sha256_file", counting)
+    monkeypatch.setattr(base, "sha256_file", counting)
     f = tmp_path / "00000.png"
     f.write_bytes(b"frame")
     expected = hashlib.sha256(f"00000.png\t5\t{hashlib.sha256(b'frame').hexdigest()}\n".encode()).hexdigest()
-    assert benchmarks.content_checksum([("00000.png", f)]) == expected
+    assert base.content_checksum([("00000.png", f)]) == expected
     assert calls[-1] == str(f)
 
 

@@ -1,7 +1,7 @@
 """vcbench.paths gives exactly what the functions it replaces give (issue 12, plan 3.1): the GT
-cache's `default_cache_dir`, the benchmarks' `cache_root`/`default_data_root` and the results
-database's `default_db_path`, with each variable set, empty or unset (conftest points platformdirs
-at private XDG folders), and with an explicit argument."""
+cache's `default_cache_dir`, the folders the benchmark sets use (the sample's cache, the data root
+Lai's sets are looked for in) and the results database's `default_db_path`, with each variable set,
+empty or unset (conftest points platformdirs at private XDG folders), and with an explicit argument."""
 
 from __future__ import annotations
 
@@ -10,14 +10,20 @@ from pathlib import Path
 import pytest
 
 from vcbench import paths
-from vcbench import benchmarks
+from vcbench.benchmarks import benchmark_status
+from vcbench.benchmarks.sample import prepare_sample
 from vcbench.metrics import gt_cache
 from vcbench.reports import db
 
 
+def _sample_cache(cache_dir=None) -> Path:
+    """The cache folder the sample set is prepared in (one frame of one clip, 8 px wide)."""
+    return prepare_sample(cache_dir, frames=1, width=8, clips=("carphone",)).parent.parent
+
+
 def _check() -> None:
-    assert paths.cache_dir() == gt_cache.default_cache_dir() == benchmarks.cache_root()
-    assert paths.data_dir() == benchmarks.default_data_root()
+    assert paths.cache_dir() == gt_cache.default_cache_dir() == _sample_cache()
+    assert f"not found under {paths.data_dir()}" in benchmark_status("davis30")[1]
     assert paths.db_path() == db.default_db_path()
 
 
@@ -41,13 +47,13 @@ def test_same_folders_as_today(state, tmp_path, monkeypatch, _isolated_home):
 
 def test_an_explicit_folder_wins(tmp_path, monkeypatch):
     monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "env"))
-    assert paths.cache_dir(tmp_path / "arg") == benchmarks.cache_root(tmp_path / "arg") == tmp_path / "arg"
+    assert paths.cache_dir(tmp_path / "arg") == _sample_cache(tmp_path / "arg") == tmp_path / "arg"
     assert paths.cache_dir(str(tmp_path / "arg")) == tmp_path / "arg"
     assert paths.data_dir("d") == Path("d") and paths.db_path("x.sqlite") == Path("x.sqlite")
 
 
 def test_names_match_todays_constants():
-    assert paths.CACHE_ENV == benchmarks.CACHE_ENV and paths.DATA_ROOT_ENV == benchmarks.DATA_ROOT_ENV
+    assert paths.CACHE_ENV == "VCBENCH_CACHE_DIR" and paths.DATA_ROOT_ENV == "VCBENCH_DATA_ROOT"
     assert paths.DB_FILENAME == db.DB_FILENAME
 
 

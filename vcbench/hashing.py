@@ -1,15 +1,19 @@
 """The one sha256-of-a-file in vcbench (weights, downloads, benchmark checksums all call it).
 
-A leaf module (no vcbench imports at import time), so anything (download, weights, datasets) can
-use it without import cycles. `sha256_file_cached` remembers digests across runs by (path, size,
-mtime) in a cache folder; `vcbench.weights.sha256_file` uses it for the large weight files, in the
-vcbench cache folder.
+It imports only `vcbench.errors` and `vcbench.atomic` (neither imports it), so anything (download,
+weights, benchmarks) can use it without import cycles. `sha256_file_cached` remembers digests across
+runs by (path, size, mtime) in a cache folder; `vcbench.weights.sha256_file` uses it for the large
+weight files, in the vcbench cache folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+
+from vcbench.atomic import atomic_write_text
+from vcbench.errors import VcbenchError
 
 CHUNK = 1 << 20
 
@@ -40,8 +44,6 @@ def sha256_file_cached(path: str | Path, cache_dir: str | Path | None) -> str:
     unreadable or damaged cache file, or an unwritable folder, only costs the hash. `cache_dir=None`
     hashes without remembering.
     """
-    import json
-
     p = Path(path).resolve()
     st = p.stat()
     key = f"{p}\t{st.st_size}\t{st.st_mtime_ns}"
@@ -59,9 +61,6 @@ def sha256_file_cached(path: str | Path, cache_dir: str | Path | None) -> str:
             return digest
     digest = sha256_file(p)
     if store is not None:
-        from vcbench.atomic import atomic_write_text  # lazily: hashing stays a leaf for import order
-        from vcbench.errors import VcbenchError
-
         stale = [k for k in known if k.split("\t", 1)[0] == str(p)]  # older versions of the same file
         for k in stale:
             known.pop(k)

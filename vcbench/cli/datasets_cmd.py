@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from vcbench.cli.table import format_table
+from vcbench.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def benchmark_rows(data_root: Path | None = None) -> list[dict]:
-    from vcbench.benchmarks import BENCHMARKS, benchmark_status
+    from vcbench.benchmarks import BENCHMARKS, benchmark_status  # lazy: CLI start-up (every command module loads)
 
     rows = []
     for name, info in BENCHMARKS.items():
@@ -82,7 +83,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from vcbench.benchmarks import download_benchmark
+    from vcbench.benchmarks import download_benchmark  # lazy: CLI start-up (every command module loads)
 
     folder = download_benchmark(args.name, args.data_root, quiet=args.quiet)
     print(f"{args.name}: ready at {folder}")
@@ -90,15 +91,13 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from vcbench.trainset.export_devc import export_devc
-    from vcbench.trainset.pairs import is_pair_build
+    from vcbench.trainset.export_devc import export_devc  # lazy: CLI start-up (every command module loads)
+    from vcbench.trainset.pairs import is_pair_build  # lazy: CLI start-up (every command module loads)
 
     if is_pair_build(args.build):
         if args.backward_flow != "full":
-            from vcbench.errors import InputError
-
             raise InputError("--backward-flow applies to clip builds; a pair build has no flow", path=args.build)
-        from vcbench.trainset.export_pairs import export_pairs
+        from vcbench.trainset.export_pairs import export_pairs  # lazy: CLI start-up (every command module loads)
 
         res = export_pairs(args.build, args.out, quiet=args.quiet, link=not args.copy)
     else:
@@ -113,7 +112,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from vcbench.trainset.verify import verify_build
+    from vcbench.trainset.verify import verify_build  # lazy: CLI start-up (every command module loads)
 
     report = verify_build(args.dir)
     if args.json:
