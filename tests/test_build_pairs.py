@@ -183,7 +183,7 @@ def test_killed_build_resumes_to_the_same_bytes_and_a_second_build_is_refused(sa
 
 
 def test_pair_export_never_mixes_builds(sample_build, tmp_path, cli, capsys):
-    from vcbench.trainset.export_devc import MARKER
+    from vcbench.trainset.layout import MARKER
     from vcbench.trainset.export_pairs import export_pairs
 
     dest = tmp_path / "devc"

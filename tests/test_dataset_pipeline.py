@@ -288,7 +288,8 @@ def test_devc_export_never_mixes_two_builds_and_resumes_after_a_kill(clean_build
     """The export records its build (vcbench-export.json): another build's export into the same folder
     is refused (by build-dataset --export-devc before it builds), as is a folder of clip folders that
     no export recorded; an export killed part-way resumes to the bytes of an uninterrupted one."""
-    from vcbench.trainset.export_devc import MARKER, export_devc
+    from vcbench.trainset.export_devc import export_devc
+    from vcbench.trainset.layout import MARKER
 
     dest = tmp_path / "devc"
     export_devc(clean_build, dest, quiet=True)

@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from vcbench.atomic import atomic_write_text, write_bytes, write_errors
+from vcbench.trainset.layout import MARKER, BuildLayout, DevcClip, DevcLayout, devc_frame_name, devc_image_name
 from vcbench.trainset.manifest import read_manifest
 from vcbench.trainset.shards import encode_image
 from vcbench.errors import InputError
@@ -52,7 +53,6 @@ from vcbench.hashing import sha256_file
 from vcbench.lock import FolderLock, PrivateDir, sweep_private_dirs
 from vcbench.stills import load_skimage_still
 
-MARKER = "vcbench-export.json"
 MARKER_FORMAT = "vcbench-devc-export/1"
 BACKWARD_FLOW = ("full", "zero")
 
@@ -117,10 +117,10 @@ def _reference(path: str, dst: Path, place: Placer) -> None:
 # ------------------------------------------------------------------------------- the video clips
 def pairs_lines(num_frames: int, ref_ids: list[str], gt_frames: list[int]) -> list[str]:
     refs = [ref_ids[i % len(ref_ids)] for i in range(5)]
-    gts = [f"{gt_frames[i % len(gt_frames)]:05d}.jpg" for i in range(3)]
+    gts = [devc_frame_name(gt_frames[i % len(gt_frames)]) for i in range(3)]
     lines = []
     for t in range(num_frames - 1):
-        cols = [f"{t:05d}.jpg", f"{t + 1:05d}.jpg", gts[0], gts[1], *[f"{r}.JPEG" for r in refs], *gts]
+        cols = [devc_frame_name(t), devc_frame_name(t + 1), gts[0], gts[1], *[devc_image_name(r) for r in refs], *gts]
         lines.append(" ".join(cols))
     return lines
 
@@ -144,38 +144,39 @@ def _write_clip(root: Path, row, tmp: Path, place: Placer, zero_flow: Path | Non
     flow_files = json.loads(row.flow_files)
     refs = json.loads(row.references)
     _check_exportable(root, flow_files, refs)
-    for sub in ("input_pad", "reference", "reference_gt", "flow", "mask"):
+    clip = DevcClip(tmp)
+    for sub in clip.DIRS:
         (tmp / sub).mkdir(parents=True)
     n = len(files)
     for t, rel in enumerate(files):
-        place.jpeg(root / rel, tmp / "input_pad" / f"{t:05d}.jpg")
+        place.jpeg(root / rel, clip.frame(t))
     gt_frames = sorted({0, n // 2, n - 1})
     for t in gt_frames:
-        place.file(tmp / "input_pad" / f"{t:05d}.jpg", tmp / "reference_gt" / f"{t:05d}.jpg")
+        place.file(clip.frame(t), clip.reference_gt(t))
     ref_ids = []
     for r in refs:
         rid = r["id"].replace(".", "_")
         ref_ids.append(rid)
-        _reference(r["path"], tmp / "reference" / f"{rid}.JPEG", place)
+        _reference(r["path"], clip.reference(rid), place)
     fw, bw, masks = clip_flow_files(flow_files, "fw"), clip_flow_files(flow_files, "bw"), clip_mask_files(flow_files)
     if not (len(fw) == len(bw) == len(masks) == n - 1):
         raise InputError(f"clip {row.clip_id} has {len(fw)} forward, {len(bw)} backward flow files and {len(masks)} "
                          f"masks for {n} frames", path=root, hint="run vcbench datasets verify on the build")
     for t in range(n - 1):
-        place.bytes(tmp / "flow" / f"{t:05d}_forward.flo", encode_flo(read_stored_flow(root, fw[t])))
+        place.bytes(clip.flow(t, "forward"), encode_flo(read_stored_flow(root, fw[t])))
         if zero_flow is not None:
-            place.file(zero_flow, tmp / "flow" / f"{t:05d}_backward.flo")
+            place.file(zero_flow, clip.flow(t, "backward"))
         else:
-            place.bytes(tmp / "flow" / f"{t:05d}_backward.flo", encode_flo(read_stored_flow(root, bw[t])))
+            place.bytes(clip.flow(t, "backward"), encode_flo(read_stored_flow(root, bw[t])))
         mask = cv2.imdecode(np.frombuffer((root / masks[t]).read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE)
-        place.bytes(tmp / "mask" / f"{t:05d}_mask.pgm", encode_image(mask, "pgm"))
-    place.bytes(tmp / "pairs_output_new.txt", ("\n".join(pairs_lines(n, ref_ids, gt_frames)) + "\n").encode())
+        place.bytes(clip.mask(t), encode_image(mask, "pgm"))
+    place.bytes(clip.pairs, ("\n".join(pairs_lines(n, ref_ids, gt_frames)) + "\n").encode())
 
 
 # -------------------------------------------------------------------------- one build per folder
 def read_marker(dest: Path) -> dict | None:
     """The export record of `dest` (None when there is none); InputError when it is unreadable."""
-    path = Path(dest) / MARKER
+    path = DevcLayout(dest).marker
     if not path.is_file():
         return None
     try:
@@ -219,13 +220,14 @@ def check_export_dest(dest: str | Path, build_id: str, manifest_sha256: str | No
 
 def build_identity(root: Path, kind: str) -> tuple[dict, Path]:
     """(build.json, manifest path) of a finished build; one-line errors for an unfinished one."""
-    manifest = root / "manifest.parquet"
+    layout = BuildLayout(root)
+    manifest = layout.manifest
     command = "build-pairs" if kind == "pairs" else "build-dataset"
     if not manifest.is_file():
         raise InputError("no manifest.parquet: the build is not complete", path=root,
                          hint=f"rerun the same {command} command first")
     try:
-        record = json.loads((root / "build.json").read_text())
+        record = json.loads(layout.build_json.read_text())
     except (OSError, ValueError):
         raise InputError("build.json is missing or unreadable, so the export cannot record which build it is",
                          path=root, hint=f"rerun the same {command} command first (it rewrites build.json)") from None
@@ -246,6 +248,7 @@ def run_export(root: Path, dest: Path, *, kind: str, record: dict, manifest: Pat
     ident = {"format": MARKER_FORMAT, "kind": kind, "build_id": build_id(record), "manifest_sha256": sha256_file(manifest),
              "build": str(root.resolve()), count_key: len(units), "options": options}
     place = Placer(link)
+    layout = DevcLayout(dest)
     written = 0
     with FolderLock(dest, "DEVC export"):
         check_export_dest(dest, ident["build_id"], ident["manifest_sha256"], set(units), options)
@@ -254,11 +257,11 @@ def run_export(root: Path, dest: Path, *, kind: str, record: dict, manifest: Pat
             if p.is_dir() and p.name.startswith(".") and p.name.endswith(".tmp") and p.name[1:-4] in set(units):
                 shutil.rmtree(p)
         if read_marker(dest) is None:
-            atomic_write_text(dest / MARKER, json.dumps(ident, indent=1, sort_keys=True) + "\n")
+            atomic_write_text(layout.marker, json.dumps(ident, indent=1, sort_keys=True) + "\n")
         if prepare is not None:
             prepare(place)
         for name in tqdm(units, unit="clip" if kind == "clips" else "class", desc=desc, disable=quiet):
-            target = dest / name
+            target = layout.unit(name)
             if (target / done_file).is_file():
                 continue
             work = PrivateDir(dest, name)
@@ -287,10 +290,6 @@ def export_bytes_per_clip(height: int, width: int, frames: int) -> dict:
             "total_backward_zero": pairs * (flo + pgm)}
 
 
-def zero_flow_file(dest: Path, height: int, width: int) -> Path:
-    return Path(dest) / f"vcbench-zero-backward-flow-{height}x{width}.flo"
-
-
 def export_devc(root: str | Path, dest: str | Path, *, quiet: bool = False, link: bool = True,
                 backward_flow: str = "full") -> dict:
     """Write every clip of the build-dataset folder `root` into `dest` in DEVC's layout; resumes an
@@ -299,6 +298,7 @@ def export_devc(root: str | Path, dest: str | Path, *, quiet: bool = False, link
     from vcbench.flow.flo import encode_flo
 
     root, dest = Path(root), Path(dest)
+    layout = DevcLayout(dest)
     if backward_flow not in BACKWARD_FLOW:
         raise InputError(f"unknown backward flow mode {backward_flow!r}", hint="use full or zero")
     record, manifest = build_identity(root, "clips")
@@ -315,7 +315,7 @@ def export_devc(root: str | Path, dest: str | Path, *, quiet: bool = False, link
 
     def prepare(place: Placer) -> None:
         for h, w in sizes if backward_flow == "zero" else ():
-            path = zero_flow_file(dest, h, w)
+            path = layout.zero_flow(h, w)
             if not path.is_file():
                 from vcbench.atomic import atomic_write_bytes
 
@@ -323,11 +323,11 @@ def export_devc(root: str | Path, dest: str | Path, *, quiet: bool = False, link
 
     def write(name: str, tmp: Path, place: Placer) -> None:
         row = rows[name]
-        zero = zero_flow_file(dest, int(row.height), int(row.width)) if backward_flow == "zero" else None
+        zero = layout.zero_flow(int(row.height), int(row.width)) if backward_flow == "zero" else None
         _write_clip(root, row, tmp, place, zero)
 
     res = run_export(root, dest, kind="clips", record=record, manifest=manifest, units=list(rows), write_unit=write,
-                     done_file="pairs_output_new.txt", options=options, count_key="clips", link=link, quiet=quiet,
+                     done_file=DevcClip.PAIRS_FILE, options=options, count_key="clips", link=link, quiet=quiet,
                      prepare=prepare)
     res["bytes_per_clip"] = round((res["bytes_written"] + res["bytes_linked"]) / max(1, res["written"])) \
         if res["written"] else None

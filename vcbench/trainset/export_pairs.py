@@ -22,14 +22,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from vcbench.trainset.export_devc import Placer, build_identity, run_export
+from vcbench.trainset.layout import DEVC_PAIR_TIERS, BuildLayout, devc_image_name
 from vcbench.trainset.manifest import read_manifest
 from vcbench.errors import InputError
 
-TIER_FILES = {"good": ("input", "pairs.txt"), "mid": ("input_mid", "pairs_mid.txt"), "bad": ("input_bad", "pairs_bad.txt")}
-
 
 def pair_line(a: str, b: str, score: float) -> str:
-    return f"{a}.JPEG {b}.JPEG {score:.6f}"
+    return f"{devc_image_name(a)} {devc_image_name(b)} {score:.6f}"
 
 
 def export_pairs(root: str | Path, dest: str | Path, *, quiet: bool = False, link: bool = True) -> dict:
@@ -38,7 +37,7 @@ def export_pairs(root: str | Path, dest: str | Path, *, quiet: bool = False, lin
     record, manifest = build_identity(root, "pairs")
     images = read_manifest(manifest)
     try:
-        pairs = pq.read_table(root / "pairs.parquet").to_pandas()
+        pairs = pq.read_table(BuildLayout(root).pairs).to_pandas()
     except OSError as exc:
         raise InputError(f"unreadable pairs.parquet ({exc})", path=root, hint="rerun the same build-pairs command") from exc
     if not len(pairs):
@@ -51,7 +50,7 @@ def export_pairs(root: str | Path, dest: str | Path, *, quiet: bool = False, lin
         rows = by_class[name]
         src = {r.image_id: (root / r.file if r.file else Path(r.origin)) for r in rows.itertuples(index=False)}
         cp = pairs_by_class.get(name)
-        for tier, (folder, list_name) in TIER_FILES.items():
+        for tier, (folder, list_name) in DEVC_PAIR_TIERS.items():
             sel = cp[cp["tier"] == tier] if cp is not None else cp
             lines = [pair_line(p.a, p.b, p.score) for p in sel.itertuples(index=False)] if sel is not None else []
             (tmp / folder).mkdir(parents=True)
@@ -59,11 +58,11 @@ def export_pairs(root: str | Path, dest: str | Path, *, quiet: bool = False, lin
                 if not src[iid].is_file():
                     raise InputError(f"image {iid} of class {name} is missing", path=src[iid],
                                      hint="restore the input folder (vcbench datasets verify lists what changed)")
-                place.jpeg(src[iid], tmp / folder / f"{iid}.JPEG")
+                place.jpeg(src[iid], tmp / folder / devc_image_name(iid))
             place.bytes(tmp / list_name, "".join(line + "\n" for line in lines).encode())
 
     res = run_export(root, dest, kind="pairs", record=record, manifest=manifest, units=list(by_class), write_unit=write,
-                     done_file="pairs.txt", options={}, count_key="classes", link=link, quiet=quiet,
+                     done_file=DEVC_PAIR_TIERS["good"][1], options={}, count_key="classes", link=link, quiet=quiet,
                      desc="export-devc pairs")
-    res["pairs"] = {t: int((pairs["tier"] == t).sum()) for t in TIER_FILES}
+    res["pairs"] = {t: int((pairs["tier"] == t).sum()) for t in DEVC_PAIR_TIERS}
     return res

@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from vcbench.atomic import atomic_write_text
 from vcbench.trainset import shards as shardio
+from vcbench.trainset.layout import SHARD_PAIRS, BuildLayout, shard_image
 from vcbench.errors import InputError, VcbenchError
 from vcbench.ids import safe_id
 from vcbench.stills import SKIMAGE_STILLS, load_skimage_still
@@ -194,7 +195,7 @@ def run_pair_shard(task: PairShardTask) -> dict:
                 except InputError as exc:  # an unreadable image is recorded and left out, not fatal
                     failures.append({"image_id": item.image_id, "origin": item.origin, "reason": str(exc)})
                     continue
-                rel = writer.put(f"images/{item.image_id}.JPEG", data, "images")[0] if data is not None else ""
+                rel = writer.put(shard_image(item.image_id), data, "images")[0] if data is not None else ""
                 images.append(img)
                 kept.append(item)
                 digests.append(digest)
@@ -210,7 +211,7 @@ def run_pair_shard(task: PairShardTask) -> dict:
             rows.append({"class": task.class_name, "image_id": item.image_id, "origin": item.origin, "sha256": digest,
                          "height": int(img.shape[0]), "width": int(img.shape[1]), "file": rel,
                          "neighbours": [[ids[n.image], n.rank, n.score] for n in nb]})
-        writer.put("pairs.parquet", table_bytes(rows_table(pairs, PAIR_SCHEMA, ())), "pairs")
+        writer.put(SHARD_PAIRS, table_bytes(rows_table(pairs, PAIR_SCHEMA, ())), "pairs")
         write_manifest(rows, writer.manifest_path(), IMAGE_SCHEMA, ("neighbours",))
         manifest_sha = shardio.sha256_bytes(writer.manifest_path().read_bytes())
         files_sha = dict(sorted(writer.files.items()))
@@ -268,6 +269,7 @@ def _build_locked(cfg: PairConfig, out: Path, opts, weights, classes, token: str
                                            _wait_for_orphans, _write_config, build_id, size_summary)
     from vcbench.executors import make_executor
 
+    layout = BuildLayout(out)
     _check_config(out, cfg, weights)
     record = _build_record(cfg, weights)
     bid = build_id(record)
@@ -275,7 +277,7 @@ def _build_locked(cfg: PairConfig, out: Path, opts, weights, classes, token: str
     out.mkdir(parents=True, exist_ok=True)
     _write_config(out, cfg, weights)
     _clean_leftovers(out)
-    plan_path = out / "plan.json"
+    plan_path = layout.plan_json
     current = [{"class": name, "count": len(items), "list_sha256": list_sha256(items)}
                for name, items in classes if len(items) >= 2]
     for i, c in enumerate(current):
@@ -312,22 +314,21 @@ def _build_locked(cfg: PairConfig, out: Path, opts, weights, classes, token: str
     if incomplete:
         raise VcbenchError(f"{len(incomplete)} shard(s) are not complete after the build (first: shard {incomplete[0]})",
                            path=out, hint="rerun the same command to resume")
-    sdirs = [out / "shards" / shardio.shard_name(i) for i in range(n_shards)]
-    n_images = concat_manifests([d / "manifest.parquet" for d in sdirs], out / "manifest.parquet", build=record,
+    n_images = concat_manifests([layout.shard_manifest(i) for i in range(n_shards)], layout.manifest, build=record,
                                 schema=IMAGE_SCHEMA)
-    concat_manifests([d / "pairs.parquet" for d in sdirs], out / "pairs.parquet", schema=PAIR_SCHEMA)
-    stats = [json.loads(shardio.stats_path(out, i).read_text()) for i in range(n_shards)]
+    concat_manifests([layout.shard_pairs(i) for i in range(n_shards)], layout.pairs, schema=PAIR_SCHEMA)
+    stats = [json.loads(layout.shard_stats(i).read_text()) for i in range(n_shards)]
     tiers = {t: sum(s["pairs"][t] for s in stats) for t in ("good", "mid", "bad")}
     totals = {"kind": "pairs", "classes": n_shards, "skipped_classes": len(plan.get("skipped_classes", [])),
               "images": n_images, "image_failures": sum(s["failed"] for s in stats), "pairs": tiers,
               **weights.as_dict(), **size_summary(stats, n_images, PROJECT_IMAGES, "image"),
               "timings": {"wall_s": round(time.perf_counter() - t0, 3)}}
-    atomic_write_text(out / "stats.json", json.dumps(totals, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(layout.stats_json, json.dumps(totals, indent=1, sort_keys=True) + "\n")
     return totals
 
 
 def is_pair_build(root: Path) -> bool:
     try:
-        return json.loads((Path(root) / "build.json").read_text()).get("kind") == "pairs"
+        return json.loads(BuildLayout(root).build_json.read_text()).get("kind") == "pairs"
     except (OSError, ValueError, AttributeError):
         return False

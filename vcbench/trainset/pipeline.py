@@ -46,6 +46,7 @@ import numpy as np
 from vcbench.atomic import atomic_write_text, write_bytes, write_errors
 from vcbench.trainset import shards as shardio
 from vcbench.trainset.clips import ClipSpec, extract_clips
+from vcbench.trainset.layout import CANDIDATES_JSON, BuildLayout, clip_file
 from vcbench.trainset.manifest import canonical_json, concat_manifests, write_manifest
 from vcbench.trainset.sources import SourceOptions, SourceVideo, resolve_source
 from vcbench.errors import InputError, VcbenchError
@@ -148,16 +149,12 @@ class ExtractTask:
     owner: str | None = None  # token of the build's lock; the result is committed only while it holds
 
 
-def extract_dir(out_root: Path, video_id: str) -> Path:
-    return Path(out_root) / "work" / "extract" / video_id
-
-
 def run_extract(task: ExtractTask) -> dict:
     """Cut one video into candidate clips; cache the accepted ones (raw .npy) and every verdict."""
     from vcbench.executors import single_threaded
     from vcbench.lock import PrivateDir, check_owner
 
-    final = extract_dir(Path(task.out_root), task.video.video_id)
+    final = BuildLayout(task.out_root).extract_dir(task.video.video_id)
     work = PrivateDir(final.parent, final.name)
     tmp = work.path
     rows, error = [], None
@@ -170,13 +167,13 @@ def run_extract(task: ExtractTask) -> dict:
                            "start_frame": cand.start, "end_frame": cand.end, "accepted": cand.accepted,
                            "reason": cand.reason, **cand.measures}
                     if cand.accepted:
-                        npy = tmp / f"{cand.clip_id}.npy"
+                        npy = tmp / clip_file(cand.clip_id)
                         with write_errors(npy, size=cand.frames.nbytes + 128):  # + the .npy header
                             np.save(npy, cand.frames, allow_pickle=False)
                     rows.append(row)
         except InputError as exc:  # an undecodable video is logged and skipped, not fatal
             error = str(exc)
-        write_bytes(tmp / "candidates.json", (json.dumps({"video_id": task.video.video_id, "error": error,
+        write_bytes(tmp / CANDIDATES_JSON, (json.dumps({"video_id": task.video.video_id, "error": error,
                                                           "rows": rows}, sort_keys=True) + "\n").encode())
         check_owner(task.out_root, task.owner, f"extraction of {task.video.video_id}")
         if not work.rename_to(final):  # another writer of this build finished it first: the same bytes
@@ -308,8 +305,9 @@ def no_clips_error(cfg: BuildConfig, n_videos: int, n_candidates: int, failures:
     never a silent substitute: a full-size build of stills alone writes GBs nobody asked for."""
     what = (f"source {cfg.source!r} produced no videos" if n_videos == 0 else
             f"source {cfg.source!r} gave {n_videos} video(s) but none of their {n_candidates} cut clips passed the filters")
-    where = f"; details in {out / 'failures.jsonl'}" + ("" if n_videos == 0 else f" and {out / 'candidates.parquet'}") \
-        if out is not None else ""
+    layout = BuildLayout(out) if out is not None else None
+    where = f"; details in {layout.failures}" + ("" if n_videos == 0 else f" and {layout.candidates}") \
+        if layout is not None else ""
     return InputError(f"{what} ({_summarise_failures(failures)}){where}",
                       hint="fix the source (--input/--urls, network), add videos or loosen the filters; "
                            "--pseudo-fraction 1 builds from still images only")
@@ -394,20 +392,20 @@ def _recorded_build_ids(out: Path) -> tuple[dict[str, str | None], bool]:
     build output at all (plan, candidates, shards, manifest or extraction cache)."""
     from vcbench.trainset.manifest import read_build_metadata
 
+    layout = BuildLayout(out)
     ids: dict[str, str | None] = {}
-    if (out / "plan.json").is_file():
-        ids["plan.json"] = (_read_json_dict(out / "plan.json") or {}).get("build_id")
-    shards = out / "shards"
-    for stats in sorted(shards.glob("shard-*.stats.json")) if shards.is_dir() else []:
-        ids[f"shards/{stats.name}"] = (_read_json_dict(stats) or {}).get("build_id")
-    if (out / "manifest.parquet").is_file():
+    if layout.plan_json.is_file():
+        ids[layout.rel(layout.plan_json)] = (_read_json_dict(layout.plan_json) or {}).get("build_id")
+    for stats in layout.shard_stats_files():
+        ids[layout.rel(stats)] = (_read_json_dict(stats) or {}).get("build_id")
+    if layout.manifest.is_file():
         try:
-            meta = read_build_metadata(out / "manifest.parquet")
+            meta = read_build_metadata(layout.manifest)
         except Exception:  # noqa: BLE001 - an unreadable manifest names no build
             meta = None
-        ids["manifest.parquet"] = build_id(meta) if meta else None
-    holds = bool(ids) or (out / "candidates.parquet").is_file() or any(
-        d.is_dir() and any(d.iterdir()) for d in (out / "shards", out / "work"))
+        ids[layout.rel(layout.manifest)] = build_id(meta) if meta else None
+    holds = bool(ids) or layout.candidates.is_file() or any(
+        d.is_dir() and any(d.iterdir()) for d in (layout.shards, layout.work))
     return ids, holds
 
 
@@ -415,7 +413,7 @@ def _check_config(out: Path, cfg: BuildConfig, weights: WeightsRecord) -> None:
     """Refuse to resume a folder that holds another build. build.json says which; when it is missing
     or unreadable, the build ids in plan.json, the shard stats and the manifest must all be this
     build's, and a folder that holds output with no id at all is refused too (never relabelled)."""
-    path = out / "build.json"
+    path = BuildLayout(out).build_json
     want = _build_record(cfg, weights)
     have = _read_json_dict(path) if path.is_file() else None
     if have is None:
@@ -449,7 +447,7 @@ def _build_record(cfg: BuildConfig, weights: WeightsRecord) -> dict:
 
 
 def _write_config(out: Path, cfg: BuildConfig, weights: WeightsRecord) -> None:
-    atomic_write_text(out / "build.json", json.dumps(_build_record(cfg, weights), indent=1, sort_keys=True) + "\n")
+    atomic_write_text(BuildLayout(out).build_json, json.dumps(_build_record(cfg, weights), indent=1, sort_keys=True) + "\n")
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -488,13 +486,14 @@ def _clean_leftovers(out: Path) -> None:
     temporary files are all stale; workers' folders are removed only when their writer is dead)."""
     from vcbench.lock import sweep_atomic_leftovers, sweep_private_dirs
 
+    layout = BuildLayout(out)
     shardio.clean_incomplete(out)
     sweep_atomic_leftovers(out)
-    sweep_atomic_leftovers(out / "gallery", recursive=True)
-    extract = out / "work" / "extract"
+    sweep_atomic_leftovers(layout.gallery, recursive=True)
+    extract = layout.extract
     sweep_private_dirs(extract)
     for d in sorted(extract.iterdir()) if extract.is_dir() else []:
-        if d.is_dir() and not d.name.startswith(".") and not (d / "candidates.json").is_file():
+        if d.is_dir() and not d.name.startswith(".") and not (d / CANDIDATES_JSON).is_file():
             shutil.rmtree(d)  # not renamed by a writer of this layout: incomplete
         elif d.is_dir() and d.name.startswith(".") and d.name.endswith(".tmp") and d.name.count(".") == 2:
             shutil.rmtree(d)  # the layout before private writers (`.<video>.tmp`)
@@ -506,7 +505,8 @@ def _wait_for_orphans(out: Path, timeout_s: float = 60.0) -> None:
     find out; wait for that so the output holds nothing of theirs, then sweep once more."""
     from vcbench.lock import live_private_dirs, sweep_private_dirs
 
-    folders = [out / "shards", out / "work" / "extract"]
+    layout = BuildLayout(out)
+    folders = [layout.shards, layout.extract]
     deadline = time.monotonic() + timeout_s
     while any(live_private_dirs(f) for f in folders) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -550,30 +550,31 @@ def _build_locked(cfg: BuildConfig, out: Path, opts: RunOptions, weights: Weight
     from vcbench.atomic import atomic_path
     from vcbench.executors import make_executor
 
+    layout = BuildLayout(out)
     _check_config(out, cfg, weights)
     bid = build_id(_build_record(cfg, weights))
     t0 = time.perf_counter()
 
-    src = resolve_source(cfg.source, SourceOptions(download_dir=out / "downloads", input=Path(cfg.input) if cfg.input else None,
+    src = resolve_source(cfg.source, SourceOptions(download_dir=layout.downloads, input=Path(cfg.input) if cfg.input else None,
                                                     urls=Path(cfg.urls) if cfg.urls else None,
                                                     min_interval_s=opts.min_interval_s, retries=opts.retries, quiet=opts.quiet))
     failures = [dict(f.as_dict(), stage="source") for f in src.failures]
     out.mkdir(parents=True, exist_ok=True)
-    if not src.videos and cfg.pseudo_fraction < 1.0 and not (out / "plan.json").is_file():
+    if not src.videos and cfg.pseudo_fraction < 1.0 and not layout.plan_json.is_file():
         # Nothing to build from: say why now, before any settings, cache or shard is written.
-        _write_jsonl(out / "failures.jsonl", failures)
+        _write_jsonl(layout.failures, failures)
         raise no_clips_error(cfg, 0, 0, failures, out)
     _write_config(out, cfg, weights)
     _clean_leftovers(out)
     executor = make_executor(opts.executor, workers=opts.workers, address=opts.address,
                              num_gpus_per_task=opts.num_gpus_per_task)
     try:
-        plan_path = out / "plan.json"
+        plan_path = layout.plan_json
         plan = json.loads(plan_path.read_text())["clips"] if plan_path.is_file() else None
         needed = ({e["video_id"] for e in plan if e["kind"] == "video" and not shardio.shard_complete(out, e["shard"])}
                   if plan is not None else {v.video_id for v in src.videos})
         todo = [ExtractTask(str(out), v, cfg.spec, token) for v in src.videos
-                if v.video_id in needed and not (extract_dir(out, v.video_id) / "candidates.json").is_file()]
+                if v.video_id in needed and not layout.candidates_json(v.video_id).is_file()]
         if todo:
             with _progress(len(todo), "video", "extract", opts.quiet) as bar:
                 for _ in executor.map(run_extract, todo, describe=lambda t: f"extracting video {t.video.video_id}"):
@@ -581,7 +582,7 @@ def _build_locked(cfg: BuildConfig, out: Path, opts: RunOptions, weights: Weight
         if plan is None:
             candidates = []
             for v in src.videos:
-                rec = json.loads((extract_dir(out, v.video_id) / "candidates.json").read_text())
+                rec = json.loads(layout.candidates_json(v.video_id).read_text())
                 if rec["error"]:
                     failures.append({"item": v.video_id, "url": v.origin, "reason": rec["error"], "stage": "extract"})
                 for r in rec["rows"]:
@@ -590,9 +591,9 @@ def _build_locked(cfg: BuildConfig, out: Path, opts: RunOptions, weights: Weight
                     "luma", "source", "licence", "origin"]
             table = pa.table({c: [r[c] for r in candidates] for c in cols}) if candidates else \
                 pa.table({c: pa.array([], pa.string()) for c in cols})
-            with atomic_path(out / "candidates.parquet", suffix=".parquet") as tmp:
+            with atomic_path(layout.candidates, suffix=".parquet") as tmp:
                 pq.write_table(table, tmp, compression="zstd")
-            _write_jsonl(out / "failures.jsonl", failures)
+            _write_jsonl(layout.failures, failures)
             plan = make_plan(cfg, src.videos, candidates, failures=failures, out=out)
             attach_clip_labels(cfg, plan, glabels, clabels)
             atomic_write_text(plan_path, json.dumps({"build_id": bid, "clips": plan}, sort_keys=True) + "\n")
@@ -622,15 +623,15 @@ def _build_locked(cfg: BuildConfig, out: Path, opts: RunOptions, weights: Weight
         raise VcbenchError(f"{len(incomplete)} shard(s) are not complete after the build (first: shard {incomplete[0]})",
                            path=out, hint="rerun the same command to resume")
 
-    shard_dirs = [out / "shards" / shardio.shard_name(i) / "manifest.parquet" for i in range(n_shards)]
-    n_rows = concat_manifests(shard_dirs, out / "manifest.parquet", build=_build_record(cfg, weights))
-    shard_stats = [json.loads(shardio.stats_path(out, i).read_text()) for i in range(n_shards)]
+    n_rows = concat_manifests([layout.shard_manifest(i) for i in range(n_shards)], layout.manifest,
+                              build=_build_record(cfg, weights))
+    shard_stats = [json.loads(layout.shard_stats(i).read_text()) for i in range(n_shards)]
     clip_failures = [dict(f, stage="shard", shard=s["shard"]) for s in shard_stats for f in s["failures"]]
     if clip_failures:
-        prior = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines() if line.strip()]
+        prior = [json.loads(line) for line in layout.failures.read_text().splitlines() if line.strip()]
         prior = [p for p in prior if p.get("stage") != "shard"]
-        _write_jsonl(out / "failures.jsonl", prior + clip_failures)
-    cand = pq.read_table(out / "candidates.parquet").to_pandas()
+        _write_jsonl(layout.failures, prior + clip_failures)
+    cand = pq.read_table(layout.candidates).to_pandas()
     reasons: dict[str, int] = {}
     for r in cand.loc[~cand["accepted"].astype(bool), "reason"] if len(cand) else []:
         key = r.split(":")[0]
@@ -644,7 +645,7 @@ def _build_locked(cfg: BuildConfig, out: Path, opts: RunOptions, weights: Weight
         "devc_export_bytes_per_clip": _export_estimate(cfg) if cfg.flow != "none" else None,
         "timings": {"wall_s": round(time.perf_counter() - t0, 3)},
     }
-    atomic_write_text(out / "stats.json", json.dumps(totals, indent=1, sort_keys=True) + "\n")
-    if not opts.keep_work and (out / "work").exists():
-        shutil.rmtree(out / "work")
+    atomic_write_text(layout.stats_json, json.dumps(totals, indent=1, sort_keys=True) + "\n")
+    if not opts.keep_work and layout.work.exists():
+        shutil.rmtree(layout.work)
     return totals

@@ -31,12 +31,10 @@ from vcbench.atomic import atomic_write_text, write_bytes
 from vcbench.errors import VcbenchError
 from vcbench.hashing import sha256_file
 from vcbench.lock import PrivateDir, check_owner, sweep_private_dirs
+from vcbench.trainset.layout import (FLOW_BW_DIR, FLOW_FW_DIR, MASK_DIR, SHARD_MANIFEST, BuildLayout, ClipFiles,
+                                     shard_name, stored_files_in)
 
 FRAME_FORMATS = ("jpg", "png")
-
-
-def shard_name(index: int) -> str:
-    return f"shard-{index:05d}"
 
 
 def encode_image(rgb: np.ndarray, fmt: str) -> bytes:
@@ -66,16 +64,17 @@ class ShardWriter:
 
     def __init__(self, out_root: Path, index: int, token: str | None = None):
         self.out_root = Path(out_root)
+        self.layout = BuildLayout(out_root)
         self.index = index
         self.token = token
-        self.final = self.out_root / "shards" / shard_name(index)
-        self._dir = PrivateDir(self.out_root / "shards", shard_name(index))
+        self.final = self.layout.shard_dir(index)
+        self._dir = PrivateDir(self.layout.shards, shard_name(index))
         self.tmp = self._dir.path
         self.files: dict[str, str] = {}  # path inside the shard -> sha256 of the bytes written
         self.bytes: dict[str, int] = {}  # kind of file -> bytes written
 
-    def _rel(self, *parts: str) -> str:
-        return "/".join(("shards", shard_name(self.index), *parts))
+    def _rel(self, rel_in_shard: str) -> str:
+        return self.layout.rel(self.final / rel_in_shard)
 
     def put(self, rel_in_shard: str, data: bytes, kind: str = "other") -> tuple[str, str]:
         """Write one file of the shard; returns (path relative to the build, sha256)."""
@@ -90,28 +89,27 @@ class ShardWriter:
     _put = put
 
     def write_frames(self, clip_id: str, frames: np.ndarray, fmt: str) -> dict[str, str]:
-        return dict(self.put(f"{clip_id}/frames/{t:05d}.{fmt}", encode_image(f, fmt), "frames")
-                    for t, f in enumerate(frames))
+        names = ClipFiles(clip_id)
+        return dict(self.put(names.frame(t, fmt), encode_image(f, fmt), "frames") for t, f in enumerate(frames))
 
     def write_flow(self, clip_id: str, fw: np.ndarray, bw: np.ndarray, valid: np.ndarray) -> dict[str, str]:
         from vcbench.flow.flo import encode_flow_png
 
-        files = {}
+        names, files = ClipFiles(clip_id), {}
         for t in range(len(fw)):
-            files.update([self.put(f"{clip_id}/flow_fw/{t:05d}.png", encode_flow_png(fw[t]), "flow"),
-                          self.put(f"{clip_id}/flow_bw/{t:05d}.png", encode_flow_png(bw[t]), "flow")])
+            files.update([self.put(names.flow(t, "fw"), encode_flow_png(fw[t]), "flow"),
+                          self.put(names.flow(t, "bw"), encode_flow_png(bw[t]), "flow")])
         for t, m in enumerate(valid):
-            files.update([self.put(f"{clip_id}/mask/{t:05d}.png", encode_image(np.where(m, 255, 0).astype(np.uint8), "png"),
-                                   "masks")])
+            files.update([self.put(names.mask(t), encode_image(np.where(m, 255, 0).astype(np.uint8), "png"), "masks")])
         return files
 
     def manifest_path(self) -> Path:
-        return self.tmp / "manifest.parquet"
+        return self.tmp / SHARD_MANIFEST
 
     def verify(self, manifest_sha256: str) -> None:
         """Re-read the temporary folder: exactly the recorded files (and the manifest), each with its
         recorded sha256; otherwise a one-line error and no commit."""
-        want = {**self.files, "manifest.parquet": manifest_sha256}
+        want = {**self.files, SHARD_MANIFEST: manifest_sha256}
         have = {p.relative_to(self.tmp).as_posix() for p in self.tmp.rglob("*") if p.is_file()}
         missing, extra = sorted(set(want) - have), sorted(have - set(want))
         bad = sorted(rel for rel in set(want) & have if sha256_file(self.tmp / rel) != want[rel])
@@ -128,8 +126,8 @@ class ShardWriter:
         self.verify(manifest_sha256)
         check_owner(self.out_root, self.token, f"shard {self.index}")
         if not self._dir.rename_to(self.final):
-            if (self.final / "manifest.parquet").is_file() and \
-                    sha256_file(self.final / "manifest.parquet") == manifest_sha256:
+            final_manifest = self.final / SHARD_MANIFEST
+            if final_manifest.is_file() and sha256_file(final_manifest) == manifest_sha256:
                 self._dir.discard()
                 return self.final
             old = PrivateDir(self.final.parent, f"{self.final.name}-replaced")
@@ -147,12 +145,12 @@ class ShardWriter:
 
 def clip_flow_files(flow_files: dict[str, str] | list[str], direction: str) -> list[str]:
     """The stored flow files of one clip in frame order; `direction` "fw" (t -> t+1) or "bw" (t+1 -> t)."""
-    return sorted(f for f in flow_files if f"/flow_{direction}/" in f)
+    return stored_files_in(flow_files, FLOW_FW_DIR if direction == "fw" else FLOW_BW_DIR)
 
 
 def clip_mask_files(flow_files: dict[str, str] | list[str]) -> list[str]:
     """The stored occlusion masks of one clip in frame order (255 = visible in the next frame)."""
-    return sorted(f for f in flow_files if "/mask/" in f)
+    return stored_files_in(flow_files, MASK_DIR)
 
 
 def read_stored_flow(root: Path, rel: str) -> np.ndarray:
@@ -168,18 +166,14 @@ def read_stored_flow(root: Path, rel: str) -> np.ndarray:
     return decode_flow_png(data, path)[0]
 
 
-def stats_path(out_root: Path, index: int) -> Path:
-    return Path(out_root) / "shards" / f"{shard_name(index)}.stats.json"
-
-
 def write_stats(out_root: Path, index: int, stats: dict) -> None:
-    atomic_write_text(stats_path(out_root, index), json.dumps(stats, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(BuildLayout(out_root).shard_stats(index), json.dumps(stats, indent=1, sort_keys=True) + "\n")
 
 
 def read_stats(out_root: Path, index: int) -> dict | None:
     """A shard's stats, or None when the file is missing or unreadable."""
     try:
-        stats = json.loads(stats_path(out_root, index).read_text())
+        stats = json.loads(BuildLayout(out_root).shard_stats(index).read_text())
     except (OSError, ValueError):
         return None
     return stats if isinstance(stats, dict) else None
@@ -187,7 +181,7 @@ def read_stats(out_root: Path, index: int) -> dict | None:
 
 def shard_complete(out_root: Path, index: int) -> bool:
     """Folder and stats present, and the stats name the manifest that is in the folder."""
-    manifest = Path(out_root) / "shards" / shard_name(index) / "manifest.parquet"
+    manifest = BuildLayout(out_root).shard_manifest(index)
     stats = read_stats(out_root, index)
     return stats is not None and manifest.is_file() and stats.get("manifest_sha256") == sha256_file(manifest)
 
@@ -195,7 +189,7 @@ def shard_complete(out_root: Path, index: int) -> bool:
 def clean_incomplete(out_root: Path) -> list[str]:
     """Remove what no complete shard owns: temporary folders of dead writers (live writers' folders
     stay), shard folders without matching stats, leftover temporary files; return their names."""
-    shards = Path(out_root) / "shards"
+    shards = BuildLayout(out_root).shards
     removed = []
     if not shards.is_dir():
         return removed
@@ -204,7 +198,8 @@ def clean_incomplete(out_root: Path) -> list[str]:
         if p.is_dir() and p.name.startswith(".") and p.name.endswith(".tmp") and p.name.count(".") == 2:
             shutil.rmtree(p)  # a folder of the layout before private writers (`.shard-00007.tmp`)
             removed.append(p.name)
-        elif p.is_dir() and p.name.startswith("shard-") and not shard_complete(out_root, int(p.name.split("-")[1])):
+        elif p.is_dir() and BuildLayout.shard_index(p.name) is not None and \
+                not shard_complete(out_root, BuildLayout.shard_index(p.name)):
             shutil.rmtree(p)
             removed.append(p.name)
         elif p.is_file() and p.name.startswith(".") and ".part" in p.name:

@@ -17,6 +17,7 @@ from vcbench.trainset.augment import (augment_video, draw_pseudo_params, draw_vi
                                       pseudo_video, rng_for)
 from vcbench.errors import InputError
 from vcbench.labels import read_label_file
+from vcbench.trainset.layout import BuildLayout
 from vcbench.stills import Still, list_stills
 
 GPU_FLOWS = ("raft", "flownet2")
@@ -93,13 +94,6 @@ class FlowStage:
 
 
 # ------------------------------------------------------------------------------------- references
-LABELS_FILE = "labels.json"  # gallery classes aligned with the index ids (with --gallery-labels)
-
-
-def gallery_dir(out_root: Path) -> Path:
-    return Path(out_root) / "gallery"
-
-
 def prepare_gallery(cfg, out_root: Path, *, quiet: bool = True, allow_unverified: bool = False) -> Path | None:
     """Build the gallery index once per build in OUT/gallery (`vcbench.retrieval.build.ensure_gallery`:
     resumable, reused when current). None when references are off."""
@@ -107,7 +101,8 @@ def prepare_gallery(cfg, out_root: Path, *, quiet: bool = True, allow_unverified
         return None
     from vcbench.retrieval.build import ensure_gallery
 
-    gdir = ensure_gallery(gallery_dir(out_root), cfg.gallery, cfg.features, device=_device(), quiet=quiet,
+    layout = BuildLayout(out_root)
+    gdir = ensure_gallery(layout.gallery, cfg.gallery, cfg.features, device=_device(), quiet=quiet,
                           allow_unverified=allow_unverified, kind=cfg.index, nlist=cfg.nlist, nprobe=cfg.nprobe)
     if cfg.gallery_labels:
         from vcbench.atomic import atomic_write_text
@@ -116,10 +111,10 @@ def prepare_gallery(cfg, out_root: Path, *, quiet: bool = True, allow_unverified
         stills = list_stills(Path(cfg.gallery) if cfg.gallery else None)
         labels = gallery_labels(stills, cfg.gallery, read_label_file(cfg.gallery_labels, "gallery labels"),
                                 cfg.gallery_labels)
-        atomic_write_text(gdir / LABELS_FILE, json.dumps({"ids": [s.still_id for s in stills], "labels": labels},
-                                                         sort_keys=True) + "\n")
-    elif (gdir / LABELS_FILE).exists():
-        (gdir / LABELS_FILE).unlink()
+        atomic_write_text(layout.gallery_labels, json.dumps({"ids": [s.still_id for s in stills], "labels": labels},
+                                                            sort_keys=True) + "\n")
+    elif layout.gallery_labels.exists():
+        layout.gallery_labels.unlink()
     return gdir
 
 
@@ -131,12 +126,12 @@ class ReferenceStage:
                  allow_unverified: bool = False):
         from vcbench.retrieval.build import load_gallery
 
-        self.gallery = load_gallery(gallery_dir(out_root), features, device or _device(),
-                                    allow_unverified=allow_unverified)
+        layout = BuildLayout(out_root)
+        self.gallery = load_gallery(layout.gallery, features, device or _device(), allow_unverified=allow_unverified)
         self.k = k
         self.labels: list[str] | None = None
         self._label_of: dict[str, str] = {}
-        lpath = gallery_dir(out_root) / LABELS_FILE
+        lpath = layout.gallery_labels
         if lpath.is_file():
             rec = json.loads(lpath.read_text())
             if rec["ids"] != self.gallery.index.ids:
@@ -165,6 +160,7 @@ class ClipStages:
     def __init__(self, cfg, out_root: Path, *, allow_unverified: bool = False):
         self.cfg = cfg
         self.out_root = Path(out_root)
+        self.layout = BuildLayout(out_root)
         self.flow = FlowStage(cfg.flow, allow_unverified=allow_unverified) if cfg.flow != "none" else None
         self.refs = ReferenceStage(self.out_root, cfg.features, allow_unverified=allow_unverified) \
             if cfg.features != "none" else None
@@ -179,9 +175,7 @@ class ClipStages:
 
     def _load(self, entry: dict) -> np.ndarray | None:
         if entry["kind"] == "video":
-            from vcbench.trainset.pipeline import extract_dir
-
-            path = extract_dir(self.out_root, entry["video_id"]) / f"{entry['base_clip']}.npy"
+            path = self.layout.extracted_clip(entry["video_id"], entry["base_clip"])
             if not path.is_file():
                 raise InputError("extracted clip missing from the work cache", path=path,
                                  hint="rerun the same command; the video is extracted again")

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vcbench.trainset import shards as shardio
+from vcbench.trainset.layout import BuildLayout
 from vcbench.trainset.manifest import read_manifest
 from vcbench.trainset.sources.fetch import file_digest
 from vcbench.errors import InputError
@@ -49,22 +49,21 @@ def _check_files(root: Path, files: dict[str, str], report: VerifyReport) -> Non
 def _checked_shard(root: Path, index: int, report: VerifyReport) -> tuple[dict, Path] | None:
     """(stats, manifest path) of a shard whose folder, stats and manifest (with its recorded sha256)
     are there; None, with what is wrong in `report`, otherwise."""
-    name = shardio.shard_name(index)
-    sdir, spath = root / "shards" / name, shardio.stats_path(root, index)
+    layout = BuildLayout(root)
+    sdir, spath, mpath = layout.shard_dir(index), layout.shard_stats(index), layout.shard_manifest(index)
     if not sdir.is_dir():
-        report.missing.append(f"shards/{name}/")
+        report.missing.append(f"{layout.rel(sdir)}/")
         return None
     if not spath.is_file():
-        report.missing.append(f"shards/{spath.name}")
+        report.missing.append(layout.rel(spath))
         return None
     stats = json.loads(spath.read_text())
-    mpath = sdir / "manifest.parquet"
     report.files_checked += 1
     if not mpath.is_file():
-        report.missing.append(f"shards/{name}/manifest.parquet")
+        report.missing.append(layout.rel(mpath))
         return None
     if file_digest(mpath) != stats.get("manifest_sha256"):
-        report.corrupt.append(f"shards/{name}/manifest.parquet")
+        report.corrupt.append(layout.rel(mpath))
         return None
     return stats, mpath
 
@@ -72,7 +71,8 @@ def _checked_shard(root: Path, index: int, report: VerifyReport) -> tuple[dict, 
 def verify_build(root: str | Path) -> VerifyReport:
     """A build-dataset or build-pairs folder, by its build.json."""
     root = Path(root)
-    if not (root / "build.json").is_file() or not (root / "plan.json").is_file():
+    layout = BuildLayout(root)
+    if not layout.build_json.is_file() or not layout.plan_json.is_file():
         raise InputError("not a build-dataset or build-pairs folder (no build.json/plan.json)", path=root,
                          hint="point at the --out folder of vcbench build-dataset or build-pairs")
     from vcbench.trainset.pairs import is_pair_build
@@ -80,8 +80,8 @@ def verify_build(root: str | Path) -> VerifyReport:
     if is_pair_build(root):
         return verify_pairs(root)
     report = VerifyReport(root)
-    cfg = json.loads((root / "build.json").read_text())
-    plan = json.loads((root / "plan.json").read_text())["clips"]
+    cfg = json.loads(layout.build_json.read_text())
+    plan = json.loads(layout.plan_json.read_text())["clips"]
     n_shards = (len(plan) + cfg["shard_size"] - 1) // cfg["shard_size"]
     shard_ids: list[str] = []
     for i in range(n_shards):
@@ -104,7 +104,8 @@ def verify_pairs(root: Path) -> VerifyReport:
     import pyarrow.parquet as pq
 
     report = VerifyReport(root, unit="images")
-    plan = json.loads((root / "plan.json").read_text())["classes"]
+    layout = BuildLayout(root)
+    plan = json.loads(layout.plan_json.read_text())["classes"]
     shard_ids: list[str] = []
     n_pairs = 0
     for c in plan:
@@ -112,8 +113,8 @@ def verify_pairs(root: Path) -> VerifyReport:
         if checked is None:
             continue
         stats, mpath = checked
-        name = shardio.shard_name(c["shard"])
-        _check_files(root, {f"shards/{name}/{rel}": sha for rel, sha in stats.get("files", {}).items()}, report)
+        sdir = layout.shard_dir(c["shard"])
+        _check_files(root, {layout.rel(sdir / rel): sha for rel, sha in stats.get("files", {}).items()}, report)
         n_pairs += sum(stats.get("pairs", {}).values())
         for row in read_manifest(mpath).itertuples(index=False):
             report.clips += 1
@@ -121,9 +122,9 @@ def verify_pairs(root: Path) -> VerifyReport:
             if not row.file:  # a source image: the build links it, so it must still be the file that was paired
                 _check_files(root, {row.origin: row.sha256}, report)
     _check_top_manifest(root, shard_ids, report, id_column="image_id")
-    top_pairs = root / "pairs.parquet"
+    top_pairs = layout.pairs
     if not top_pairs.is_file():
-        report.missing.append("pairs.parquet")
+        report.missing.append(layout.rel(top_pairs))
     elif not report.missing and pq.read_metadata(top_pairs).num_rows != n_pairs:
         report.problems.append(f"pairs.parquet does not hold the shards' {n_pairs} pairs; rerun the build command")
     return report
@@ -131,14 +132,15 @@ def verify_pairs(root: Path) -> VerifyReport:
 
 def _check_top_manifest(root: Path, shard_ids: list[str], report: VerifyReport, id_column: str = "clip_id") -> None:
     """The top-level manifest lists exactly the shards' rows, in order, without duplicates."""
-    top = root / "manifest.parquet"
+    layout = BuildLayout(root)
+    top = layout.manifest
     if not top.is_file():
-        report.missing.append("manifest.parquet")
+        report.missing.append(layout.rel(top))
     else:
         try:
             top_ids = list(read_manifest(top)[id_column])
         except InputError:
-            report.corrupt.append("manifest.parquet")
+            report.corrupt.append(layout.rel(top))
         else:
             if top_ids != shard_ids and not report.missing:
                 report.problems.append(f"manifest.parquet lists {len(top_ids)} rows, the shards {len(shard_ids)}; "
