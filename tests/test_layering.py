@@ -90,11 +90,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
         'vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pairs',
         'vcbench.trainset.pairs', 'vcbench.trainset.pipeline'
     ),
-    'vcbench/cli/datasets_cmd.py': (
-        'vcbench.benchmarks', 'vcbench.benchmarks',
-        'vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pairs',
-        'vcbench.trainset.verify', 'vcbench.errors'
-    ),
     'vcbench/cli/evaluate.py': (
         'vcbench.atomic', 'vcbench.baselines.needs', 'vcbench.cli.score',
         'vcbench.benchmarks', 'vcbench.errors', 'vcbench.errors', 'vcbench.evaluate',
@@ -109,7 +104,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
         'vcbench.weights', 'vcbench.weights', 'vcbench.weights', 'vcbench.weights'
     ),
     'vcbench/trainset/augment.py': ('vcbench.flow.warp',),
-    'vcbench/benchmarks/__init__.py': ('vcbench.atomic', 'vcbench.download'),
     'vcbench/trainset/export_devc.py': (
         'vcbench.atomic', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pipeline',
         'vcbench.trainset.shards', 'vcbench.flow.flo', 'vcbench.flow.flo', 'vcbench.frames'
@@ -145,7 +139,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     ),
     'vcbench/trainset/verify.py': ('vcbench.trainset.pairs',),
     'vcbench/evaluate.py': ('vcbench.metrics.scorer', 'vcbench.metrics.sizing', 'vcbench.weights'),
-    'vcbench/hashing.py': ('vcbench.atomic', 'vcbench.errors'),
     'vcbench/metrics/fidelity.py': ('vcbench.metrics.parallel',),
     'vcbench/metrics/network.py': ('vcbench.errors', 'vcbench.metrics.sizing', 'vcbench.weights'),
     'vcbench/metrics/perceptual.py': ('vcbench.weights', 'vcbench.weights'),
