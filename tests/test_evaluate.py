@@ -141,7 +141,7 @@ class WrongShape(Reinhard):
 
 
 def test_interrupted_run_records_nothing(env, monkeypatch, capsys):
-    monkeypatch.setitem(registry.BUILTIN_MODELS, "interrupting", f"{__name__}:Interrupting")
+    monkeypatch.setitem(registry.MODELS, "interrupting", f"{__name__}:Interrupting")
     rc = _evaluate(env, "--save-frames", str(env / "frames"), "--json", str(env / "x.json"), model="interrupting")
     assert rc == 130
     assert ResultsDB(env / "r.sqlite").runs() == []
@@ -152,7 +152,7 @@ def test_interrupted_run_records_nothing(env, monkeypatch, capsys):
 
 
 def test_model_returning_bad_frames_is_a_clear_error(env, monkeypatch, capsys):
-    monkeypatch.setitem(registry.BUILTIN_MODELS, "wrongshape", f"{__name__}:WrongShape")
+    monkeypatch.setitem(registry.MODELS, "wrongshape", f"{__name__}:WrongShape")
     assert _evaluate(env, model="wrongshape") == 2
     err = capsys.readouterr().err
     assert "model 'wrongshape' returned" in err and "expected a uint8 tensor" in err
@@ -245,8 +245,7 @@ def test_unverified_model_weights_are_refused_or_marked(env, monkeypatch, capsys
 
     assert unverified_model_weights(Reported()) == ["model.pth"]
     assert unverified_model_weights(Reinhard()) == []
-    monkeypatch.setattr(registry, "_import_target", lambda target: Reported if target == "x:Reported" else Reinhard)
-    monkeypatch.setitem(registry.BUILTIN_MODELS, "reported", "x:Reported")
+    monkeypatch.setitem(registry.MODELS, "reported", registry.ModelEntry("reported", obj=Reported))
     assert _evaluate(env, model="reported") == 2
     assert "--allow-unverified-weights" in capsys.readouterr().err
     assert _evaluate(env, "--allow-unverified-weights", model="reported") == 0

@@ -190,7 +190,7 @@ class Failing(Gray):
 
 
 def test_a_failure_during_the_pass_records_no_model(env, capsys, monkeypatch):
-    monkeypatch.setitem(registry.BUILTIN_MODELS, "failing", f"{__name__}:Failing")
+    monkeypatch.setitem(registry.MODELS, "failing", f"{__name__}:Failing")
     frames = env / "frames"
     assert _evaluate(env, "reinhard,failing", "--quiet", "--save-frames", str(frames), metrics="psnr") == 2
     assert "failing on purpose" in capsys.readouterr().err

@@ -60,7 +60,7 @@ def test_devc_reports_unverified_weights_to_the_harness(tmp_path, monkeypatch):
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    monkeypatch.setitem(registry.BUILTIN_MODELS, "propagating", f"{__name__}:Propagating")
+    monkeypatch.setitem(registry.MODELS, "propagating", f"{__name__}:Propagating")
     return tmp_path
 
 

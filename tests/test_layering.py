@@ -79,7 +79,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/baselines/lai18.py': ('vcbench.baselines.zhang', 'vcbench.weights', 'vcbench.weights'),
     'vcbench/baselines/needs.py': ('vcbench.baselines.registry', 'vcbench.errors', 'vcbench.weights'),
     'vcbench/baselines/propagate.py': ('vcbench.flow.registry',),
-    'vcbench/baselines/registry.py': ('vcbench.baselines.wrappers', 'vcbench.baselines.wrappers'),
     'vcbench/baselines/zhang.py': ('vcbench.baselines.devc.weights', 'vcbench.weights'),
     'vcbench/cli/__init__.py': ('vcbench.atomic',),
     'vcbench/cli/build_dataset.py': (
@@ -95,10 +94,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
         'vcbench.benchmarks', 'vcbench.errors', 'vcbench.errors', 'vcbench.evaluate',
         'vcbench.flow.flownet2', 'vcbench.metrics.registry', 'vcbench.metrics.suite',
         'vcbench.reports.db', 'vcbench.reports.stats', 'vcbench.weights'
-    ),
-    'vcbench/cli/models_cmd.py': (
-        'vcbench.baselines.registry', 'vcbench.baselines.registry', 'vcbench.errors',
-        'vcbench.errors', 'vcbench.weights'
     ),
     'vcbench/cli/weights_cmd.py': (
         'vcbench.weights', 'vcbench.weights', 'vcbench.weights', 'vcbench.weights'
@@ -138,7 +133,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
         'vcbench.retrieval.topk'
     ),
     'vcbench/trainset/verify.py': ('vcbench.trainset.pairs',),
-    'vcbench/evaluate.py': ('vcbench.metrics.scorer', 'vcbench.metrics.sizing', 'vcbench.weights'),
     'vcbench/metrics/fidelity.py': ('vcbench.metrics.parallel',),
     'vcbench/metrics/network.py': ('vcbench.errors', 'vcbench.metrics.sizing', 'vcbench.weights'),
     'vcbench/metrics/perceptual.py': ('vcbench.weights', 'vcbench.weights'),

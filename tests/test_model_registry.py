@@ -71,7 +71,7 @@ def _frame() -> np.ndarray:
 
 
 def test_builtins_are_listed_and_load():
-    names = registry.model_names()
+    names = registry.MODELS.names()
     for n in ("gray", "reinhard", "welsh", "propagate", "devc", "zhang16", "zhang17"):
         assert n in names
     assert isinstance(registry.get_model("gray"), Gray)
@@ -86,7 +86,7 @@ def test_unknown_model_lists_the_valid_ones():
 
 
 def test_plugin_is_listed_and_runs(plugin):
-    entries = registry.model_entries()
+    entries = registry.MODELS
     assert entries["sepia"].target == "vcb_sepia_plugin:Sepia"
     assert entries["sepia"].origin == "vcb-sepia-plugin 0.3"
     model = registry.get_model("sepia", "cpu")
@@ -104,7 +104,7 @@ def test_plugin_is_listed_and_runs(plugin):
 
 def test_plugin_cannot_shadow_a_builtin(plugin):
     assert registry.model_class("gray") is Gray
-    assert registry.model_entries()["gray"].origin == "built-in"
+    assert registry.MODELS["gray"].origin == "built-in"
 
 
 def test_broken_plugins_are_unavailable_not_fatal(plugin):
@@ -117,7 +117,7 @@ def test_broken_plugins_are_unavailable_not_fatal(plugin):
 
 
 def test_models_list_cli_tolerates_a_missing_builtin_module(plugin, monkeypatch, capsys, torch_home):
-    monkeypatch.setitem(registry.BUILTIN_MODELS, "notyet", "vcbench.baselines.not_written_yet:NotYet")
+    monkeypatch.setitem(registry.MODELS, "notyet", "vcbench.baselines.not_written_yet:NotYet")
     assert main(["models", "list", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["notyet"]["available"] is False
@@ -138,9 +138,7 @@ def test_models_list_reports_weights_status(monkeypatch, capsys, torch_home):
     class NeedsWeights(Gray):
         weights = (name,)
 
-    monkeypatch.setattr(registry, "_import_target",
-                        lambda target: NeedsWeights if target == "x:NeedsWeights" else Gray)
-    monkeypatch.setitem(registry.BUILTIN_MODELS, "needsweights", "x:NeedsWeights")
+    monkeypatch.setitem(registry.MODELS, "needsweights", registry.ModelEntry("needsweights", obj=NeedsWeights))
     assert main(["models", "list", "--json"]) == 0
     row = {r["name"]: r for r in json.loads(capsys.readouterr().out)}["needsweights"]
     assert row["weights"][0]["name"] == name and row["weights"][0]["status"] == "missing"

@@ -39,7 +39,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 #: `python -m vcbench` with tests/gated_model.py's `gated` model registered (it holds its run open until
 #: the gate file exists, so a test can act while a real process holds its claim).
 _LAUNCH = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import vcbench.baselines.registry as r; "
-           "r.BUILTIN_MODELS['gated'] = 'gated_model:Gated'; from vcbench.cli import main; sys.exit(main(sys.argv[1:]))")
+           "r.MODELS['gated'] = 'gated_model:Gated'; from vcbench.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 def _start(tmp_path: Path, db: Path, *extra: str, model: str = "welsh", prefix: tuple[str, ...] = (),

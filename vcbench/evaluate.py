@@ -42,9 +42,12 @@ from vcbench.devices import device_description
 from vcbench.errors import InputError, VcbenchError, WeightsError
 from vcbench.frames import Clip, write_frames
 from vcbench.lab import rgb_uint8_to_lab
+from vcbench.metrics.scorer import Scorer
+from vcbench.metrics.sizing import default_batch_size
 from vcbench.metrics.suite import GT_REFERENCE_METRICS
 from vcbench.options import coerce_all, parameter_types
 from vcbench.reports.db import ResultsDB, RunRecord
+from vcbench.weights import REGISTRY
 
 #: Packages whose versions are recorded with every run (those that can change a number).
 VERSIONED_PACKAGES: tuple[str, ...] = ("vcbench", "torch", "torchvision", "numpy", "scipy", "scikit-image",
@@ -91,12 +94,12 @@ def model_options_for(cls: type[Colorizer], options: Mapping[str, Any], *, refer
     `propagate` from the reference mode for models that `supports_propagation`, and `weights=PATH`
     (`--weights`) for models that load weights. A user's explicit option always wins."""
     kwargs = dict(options)
-    for key, value in (getattr(cls, "evaluate_defaults", None) or {}).items():
+    for key, value in cls.evaluate_defaults.items():
         kwargs.setdefault(key, value)
-    if reference_mode is not None and getattr(cls, "supports_propagation", False):
+    if reference_mode is not None and cls.supports_propagation:
         kwargs.setdefault("propagate", reference_mode == "first-frame")
     if weights is not None:
-        if not getattr(cls, "weights", ()):
+        if not cls.weights:
             raise InputError(f"model {cls.name!r} loads no weights, so --weights does not apply",
                              hint="drop --weights (see `vcbench models list`)")
         if "weights" in options and str(options["weights"]) != str(weights):
@@ -108,7 +111,7 @@ def model_options_for(cls: type[Colorizer], options: Mapping[str, Any], *, refer
 def model_option_types(cls: type[Colorizer]) -> dict[str, Any]:
     """{option: type} a model declares: its constructor's annotated parameters, and for a model that
     takes `**options` its class attribute `option_types`; option values are checked against these."""
-    return {**parameter_types(cls.__init__), **dict(getattr(cls, "option_types", None) or {})}
+    return {**parameter_types(cls.__init__), **dict(cls.option_types)}
 
 
 def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
@@ -123,7 +126,7 @@ def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
     params = inspect.signature(cls.__init__).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     # Only models that load weights get the flag (a weightless model would record it as an option).
-    if "allow_unverified_weights" in params or (takes_any and getattr(cls, "weights", ())):
+    if "allow_unverified_weights" in params or (takes_any and cls.weights):
         kwargs.setdefault("allow_unverified_weights", allow_unverified_weights)
     try:
         inspect.signature(cls).bind(device=device, **kwargs)
@@ -138,11 +141,9 @@ def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
 def unverified_model_weights(model: Colorizer) -> list[str]:
     """Files the model used whose sha256 contradicts the weights registry, or that the model reports as
     unverified (`verified = False` or an `unverified_weights` list)."""
-    from vcbench.weights import REGISTRY
-
     used = model.weights_used()
-    bad = set(getattr(model, "unverified_weights", ()) or ())
-    if getattr(model, "verified", True) is False:  # models that resolved their files themselves say so
+    bad = set(model.unverified_weights)
+    if not model.verified:  # models that resolved their files themselves say so
         bad.update(used)
     for spec in REGISTRY.values():
         digest = used.get(spec.filename)
@@ -252,9 +253,7 @@ def _clip_stream(model: Colorizer, name: str, bench: Benchmark, clip: Clip, time
                  save_dir: Path | None) -> Iterator[torch.Tensor]:
     """Predicted batches of one clip (`clip`: the model's reader of the shared decode)."""
     device = model.device
-    from vcbench.metrics.sizing import default_batch_size
-
-    own = getattr(model, "batch_size", None)  # the model's own batching, else frames from the frame size
+    own = model.batch_size  # the model's own batching, else frames from the frame size
     batches = clip.iter_batches(max(1, int(own)) if own else default_batch_size(*clip.size(), device))
     first = next(batches, None)
     if first is None:
@@ -337,8 +336,6 @@ def evaluate_models(model_names: Sequence[str], bench: Benchmark, *, db: Results
     `model_options` go to every model (a model that does not take one is refused, as alone);
     `weights` (`--weights`) is for one model only. Every model is built and checked before any runs;
     a failure of any model during the pass records none of them."""
-    from vcbench.metrics.scorer import Scorer
-
     names = check_model_list(model_names, weights)
     dev = resolve_device(device)
     models = [build_model(name, dev, model_options or {}, allow_unverified_weights=allow_unverified_weights,

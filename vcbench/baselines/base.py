@@ -22,12 +22,15 @@ class Colorizer(ABC):
     name: ClassVar[str]
     #: One-line description shown by `vcbench models list`.
     description: ClassVar[str] = ""
+    #: What a leaderboard row cites (built-ins have theirs in `baselines.registry.CITATIONS`).
+    citation: ClassVar[str] = ""
     #: Names of weight files (keys of `vcbench.weights.REGISTRY`) the model needs; empty = none.
     weights: ClassVar[tuple[str, ...]] = ()
     #: Whether the model uses the reference image(s) (False for automatic image colorizers).
     uses_reference: ClassVar[bool] = True
-    #: Preferred number of frames per `colorize` call (the harness batches up to this).
-    batch_size: ClassVar[int] = 8
+    #: Preferred number of frames per `colorize` call (the harness batches up to this; None: the
+    #: scorer's batch for the frame size).
+    batch_size: ClassVar[int | None] = 8
     #: Whether the model has a propagation mode: the reference is the clip's first frame in colour
     #: and seeds the model's recurrent state. Such a model takes a `propagate: bool` constructor
     #: option, which `vcbench evaluate --reference first-frame` sets to True (`--reference exemplar`:
@@ -37,9 +40,15 @@ class Colorizer(ABC):
     #: let the harness run a model in its leaderboard configuration while the Python class keeps the
     #: defaults of the original code (DEVC: geometry "leaderboard" here, "official" in Python).
     evaluate_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: {option: type} of options a model taking `**options` accepts (checked and coerced by the
+    #: harness beside the constructor's annotated parameters).
+    option_types: ClassVar[Mapping[str, Any]] = {}
     #: False once the model loaded a weight file whose sha256 could not be verified against the
     #: registry (set by models that resolve their own files); the harness then marks or refuses the run.
     verified: bool = True
+    #: Files of `weights_used()` the model reports as unverified one by one (a wrapper: its base's and
+    #: its own); the harness marks or refuses the run for them as for `verified = False`.
+    unverified_weights: Sequence[str] = ()
 
     def __init__(self, device: str | torch.device = "cpu", **options) -> None:
         self.device = torch.device(device)

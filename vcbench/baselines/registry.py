@@ -1,8 +1,9 @@
 """Models by name: the built-ins plus third-party models from the `vcbench.models` entry points.
 
-Built-ins are named by import path strings and imported only when used, so `vcbench models list`
-stays fast and one model whose module fails to import (a missing optional dependency, a module not
-installed yet) is shown as unavailable with its import error instead of breaking every command.
+Both tables (`MODELS`, `WRAPPERS`) are `vcbench.registry.Registry` instances. Built-ins are named by
+import path strings and imported only when used, so `vcbench models list` stays fast and one model
+whose module fails to import (a missing optional dependency, a module not installed yet) is shown as
+unavailable with its import error instead of breaking every command.
 
 A third-party package plugs in a model by declaring, in its packaging metadata,
 
@@ -20,21 +21,47 @@ stand-in.
 from __future__ import annotations
 
 import functools
-import importlib
-import logging
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 
 import torch
 
 from vcbench.baselines.base import Colorizer
-from vcbench.errors import InputError
-
-log = logging.getLogger(__name__)
+from vcbench.baselines.wrappers import Wrapper, make_wrapped_class
+from vcbench.errors import InputError, VcbenchError
+from vcbench.registry import Registry, Spec
 
 ENTRY_POINT_GROUP = "vcbench.models"
 
-BUILTIN_MODELS: dict[str, str] = {
+
+@dataclass(frozen=True)
+class ModelEntry(Spec):
+    """Where a model comes from: its name, "module:Class" target and origin (built-in or a distribution);
+    for a listed system that cannot run here, `unavailable` says why (see UNAVAILABLE_MODELS)."""
+
+    unavailable: str | None = field(default=None, kw_only=True)
+
+
+def _unknown_model(name: str, names: list[str]) -> VcbenchError:
+    return InputError(f"unknown model {name!r}; valid models: {', '.join(names)}", hint="see `vcbench models list`")
+
+
+def _model_load_error(entry: ModelEntry, exc: Exception) -> VcbenchError:
+    return InputError(f"model {entry.name!r} ({entry.target}, {entry.origin}) cannot be loaded: "
+                      f"{type(exc).__name__}: {exc}".replace("\n", " "),
+                      hint="install what it needs (see `vcbench models list`) or choose another model")
+
+
+def _unknown_wrapper(name: str, names: list[str]) -> VcbenchError:
+    return InputError(f"unknown wrapper {name!r}; valid wrappers: {', '.join(names)}",
+                      hint="name a wrapped model as BASE+WRAPPER, e.g. welsh+dvp (see `vcbench models list`)")
+
+
+#: Every model name: the built-ins in order, the unrunnable systems, then `vcbench.models` plug-ins by
+#: name (a plug-in cannot take a built-in's name: it is skipped with a warning, so a stray package
+#: cannot silently replace a published baseline).
+MODELS: Registry[ModelEntry] = Registry("model", ModelEntry, base=Colorizer, entry_points=ENTRY_POINT_GROUP,
+                                        unknown=_unknown_model, load_error=_model_load_error)
+MODELS.update({
     "gray": "vcbench.baselines.gray:Gray",
     "reinhard": "vcbench.baselines.reinhard:Reinhard",
     "welsh": "vcbench.baselines.welsh:Welsh",
@@ -43,7 +70,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "zhang16": "vcbench.baselines.zhang:Zhang16",
     "zhang17": "vcbench.baselines.zhang:Zhang17",
     "instcolor": "vcbench.baselines.instcolor:InstColor",
-}
+})
 
 #: What a leaderboard row cites, for the built-ins (a class attribute `citation` serves plug-ins).
 CITATIONS: dict[str, str] = {
@@ -61,10 +88,11 @@ CITATIONS: dict[str, str] = {
 }
 
 #: Post-processing wrappers, used as `BASE+NAME`.
-BUILTIN_WRAPPERS: dict[str, str] = {
+WRAPPERS: Registry[Spec] = Registry("wrapper", base=Wrapper, unknown=_unknown_wrapper)
+WRAPPERS.update({
     "dvp": "vcbench.baselines.dvp:DVP",
     "lai18": "vcbench.baselines.lai18:Lai18",
-}
+})
 
 #: Published systems that cannot be run and verified here: name -> (citation, exactly what is missing).
 UNAVAILABLE_MODELS: dict[str, tuple[str, str]] = {
@@ -83,17 +111,9 @@ UNAVAILABLE_MODELS: dict[str, tuple[str, str]] = {
                 "no public code or weights were released (Disney Research / ETH; only the paper and a "
                 "patent application are public)"),
 }
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """Where a model comes from: its name, "module:Class" target and origin (built-in or a distribution)."""
-
-    name: str
-    target: str
-    origin: str = "built-in"
-    #: Set for a listed system that cannot run here: why (see UNAVAILABLE_MODELS).
-    unavailable: str | None = None
+#: The unrunnable systems are entries too: `models list` shows why, `model_class` refuses them.
+MODELS.update({name: ModelEntry(name, unavailable=f"{cite}: {why}")
+               for name, (cite, why) in UNAVAILABLE_MODELS.items()})
 
 
 @dataclass
@@ -110,29 +130,6 @@ class ModelInfo:
     error: str | None = None
 
 
-def model_entries() -> dict[str, ModelEntry]:
-    """Every model name, built-ins first; a plug-in cannot take a built-in's name (it is skipped
-    with a warning, so a stray package cannot silently replace a published baseline)."""
-    entries = {name: ModelEntry(name, target) for name, target in BUILTIN_MODELS.items()}
-    for name, (cite, why) in UNAVAILABLE_MODELS.items():
-        entries[name] = ModelEntry(name, "", unavailable=f"{cite}: {why}")
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        dist = getattr(ep, "dist", None)
-        origin = f"{dist.name} {dist.version}" if dist is not None else "entry point"
-        if ep.name in entries:
-            if entries[ep.name].target != ep.value:
-                log.warning("ignoring model %r from %s: the name is already taken by %s",
-                            ep.name, origin, entries[ep.name].target)
-            continue
-        entries[ep.name] = ModelEntry(ep.name, ep.value, origin)
-    return entries
-
-
-def model_names() -> list[str]:
-    """All registered model names (built-ins, then plug-ins in alphabetical order)."""
-    return list(model_entries())
-
-
 def model_citation(name: str) -> str:
     """The citation of a model name (`BASE+WRAPPER` cites both, base first); a plug-in's class attribute
     `citation`; "" when nothing is known. Never raises: reports call it for names of old runs too."""
@@ -143,7 +140,7 @@ def model_citation(name: str) -> str:
             cite = UNAVAILABLE_MODELS[part][0]
         if cite is None:
             try:
-                cite = str(getattr(model_class(part), "citation", "") or "")
+                cite = str(model_class(part).citation or "")
             except Exception:  # noqa: BLE001 - an unknown or broken model simply has no citation
                 cite = ""
         if cite:
@@ -151,55 +148,12 @@ def model_citation(name: str) -> str:
     return "; ".join(parts)
 
 
-def wrapper_names() -> list[str]:
-    """Names usable after '+' (`welsh+dvp`)."""
-    return list(BUILTIN_WRAPPERS)
-
-
-def wrapper_class(name: str) -> type:
-    """The Wrapper subclass registered under `name` (imported now)."""
-    from vcbench.baselines.wrappers import Wrapper
-
-    if name not in BUILTIN_WRAPPERS:
-        raise InputError(f"unknown wrapper {name!r}; valid wrappers: {', '.join(BUILTIN_WRAPPERS)}",
-                         hint="name a wrapped model as BASE+WRAPPER, e.g. welsh+dvp (see `vcbench models list`)")
-    target = BUILTIN_WRAPPERS[name]
-    try:
-        module_name, _, attr = target.partition(":")
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise InputError(f"wrapper {name!r} ({target}) cannot be loaded: {type(exc).__name__}: {exc}".replace("\n", " "))
-    if not (isinstance(cls, type) and issubclass(cls, Wrapper)):
-        raise InputError(f"{target} is not a vcbench.baselines.wrappers.Wrapper subclass")
-    return cls
-
-
-def _import_target(target: str) -> type[Colorizer]:
-    module_name, _, attr = target.partition(":")
-    obj = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not (isinstance(obj, type) and issubclass(obj, Colorizer)):
-        raise TypeError(f"{target} is not a vcbench.baselines.base.Colorizer subclass")
-    return obj
-
-
-def _entry(name: str) -> ModelEntry:
-    entries = model_entries()
-    if name not in entries:
-        raise InputError(f"unknown model {name!r}; valid models: {', '.join(entries)}",
-                         hint="see `vcbench models list`")
-    return entries[name]
-
-
 @functools.lru_cache(maxsize=None)
 def _wrapped(name: str) -> type[Colorizer]:
-    from vcbench.baselines.wrappers import make_wrapped_class
-
     base, *wrappers = name.split("+")
     cls = model_class(base)
     for w in wrappers:
-        cls = make_wrapped_class(cls, wrapper_class(w))
+        cls = make_wrapped_class(cls, WRAPPERS.load(w))
     return cls
 
 
@@ -208,16 +162,11 @@ def model_class(name: str) -> type[Colorizer]:
     the wrapped model's class."""
     if "+" in name:
         return _wrapped(name)
-    entry = _entry(name)
+    entry = MODELS.spec(name)
     if entry.unavailable:
         raise InputError(f"model {name!r} is not available: {entry.unavailable}",
                          hint="see `vcbench models list`")
-    try:
-        return _import_target(entry.target)
-    except (ImportError, AttributeError, TypeError) as exc:
-        raise InputError(f"model {name!r} ({entry.target}, {entry.origin}) cannot be loaded: "
-                         f"{type(exc).__name__}: {exc}".replace("\n", " "),
-                         hint="install what it needs (see `vcbench models list`) or choose another model") from exc
+    return MODELS.load(name)
 
 
 def get_model(name: str, device: str | torch.device = "cpu", **options) -> Colorizer:
@@ -227,15 +176,16 @@ def get_model(name: str, device: str | torch.device = "cpu", **options) -> Color
 
 def model_info(name: str) -> ModelInfo:
     """Import `name` if possible and describe it; never raises for an import failure."""
-    entry = _entry(name)
+    entry = MODELS.spec(name)
     if entry.unavailable:
         return ModelInfo(entry.name, entry.target, entry.origin, False, error=entry.unavailable)
     try:
-        cls = _import_target(entry.target)
+        cls = MODELS.load(name)
     except Exception as exc:  # noqa: BLE001 - any failure of a third-party import is reported, not raised
+        # The import failure itself (the registry's error wraps it; the row already names the target).
+        cause = exc.__cause__ if isinstance(exc, VcbenchError) and exc.__cause__ is not None else exc
         return ModelInfo(entry.name, entry.target, entry.origin, False,
-                         error=f"{type(exc).__name__}: {exc}".replace("\n", " "))
+                         error=f"{type(cause).__name__}: {cause}".replace("\n", " "))
     return ModelInfo(entry.name, entry.target, entry.origin, True,
-                     description=getattr(cls, "description", "") or (cls.__doc__ or "").strip().split("\n")[0],
-                     uses_reference=bool(getattr(cls, "uses_reference", True)),
-                     weights=list(getattr(cls, "weights", ())))
+                     description=cls.description or (cls.__doc__ or "").strip().split("\n")[0],
+                     uses_reference=bool(cls.uses_reference), weights=list(cls.weights))

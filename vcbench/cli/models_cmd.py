@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from vcbench.cli.table import format_table
+from vcbench.errors import VcbenchError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _weights_status(names: list[str]) -> list[dict[str, Any]]:
-    from vcbench.errors import VcbenchError
-    from vcbench.weights import status
+    from vcbench.weights import status  # lazy: CLI start-up (every command registers this module)
 
     weights = []
     for w in names:
@@ -39,10 +39,10 @@ def _weights_status(names: list[str]) -> list[dict[str, Any]]:
 
 def model_rows() -> list[dict[str, Any]]:
     """One plain dict per model: name, origin, available (+ error), description, weights with status."""
-    from vcbench.baselines.registry import model_info, model_names
+    from vcbench.baselines.registry import MODELS, model_info  # lazy: CLI start-up (it imports torch)
 
     rows = []
-    for name in model_names():
+    for name in MODELS.names():
         info = model_info(name)
         rows.append({"name": info.name, "kind": "model", "origin": info.origin, "target": info.target,
                      "available": info.available, "error": info.error, "description": info.description,
@@ -52,16 +52,15 @@ def model_rows() -> list[dict[str, Any]]:
 
 def wrapper_rows() -> list[dict[str, Any]]:
     """One plain dict per post-processing wrapper (kind "wrapper"), in the shape of `model_rows`."""
-    from vcbench.baselines.registry import BUILTIN_WRAPPERS, wrapper_class
-    from vcbench.errors import VcbenchError
+    from vcbench.baselines.registry import WRAPPERS  # lazy: CLI start-up (it imports torch)
 
     rows = []
-    for name, target in BUILTIN_WRAPPERS.items():
-        row: dict[str, Any] = {"name": name, "kind": "wrapper", "origin": "built-in", "target": target,
+    for name, spec in WRAPPERS.items():
+        row: dict[str, Any] = {"name": name, "kind": "wrapper", "origin": spec.origin, "target": spec.target,
                                "available": True, "error": None, "description": "", "uses_reference": None,
                                "weights": []}
         try:
-            cls = wrapper_class(name)
+            cls = WRAPPERS.load(name)
             row["description"] = cls.description
             row["weights"] = _weights_status(list(cls.weights))
         except VcbenchError as exc:
