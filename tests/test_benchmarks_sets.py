@@ -115,6 +115,45 @@ def test_checksum_lines_clips_then_exemplars_then_labels(tmp_path, tiny_frames):
     assert im.checksum == _lines_checksum(lines + [f"labels\t{hashlib.sha256(listed.encode()).hexdigest()}"])
 
 
+def test_loading_hashes_each_file_once_and_clip_digests_reuse_it(tmp_path, monkeypatch):
+    """Plan Bn2: the checksum reads each file once (`sha256_file` per file, counted), keeps the digests,
+    and `clip_digest` builds the GT cache's frames key from them, byte-identical to the key the GT
+    cache computes by reading the clip (plan risk 5), without reading any file again."""
+    import vcbench.hashing
+    from vcbench.metrics import gt_cache
+
+    calls: list[Path] = []
+    real = vcbench.hashing.sha256_file
+    monkeypatch.setattr(base, "sha256_file", lambda p: calls.append(Path(p)) or real(p))
+    b = B.load_benchmark("sample", reference="exemplar", cache_dir=tmp_path, options={"frames": 3, "width": 64})
+    files = [p for c in b.clips for p in c.frame_paths()] + [b.exemplars[c.name][0] for c in b.clips]
+    assert len(files) == 3 * 3 + 3 and sorted(calls) == sorted(files)  # each file exactly once
+    assert b.file_digests == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    keys = [b.clip_digest(c) for c in b.clips]
+    assert len(calls) == len(files)  # no file hashed again
+    assert keys == [gt_cache.clip_digest(c) for c in b.clips] and len(set(keys)) == 3
+    # a frame added after loading was never hashed: a clear error, not a key of other content
+    Image.fromarray(read_image(files[0])).save(b.clips[0].path / "00099.png")
+    with pytest.raises(InputError, match="did not hash"):
+        b.clip_digest(b.clips[0])
+
+
+def test_video_clip_digest_from_the_file_digest(tmp_path):
+    """A folder of video files: the clip key is `hashing.video_digest` of the file's sha256."""
+    import shutil
+
+    import vcbench.hashing
+
+    src = sample_videos()["carphone_pristine"]
+    (tmp_path / "clips").mkdir()
+    shutil.copy(src, tmp_path / "clips" / "carphone.mp4")
+    b = B.load_benchmark(str(tmp_path / "clips"))
+    (clip,) = b.clips
+    raw = hashlib.sha256(src.read_bytes()).digest()
+    assert clip.kind == "video" and b.file_digests == {clip.path: raw.hex()}
+    assert b.clip_digest(clip) == vcbench.hashing.video_digest(raw.hex()) == hashlib.sha256(b"video\0" + raw).hexdigest()
+
+
 def test_sample_bad_options(tmp_path):
     with pytest.raises(InputError, match="unknown option"):
         B.load_benchmark("sample", cache_dir=tmp_path, options={"fps": 3})

@@ -41,6 +41,25 @@ def test_weights_and_benchmarks_use_the_one_helper(tmp_path, monkeypatch):
     assert calls[-1] == str(f)
 
 
+def test_frames_digest_is_the_gt_cache_frames_key(tmp_path):
+    """`frames_digest` of the frame files' hex digests gives the bytes the GT cache has always keyed a
+    frames clip by: sha256(b"frames\\0" + raw digests in frame order) (plan risk 5)."""
+    from vcbench.frames import Clip
+    from vcbench.metrics import gt_cache
+
+    clip_dir = tmp_path / "clip"
+    clip_dir.mkdir()
+    blobs = [b"frame zero", b"frame one" * 1000, b""]
+    for i, data in enumerate(blobs):
+        (clip_dir / f"{i:05d}.png").write_bytes(data)
+    raw = [hashlib.sha256(d).digest() for d in blobs]
+    want = hashlib.sha256(b"frames\0" + b"".join(raw)).hexdigest()
+    assert vcbench.hashing.frames_digest([r.hex() for r in raw]) == want
+    assert gt_cache.clip_digest(Clip("clip", clip_dir, "frames")) == want
+    assert vcbench.hashing.frames_digest([r.hex() for r in reversed(raw)]) != want  # order counts
+    assert vcbench.hashing.video_digest(raw[0].hex()) == hashlib.sha256(b"video\0" + raw[0]).hexdigest()
+
+
 def test_weight_hashes_are_remembered_across_runs_by_path_size_and_mtime(tmp_path, monkeypatch):
     """A second process (the in-process memo cleared) reads the digest from the cache folder instead of
     hashing again; a rewritten file (other size or mtime) is hashed anew; the run still gets the digest."""

@@ -3,7 +3,8 @@
 It imports only `vcbench.errors` and `vcbench.atomic` (neither imports it), so anything (download,
 weights, benchmarks) can use it without import cycles. `sha256_file_cached` remembers digests across
 runs by (path, size, mtime) in a cache folder; `vcbench.weights.sha256_file` uses it for the large
-weight files, in the vcbench cache folder.
+weight files, in the vcbench cache folder. `frames_digest` / `video_digest` turn file digests into the
+GT cache's content key of a clip, so a file hashed for the benchmark checksum is not read again.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Iterable
 
 from vcbench.atomic import atomic_write_text
 from vcbench.errors import VcbenchError
@@ -30,6 +32,23 @@ def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     update_from_file(h, path)
     return h.hexdigest()
+
+
+def frames_digest(hexdigests: Iterable[str]) -> str:
+    """Content key of a frames clip from its frame files' hex sha256s, in frame order: sha256 of the
+    tag `frames` and a zero byte, then the raw 32-byte digests. File names do not enter it (renamed
+    frames keep the key); their order does. The bytes are those `metrics.gt_cache.clip_digest` has
+    always hashed, so GT-cache entries of frame folders keep their keys."""
+    h = hashlib.sha256(b"frames\0")
+    for digest in hexdigests:
+        h.update(bytes.fromhex(digest))
+    return h.hexdigest()
+
+
+def video_digest(hexdigest: str) -> str:
+    """Content key of a video-file clip from the file's hex sha256: sha256 of the tag `video` and a
+    zero byte, then the raw digest (another tag than frames', so a video never shares a folder's key)."""
+    return hashlib.sha256(b"video\0" + bytes.fromhex(hexdigest)).hexdigest()
 
 
 #: File in a cache folder holding {"<path>\t<size>\t<mtime_ns>": sha256} of files hashed before.

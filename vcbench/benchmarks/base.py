@@ -3,7 +3,9 @@ subclasses, the content checksum and the exemplar lookup.
 
 The checksum is the dataset's identity in every run: sha256 over one `name<TAB>size<TAB>sha256` line
 per file (clips' frames in clip then frame order, then the exemplars by clip), plus a set's extra
-lines (ImageNet's label list).
+lines (ImageNet's label list). Each file is read for hashing once: its digest is kept in
+`Benchmark.file_digests`, and `Benchmark.clip_digest` builds the GT cache's content key from those
+digests instead of reading the clip again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 
 from vcbench.errors import InputError
 from vcbench.frames import IMAGE_EXTENSIONS, Clip, natural_key, read_image
-from vcbench.hashing import sha256_file
+from vcbench.hashing import frames_digest, sha256_file, video_digest
 from vcbench.registry import Spec
 
 REFERENCE_MODES: tuple[str, ...] = ("first-frame", "exemplar")
@@ -28,7 +30,10 @@ REFERENCE_MODES: tuple[str, ...] = ("first-frame", "exemplar")
 # ------------------------------------------------------------------------------- the result
 @dataclass
 class Benchmark:
-    """A resolved benchmark: GT clips, references, checksum and protocol (plain data, no pixels)."""
+    """A resolved benchmark: GT clips, references, checksum and protocol (plain data, no pixels).
+
+    `file_digests` holds the sha256 of every file the checksum covers (path -> hex digest), so the
+    run never hashes a GT file a second time."""
 
     name: str
     clips: list[Clip]
@@ -38,6 +43,7 @@ class Benchmark:
     exemplars: dict[str, list[Path]] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
     root: Path | None = None
+    file_digests: dict[Path, str] = field(default_factory=dict)
 
     @property
     def n_clips(self) -> int:
@@ -55,6 +61,17 @@ class Benchmark:
             raise InputError(f"no exemplar image for clip {clip.name!r}", hint="add <clip>.png to the exemplar folder")
         return [read_image(p) for p in paths]
 
+    def clip_digest(self, clip: Clip) -> str:
+        """The GT cache's content key of `clip` (`hashing.frames_digest` of its frame files' digests,
+        `hashing.video_digest` of a video file's), from the digests the checksum took: no file is read."""
+        paths = clip_paths(clip)
+        missing = [p for p in paths if p not in self.file_digests]
+        if missing:
+            raise InputError(f"clip {clip.name!r} has a file that benchmark {self.name!r} did not hash when it was "
+                             "loaded", path=missing[0], hint="load the benchmark again (its files changed)")
+        digests = [self.file_digests[p] for p in paths]
+        return video_digest(digests[0]) if clip.kind == "video" else frames_digest(digests)
+
 
 # ------------------------------------------------------------------------------- checksums
 def clip_paths(clip: Clip) -> list[Path]:
@@ -62,16 +79,23 @@ def clip_paths(clip: Clip) -> list[Path]:
     return clip.frame_paths() if clip.kind == "frames" else [clip.path]
 
 
-def content_checksum(entries: Iterable[tuple[str, Path]], extra: Sequence[str] = ()) -> str:
+def content_checksum(entries: Iterable[tuple[str, Path]], extra: Sequence[str] = (),
+                     digests: dict[Path, str] | None = None) -> str:
     """sha256 over "name<TAB>size<TAB>sha256" lines of every file (in the given order) plus `extra`
-    lines: any changed, added, removed or reordered frame changes the dataset's identity."""
+    lines: any changed, added, removed or reordered frame changes the dataset's identity.
+
+    Each file's sha256 is put in `digests` (path -> hex), and a file already there is not read again."""
+    known: dict[Path, str] = {} if digests is None else digests
     h = hashlib.sha256()
     for name, path in entries:
         try:
             size = path.stat().st_size
         except OSError as exc:
             raise InputError(f"cannot read benchmark file ({exc.strerror})", path=path) from exc
-        h.update(f"{name}\t{size}\t{sha256_file(path)}\n".encode("utf-8"))
+        digest = known.get(path)
+        if digest is None:
+            digest = known[path] = sha256_file(path)
+        h.update(f"{name}\t{size}\t{digest}\n".encode("utf-8"))
     for line in extra:
         h.update(f"{line}\n".encode("utf-8"))
     return h.hexdigest()
@@ -81,10 +105,12 @@ def hashed_benchmark(name: str, clips: list[Clip], reference: str, protocol: dic
                      exemplars: dict[str, list[Path]], labels: dict[str, int] | None = None,
                      root: Path | None = None, extra: Sequence[str] = ()) -> Benchmark:
     """The `Benchmark` of these clips and exemplars, its checksum over their files (clips first, then
-    the exemplars by clip name)."""
+    the exemplars by clip name) and the per-file digests it took."""
     entries = [(f"{c.name}/{p.name}", p) for c in clips for p in clip_paths(c)]
     entries += [(f"exemplar:{clip}/{p.name}", p) for clip in sorted(exemplars, key=natural_key) for p in exemplars[clip]]
-    return Benchmark(name, clips, reference, content_checksum(entries, extra), protocol, exemplars, labels or {}, root)
+    digests: dict[Path, str] = {}
+    checksum = content_checksum(entries, extra, digests)
+    return Benchmark(name, clips, reference, checksum, protocol, exemplars, labels or {}, root, digests)
 
 
 # -------------------------------------------------------------------------------- exemplars
