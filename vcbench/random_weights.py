@@ -101,6 +101,49 @@ def write_devc_zip(path: Path, states: dict[str, dict[str, Any]], layout: dict[s
     return path
 
 
+def tcvc_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """TCVC's `80000_G.pth` (`TCVC_IDC_80000_G.pth`): the whole TCVC_IDC state dict, FlowNet2 and the
+    SIGGRAPH17 anchor net included (~200M parameters).
+
+    As for FlowNet2 above, tensors are views of a few shared pools (a 65 MB file, not 790 MB): the
+    weights whose fan-in lies in one octave share one pool, Kaiming-uniform for that octave
+    (sqrt(6 / fan_in)), so that the random network's activations neither vanish nor overflow through
+    its ~40 layers; biases share one small pool; BatchNorm gets unit scale and variance, zero shift
+    and mean.
+    """
+    import math
+
+    import torch.nn as nn
+
+    from vcbench.baselines.tcvc.networks import TCVCNet  # lazy: random_weights is tooling, loaded by tests
+
+    with torch.device("meta"):
+        net = TCVCNet()
+    norm_keys = {f"{name}.{p}": p for name, mod in net.named_modules() if isinstance(mod, nn.BatchNorm2d)
+                 for p in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+    shapes = {k: v.shape for k, v in net.state_dict().items()}
+    octave = {k: int(math.log2(math.prod(s[1:]))) for k, s in shapes.items() if len(s) > 1}
+    g = torch.Generator().manual_seed(seed)
+    pools = {o: (torch.rand(max(math.prod(shapes[k]) for k in octave if octave[k] == o), generator=g) * 2 - 1)
+             * math.sqrt(6.0 / 2 ** (o + 0.5)) for o in sorted(set(octave.values()))}
+    biases = (torch.rand(max(math.prod(s) for s in shapes.values() if len(s) == 1), generator=g) - 0.5) * 0.02
+    widest = max(math.prod(shapes[k]) for k in norm_keys)
+    ones, zeros = torch.ones(widest), torch.zeros(widest)
+    out: dict[str, torch.Tensor] = {}
+    for k, s in shapes.items():
+        n = math.prod(s)
+        kind = norm_keys.get(k)
+        if kind == "num_batches_tracked":
+            out[k] = torch.tensor(0)
+        elif kind in ("weight", "running_var"):
+            out[k] = ones[:n].view(s)
+        elif kind in ("bias", "running_mean"):
+            out[k] = zeros[:n].view(s)
+        else:
+            out[k] = (pools[octave[k]] if k in octave else biases)[:n].view(s)
+    return out
+
+
 #: Registry name (vcbench.weights) -> what is saved under its canonical file name.
 BUILDERS: dict[str, Callable[[int], Any]] = {
     "alexnet": alexnet_state,
@@ -108,6 +151,7 @@ BUILDERS: dict[str, Callable[[int], Any]] = {
     "inception_fid": fid_inception_state,
     "raft_large": raft_large_state,
     "flownet2_things": flownet2_checkpoint,
+    "tcvc": tcvc_state,
 }
 
 
@@ -125,6 +169,8 @@ def write_random_weights(folder: str | Path, names: Iterable[str], seed: int = 0
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     for name in names:
+        if name == "tcvc":
+            import vcbench.baselines.tcvc.files  # noqa: F401  # lazy: registers the "tcvc" WeightSpec
         path = folder / get_spec(name).filename
         if name == "devc_zip":
             write_devc_zip(path, devc_states(seed))

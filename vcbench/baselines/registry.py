@@ -70,6 +70,7 @@ MODELS.update({
     "zhang16": "vcbench.baselines.zhang:Zhang16",
     "zhang17": "vcbench.baselines.zhang:Zhang17",
     "instcolor": "vcbench.baselines.instcolor:InstColor",
+    "tcvc": "vcbench.baselines.tcvc:TCVC",
 })
 
 #: What a leaderboard row cites, for the built-ins (a class attribute `citation` serves plug-ins).
@@ -83,6 +84,8 @@ CITATIONS: dict[str, str] = {
     "zhang17": "Zhang, Zhu, Isola, Geng, Lin, Yu & Efros, Real-Time User-Guided Image Colorization with Learned "
                "Deep Priors, SIGGRAPH 2017",
     "instcolor": "Su, Chu & Huang, Instance-aware Image Colorization, CVPR 2020",
+    "tcvc": "Liu, Zhao, Chan, Wang, Loy, Qiao & Dong, Temporally Consistent Video Colorization with Deep Feature "
+            "Propagation and Self-regularization Learning, arXiv:2110.04562, 2021",
     "dvp": "Lei, Xing & Chen, Blind Video Temporal Consistency via Deep Video Prior, NeurIPS 2020",
     "lai18": "Lai, Huang, Wang, Shechtman, Yumer & Yang, Learning Blind Video Temporal Consistency, ECCV 2018",
 }
@@ -96,13 +99,6 @@ WRAPPERS.update({
 
 #: Published systems that cannot be run and verified here: name -> (citation, exactly what is missing).
 UNAVAILABLE_MODELS: dict[str, tuple[str, str]] = {
-    "tcvc": ("Liu et al. 2021, Temporally Consistent Video Colorization (lyh-18/TCVC)",
-             "not ported yet: TCVC_IDC (SIGGRAPH17 anchor frames every 18th frame, bidirectional feature "
-             "propagation warped by FlowNet2, weighting and refinement nets) is plain PyTorch apart from "
-             "flownet2-pytorch's CUDA ops, and ptlflow's FlowNet2 (vcbench.flow) keeps NVIDIA's module names, "
-             "but the port, the mapping of the checkpoint's flow.* keys and the Resample2d equivalence are not "
-             "written; its weights (experiments/TCVC_IDC/models/80000_G.pth, FlowNet2_checkpoint.pth.tar) are "
-             "only on Google Drive/Baidu with no published hash"),
     "he18": ("He et al. 2018, Deep Exemplar-based Colorization (msracver/Deep-Exemplar-based-Colorization)",
              "its similarity sub-net and the Deep Image Analogy correspondence it needs exist only as "
              "Windows/Caffe CUDA code (similarity_combo.exe, vgg19_bn_gray_ft_iter_150000.caffemodel); only "
