@@ -152,9 +152,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
         'vcbench.frames'
     ),
     'vcbench/reports/stats.py': ('vcbench.metrics.registry', 'vcbench.metrics.registry'),
-    'vcbench/retrieval/__init__.py': ('vcbench.retrieval.topk',),
-    'vcbench/retrieval/descriptors.py': ('vcbench.errors', 'vcbench.errors', 'vcbench.weights'),
-    'vcbench/retrieval/topk.py': ('vcbench.errors',),
 }
 
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 from skimage import data
 
-from vcbench.errors import InputError
+from vcbench.errors import InputError, VcbenchError
 from vcbench.retrieval import retrieve_references
 from vcbench.retrieval.build import ensure_gallery, load_gallery
-from vcbench.retrieval.descriptors import VGG19_RELU5_4, get_descriptor, to_gray_rgb
+from vcbench.retrieval.descriptors import (DESCRIPTORS, VGG19_RELU5_4, WeightFreeDescriptor, get_descriptor,
+                                           to_gray_rgb)
 from vcbench.retrieval.index import GalleryIndex, brute_force, normalize, recall_at_k
 from vcbench.retrieval.topk import key_frame_indices, top_k_for_clip
 
@@ -190,6 +191,36 @@ def test_vgg_descriptor_with_random_weights_matches_torchvision(torch_home, stil
     # Gray-converted: a colour image and its gray version give the same descriptor.
     gray = (to_gray_rgb(torch.from_numpy(ims[0]).permute(2, 0, 1).double() / 255) * 255).round().byte()
     np.testing.assert_allclose(desc([gray.permute(1, 2, 0).numpy()])[0], got[0], atol=2e-2)
+
+
+def test_descriptor_registry_facts_and_batching(stills):
+    """DESCRIPTORS declares what builds ask for (weights, GPU) and the constructor options of each
+    name; weight options reach only descriptors that load weights; every descriptor batches through
+    the one base method (any batch size, the same descriptors; no images, an empty (0, dim) array)."""
+    assert {n: (dict(s.options), s.weights, s.needs_gpu) for n, s in DESCRIPTORS.items()} == {
+        "weightfree": ({"gray": False}, (), False), "weightfree_gray": ({"gray": True}, (), False),
+        "vgg19": ({}, ("vgg19",), True)}
+    with pytest.raises(InputError) as info:
+        get_descriptor("sift")
+    assert str(info.value) == "unknown descriptor 'sift'. choose one of weightfree, weightfree_gray, vgg19."
+    gray = get_descriptor("weightfree_gray", allow_unverified=True, batch=3)
+    assert isinstance(gray, WeightFreeDescriptor) and gray.gray and gray.name == "weightfree_gray"
+    ims = list(stills.values())                                   # 9 images of 7 sizes
+    whole = get_descriptor("weightfree_gray")(ims)
+    parts = gray(ims)                                             # batches of 3, 3, 3
+    np.testing.assert_allclose(parts, whole, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(parts[:3], gray(ims[:3]))
+    assert gray([]).shape == (0, gray.dim) and gray([]).dtype == np.float32
+
+
+def test_index_devices_resolve_like_the_rest_of_vcbench(monkeypatch):
+    idx = GalleryIndex.build(np.eye(3, dtype=np.float32), ["a", "b", "c"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert idx.to_device("auto").device == "cpu" and idx.to_device(torch.device("cpu")).device == "cpu"
+    with pytest.raises(VcbenchError, match="no CUDA device is available"):
+        idx.to_device("cuda:0")
+    with pytest.raises(InputError, match="unknown device 'gpu'"):
+        idx.to_device("gpu")
 
 
 # ------------------------------------------------------------------------- build-dataset glue

@@ -6,8 +6,8 @@ __all__ = ["retrieve_references"]
 
 
 def __getattr__(name: str):
-    # Lazy, so importing vcbench.retrieval.index does not pull in torch through the descriptors.
     if name == "retrieve_references":
+        # lazy: PEP 562 export hub, so importing vcbench.retrieval.index does not pull in torch through the descriptors
         from vcbench.retrieval.topk import retrieve_references
 
         return retrieve_references

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from vcbench.atomic import atomic_path
+from vcbench.devices import resolve_device
 from vcbench.errors import InputError
 from vcbench.retrieval.descriptors import Descriptor, get_descriptor
 from vcbench.retrieval.index import META_FILE, GalleryIndex, default_nlist, list_checksum
@@ -25,12 +26,6 @@ CHUNK = 1024
 #: Above this many images an IVF index replaces exhaustive search (on a CPU a flat search over
 #: ImageNet takes ~1.3 GFLOP per query).
 IVF_ABOVE = 200_000
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def index_is_current(gdir: Path, descriptor: str, ids: Sequence[str], paths: Sequence[str], *,
@@ -101,8 +96,7 @@ def ensure_gallery(gdir: str | Path, folder: str | Path | None, features: str, *
         dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
         raise InputError(f"gallery images share ids: {', '.join(dup)}", path=folder,
                          hint="give the gallery images distinct file names")
-    kw = {"allow_unverified": allow_unverified} if features == "vgg19" else {}
-    desc = get_descriptor(features, device=device or _default_device(), **kw)
+    desc = get_descriptor(features, device=resolve_device(device), allow_unverified=allow_unverified)
     work = gdir / "features" / f"{features}-{list_checksum(ids, paths)[:12]}"
     feats = compute_features(stills, desc, work, quiet=quiet)
     GalleryIndex.build(feats, ids, paths, descriptor=features, kind=kind, nlist=nlist, nprobe=nprobe).save(gdir)
@@ -144,7 +138,6 @@ class Gallery:
 def load_gallery(gdir: str | Path, features: str, device: str | None = None, *,
                  allow_unverified: bool = False) -> Gallery:
     """Load the index in `gdir` (built with `features`) and the matching descriptor on `device`."""
-    device = device or _default_device()
-    index = GalleryIndex.load(gdir, descriptor=features, device=device)
-    kw = {"allow_unverified": allow_unverified} if features == "vgg19" else {}
-    return Gallery(index, get_descriptor(features, device=device, **kw))
+    dev = resolve_device(device)
+    index = GalleryIndex.load(gdir, descriptor=features, device=dev)
+    return Gallery(index, get_descriptor(features, device=dev, allow_unverified=allow_unverified))

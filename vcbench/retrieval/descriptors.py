@@ -10,13 +10,19 @@ L, each block normalised so inner products compare like with like (Hellinger for
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vcbench import weights as vw
+from vcbench.errors import InputError, VcbenchError, WeightsError
 from vcbench.lab import lab_to_rgb, rgb_to_lab
+from vcbench.registry import Registry, Spec
 
 Images = np.ndarray | Sequence[np.ndarray]
 
@@ -25,13 +31,25 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG19_RELU5_4 = 36  # torchvision vgg19().features[:36] ends with the ReLU after conv5_4
 
 
-class Descriptor(Protocol):
+class Descriptor(ABC):
+    """One L2-normalised float32 vector per image, computed `batch` images at a time."""
+
     name: str
     dim: int
+    batch: int
 
-    def __call__(self, images: Images) -> np.ndarray: ...
+    def weights_used(self) -> dict[str, str]:
+        return {}
 
-    def weights_used(self) -> dict[str, str]: ...
+    def __call__(self, images: Images) -> np.ndarray:
+        """(N, dim) float32 descriptors of N (H, W, 3) uint8 images (sizes may differ)."""
+        ims = _as_list(images)
+        out = [self._batch(ims[i:i + self.batch]) for i in range(0, len(ims), self.batch)]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+
+    @abstractmethod
+    def _batch(self, ims: list[np.ndarray]) -> np.ndarray:
+        """Descriptors of one non-empty batch of checked images."""
 
 
 def _as_list(images: Images) -> list[np.ndarray]:
@@ -77,7 +95,7 @@ def _l2n(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-class WeightFreeDescriptor:
+class WeightFreeDescriptor(Descriptor):
     """Colour/texture histograms plus a coarse lightness layout; no weights, deterministic."""
 
     SIZE = (128, 128)
@@ -94,14 +112,6 @@ class WeightFreeDescriptor:
         self.device = torch.device(device)
         self.batch = batch
         self.dim = (0 if gray else self.AB_BINS**2) + self.L_BINS + self.ORI_BINS * self.GRID**2 + self.LAYOUT**2
-
-    def weights_used(self) -> dict[str, str]:
-        return {}
-
-    def __call__(self, images: Images) -> np.ndarray:
-        ims = _as_list(images)
-        out = [self._batch(ims[i:i + self.batch]) for i in range(0, len(ims), self.batch)]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
     @torch.no_grad()
     def _batch(self, ims: list[np.ndarray]) -> np.ndarray:
@@ -145,7 +155,7 @@ class WeightFreeDescriptor:
         return (hist / hist.sum(dim=1, keepdim=True).clamp_min(1e-12)).sqrt()
 
 
-class VGGDescriptor:
+class VGGDescriptor(Descriptor):
     """torchvision VGG19 relu5_4, spatially averaged, L2-normalised, on gray-converted input."""
 
     name = "vgg19"
@@ -154,16 +164,13 @@ class VGGDescriptor:
 
     def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | None = None,
                  allow_unverified: bool = False, batch: int = 32, download: bool = True, quiet: bool = False):
-        from torchvision.models import vgg
-
-        from vcbench.errors import WeightsError
-        from vcbench.weights import load_state_dict, resolve
+        from torchvision.models import vgg  # torchvision's import takes ~1 s; weight-free builds skip it
 
         self.device = torch.device(device)
         self.batch = batch
-        self.resolved = resolve("vgg19", weights_path, allow_unverified=allow_unverified, download=download,
+        self.resolved = vw.resolve("vgg19", weights_path, allow_unverified=allow_unverified, download=download,
                                 quiet=quiet)
-        state = load_state_dict(self.resolved.path)
+        state = vw.load_state_dict(self.resolved.path)
         # Only the convolutional trunk is used: build torchvision's VGG19 `features` without random
         # init (meta device) and load its keys strictly; the classifier's weights are not needed.
         with torch.device("meta"):
@@ -183,11 +190,6 @@ class VGGDescriptor:
     def weights_used(self) -> dict[str, str]:
         return self.resolved.record()
 
-    def __call__(self, images: Images) -> np.ndarray:
-        ims = _as_list(images)
-        out = [self._batch(ims[i:i + self.batch]) for i in range(0, len(ims), self.batch)]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
-
     @torch.no_grad()
     def _batch(self, ims: list[np.ndarray]) -> np.ndarray:
         x = to_gray_rgb(_resize_batch(ims, self.SIZE, self.device))
@@ -195,17 +197,32 @@ class VGGDescriptor:
         return _l2n(feat.mean(dim=(2, 3))).float().cpu().numpy()
 
 
-DESCRIPTORS = ("weightfree", "weightfree_gray", "vgg19")
+@dataclass(frozen=True)
+class DescriptorSpec(Spec):
+    """One descriptor: the constructor options that make it (weightfree_gray is WeightFreeDescriptor
+    with gray=True), the weight files it loads (vcbench.weights registry names; empty = none, so it
+    takes no weight options) and whether a build task running it should ask the cluster for a GPU."""
+
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    weights: tuple[str, ...] = ()
+    needs_gpu: bool = False
 
 
-def get_descriptor(name: str, device: str | torch.device = "cpu", **kwargs) -> Descriptor:
-    """A descriptor by name (`weightfree`, `weightfree_gray`, `vgg19`)."""
-    from vcbench.errors import InputError
+def _unknown(name: str, names: list[str]) -> VcbenchError:
+    return InputError(f"unknown descriptor {name!r}", hint=f"choose one of {', '.join(names)}")
 
-    if name == "weightfree":
-        return WeightFreeDescriptor(gray=False, device=device, **kwargs)
-    if name == "weightfree_gray":
-        return WeightFreeDescriptor(gray=True, device=device, **kwargs)
-    if name == "vgg19":
-        return VGGDescriptor(device=device, **kwargs)
-    raise InputError(f"unknown descriptor {name!r}", hint=f"choose one of {', '.join(DESCRIPTORS)}")
+
+DESCRIPTORS: Registry[DescriptorSpec] = Registry("descriptor", DescriptorSpec, base=Descriptor, unknown=_unknown)
+DESCRIPTORS.add(DescriptorSpec("weightfree", obj=WeightFreeDescriptor, options={"gray": False}))
+DESCRIPTORS.add(DescriptorSpec("weightfree_gray", obj=WeightFreeDescriptor, options={"gray": True}))
+DESCRIPTORS.add(DescriptorSpec("vgg19", obj=VGGDescriptor, weights=("vgg19",), needs_gpu=True))
+
+
+def get_descriptor(name: str, device: str | torch.device = "cpu", *, allow_unverified: bool = False,
+                   **kwargs: Any) -> Descriptor:
+    """A descriptor by name (`weightfree`, `weightfree_gray`, `vgg19`); `allow_unverified` goes to
+    the descriptors whose spec lists weights, other keyword arguments to the constructor."""
+    spec = DESCRIPTORS.spec(name)
+    if spec.weights:
+        kwargs["allow_unverified"] = allow_unverified
+    return DESCRIPTORS.create(name, device=device, **spec.options, **kwargs)

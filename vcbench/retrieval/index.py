@@ -15,12 +15,15 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from vcbench.atomic import atomic_path, atomic_write_text
 from vcbench.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 INDEX_FILE, LIST_FILE, META_FILE = "index.faiss", "gallery.tsv", "index.json"
 FORMAT_VERSION = 1
@@ -163,18 +166,19 @@ class GalleryIndex:
         if self._gpu is not None and hasattr(self._gpu, "nprobe"):
             self._gpu.nprobe = nprobe
 
-    def to_device(self, device: str) -> "GalleryIndex":
-        """Move search to `device` ("cpu" or "cuda[:i]"); see the module note for the GPU paths."""
+    def to_device(self, device: "str | torch.device") -> "GalleryIndex":
+        """Move search to `device` ("cpu", "cuda[:i]" or "auto", as vcbench.devices resolves it); see
+        the module note for the GPU paths."""
         import faiss
 
-        if not str(device).startswith("cuda"):
+        # lazy: vcbench.devices imports torch, and this module stays torch-free until a GPU is asked for
+        from vcbench.devices import resolve_device
+
+        dev = resolve_device(device)
+        if dev.type != "cuda":
             self._gpu, self.device = None, "cpu"
             return self
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("a CUDA device was asked for but none is available", hint="use --device cpu")
-        gpu_id = int(str(device).partition(":")[2] or 0)
+        gpu_id = dev.index if dev.index is not None else 0
         if faiss_gpu_available():
             self._res = faiss.StandardGpuResources()
             self._gpu = faiss.index_cpu_to_gpu(self._res, gpu_id, self.index)
@@ -226,7 +230,8 @@ class GalleryIndex:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, *, descriptor: str | None = None, device: str = "cpu") -> "GalleryIndex":
+    def load(cls, folder: str | Path, *, descriptor: str | None = None,
+             device: "str | torch.device" = "cpu") -> "GalleryIndex":
         """Read a saved index, checking it is complete and (if given) built with `descriptor`."""
         import faiss
 

@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from vcbench.errors import InputError
 from vcbench.retrieval.descriptors import Descriptor, get_descriptor
 from vcbench.retrieval.index import GalleryIndex, normalize
 
@@ -92,8 +93,6 @@ def retrieve_references(frames_by_clip: Mapping[str, np.ndarray | Sequence[np.nd
     """
     descriptor = descriptor or get_descriptor(index.descriptor, device=device)
     if index.descriptor and descriptor.name != index.descriptor:
-        from vcbench.errors import InputError
-
         raise InputError(f"descriptor {descriptor.name!r} does not match the index's {index.descriptor!r}",
                          hint="query with the descriptor the index was built with")
     out: dict[str, list[Reference]] = {}
