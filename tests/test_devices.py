@@ -1,5 +1,5 @@
 """vcbench.devices agrees with the four resolvers it replaces (issue 12, plan 3.5): evaluate's
-`resolve_device`/`device_description`, MetricSuite's `check_request`, retrieval's and the build
+`resolve_device` (gone: evaluate calls this one now) and `device_description`, MetricSuite's `check_request`, retrieval's and the build
 stages' "cuda when available" defaults. The one intended difference: "auto" is accepted where
 MetricSuite refused it."""
 
@@ -32,7 +32,7 @@ def cuda(request, monkeypatch) -> bool:
 @pytest.mark.parametrize("spec", [None, "", "auto"])
 def test_auto_is_the_gpu_when_present(cuda, spec):
     expected = torch.device("cuda" if cuda else "cpu")
-    assert resolve_device(spec) == evaluate.resolve_device(spec) == expected
+    assert resolve_device(spec) == expected
     assert resolve_device(spec) == torch.device(stages._device())  # retrieval calls resolve_device itself (F3)
     assert resolve_device() == expected  # the default is auto
 
@@ -40,9 +40,9 @@ def test_auto_is_the_gpu_when_present(cuda, spec):
 @pytest.mark.parametrize("spec", ["cpu", torch.device("cpu"), "cuda", "cuda:1", torch.device("cuda", 0)])
 def test_explicit_devices_agree(cuda, spec):
     if cuda or torch.device(spec).type == "cpu":
-        assert resolve_device(spec) == evaluate.resolve_device(spec) == _suite_device(spec) == torch.device(spec)
+        assert resolve_device(spec) == _suite_device(spec) == torch.device(spec)
         return
-    for resolver in (resolve_device, evaluate.resolve_device, _suite_device):
+    for resolver in (resolve_device, _suite_device):
         with pytest.raises(VcbenchError, match="cuda") as info:
             resolver(spec)
         assert "no CUDA device is available" in str(info.value) and "\n" not in str(info.value)
@@ -50,7 +50,7 @@ def test_explicit_devices_agree(cuda, spec):
 
 @pytest.mark.parametrize("spec", ["gpu", "cpu:x", "cuda:-3x", "AUTO"])
 def test_unknown_names_are_one_line_errors(spec):
-    for resolver in (evaluate.resolve_device, _suite_device):
+    for resolver in (_suite_device,):
         with pytest.raises(VcbenchError, match="unknown device"):
             resolver(spec)
     with pytest.raises(InputError) as info:

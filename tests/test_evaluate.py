@@ -103,6 +103,24 @@ def test_rerun_is_reused_and_force_reruns(env, capsys, monkeypatch):
     assert len(runs) == 3 and runs[-1].model_config["samples"] == 50
 
 
+@pytest.mark.parametrize("flownet2_ready", [False, True], ids=["offline", "flownet2-ready"])
+def test_auto_flow_from_python_is_the_estimator_it_picks(env, monkeypatch, flownet2_ready):
+    """`evaluate(flow="auto")` (the Python API, no CLI in between) resolves `auto` in the library: the
+    run's protocol names the estimator, and its identity equals the run that names it explicitly."""
+    from vcbench.evaluate import evaluate
+    from vcbench.flow import registry as flow_registry
+
+    monkeypatch.setattr(flow_registry, "ptlflow_installed", lambda: flownet2_ready)
+    monkeypatch.setattr(flow_registry.weights, "status", lambda name: ("verified", None, None))
+    picked = "flownet2" if flownet2_ready else "dis"
+    db = ResultsDB(env / "r.sqlite")
+    # psnr needs no flow, so nothing runs an estimator: the name alone must reach the protocol
+    auto = evaluate("gray", _bench(), db=db, metrics=["psnr"], flow="auto", device="cpu", quiet=True)
+    assert auto.record.protocol == f"vcbench-v1/{picked}" and not auto.reused
+    named = evaluate("gray", _bench(), db=db, metrics=["psnr"], flow=picked, device="cpu", quiet=True)
+    assert named.reused and named.record.run_key == auto.record.run_key
+
+
 def test_gt_frames_are_decoded_once(env, monkeypatch):
     bench = _bench()
     paths = [p for c in bench.clips for p in c.frame_paths()]

@@ -89,12 +89,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
         'vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pairs',
         'vcbench.trainset.pairs', 'vcbench.trainset.pipeline'
     ),
-    'vcbench/cli/evaluate.py': (
-        'vcbench.atomic', 'vcbench.baselines.needs', 'vcbench.cli.score',
-        'vcbench.benchmarks', 'vcbench.errors', 'vcbench.errors', 'vcbench.evaluate',
-        'vcbench.flow.flownet2', 'vcbench.metrics.registry', 'vcbench.metrics.suite',
-        'vcbench.reports.db', 'vcbench.reports.stats', 'vcbench.weights'
-    ),
     'vcbench/cli/weights_cmd.py': (
         'vcbench.weights', 'vcbench.weights', 'vcbench.weights', 'vcbench.weights'
     ),

@@ -38,8 +38,9 @@ from vcbench.atomic import make_temp_dir
 from vcbench.baselines.base import Colorizer
 from vcbench.baselines.registry import model_class
 from vcbench.benchmarks import Benchmark
-from vcbench.devices import device_description
+from vcbench.devices import device_description, resolve_device
 from vcbench.errors import InputError, VcbenchError, WeightsError
+from vcbench.flow.registry import resolve_flow
 from vcbench.frames import Clip, write_frames
 from vcbench.lab import rgb_uint8_to_lab
 from vcbench.metrics.scorer import Scorer
@@ -72,20 +73,6 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """`None`/"auto" -> the GPU when present, else the CPU; a CUDA request without CUDA is an error."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise VcbenchError(f"unknown device {device!r}", hint="use cpu, cuda or cuda:N") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VcbenchError(f"device {device!r} requested but no CUDA device is available",
-                           hint="use --device cpu")
-    return dev
 
 
 def model_options_for(cls: type[Colorizer], options: Mapping[str, Any], *, reference_mode: str | None = None,
@@ -315,7 +302,8 @@ def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options:
              use_cache: bool = True, weights: str | Path | None = None) -> Evaluation:
     """Evaluate `model_name` on `bench`, record the run in `db` (or reuse an identical one).
 
-    `weights` is the model's weight file or folder (`--weights`), recorded in the run."""
+    `weights` is the model's weight file or folder (`--weights`), recorded in the run; `flow` is an
+    estimator name, a folder of precomputed flow, or `auto` (`vcbench.flow.registry.resolve_flow`)."""
     return evaluate_models([model_name], bench, db=db, model_options=model_options, device=device, metrics=metrics,
                            flow=flow, save_frames=save_frames, force=force, quiet=quiet,
                            allow_unverified_weights=allow_unverified_weights, batch_size=batch_size,
@@ -338,6 +326,7 @@ def evaluate_models(model_names: Sequence[str], bench: Benchmark, *, db: Results
     a failure of any model during the pass records none of them."""
     names = check_model_list(model_names, weights)
     dev = resolve_device(device)
+    flow = resolve_flow(flow)  # `auto`: the estimator it picks names the run's protocol and identity
     models = [build_model(name, dev, model_options or {}, allow_unverified_weights=allow_unverified_weights,
                           reference_mode=bench.reference_mode, weights=weights) for name in names]
     bad = [unverified_model_weights(model) for model in models]

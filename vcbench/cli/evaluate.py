@@ -14,6 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vcbench.atomic import atomic_write_text, check_writable
+from vcbench.cli.score import format_table
+from vcbench.errors import InputError
+from vcbench.reports.db import ResultsDB
+
 FLOW_HELP = (
     "GT optical flow for warp_error and flicker: auto (default: flownet2, the field's standard, when its "
     "weights are in the cache, else dis), dis (OpenCV DIS, offline), farneback, raft, flownet2, or a "
@@ -77,8 +82,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def parse_options(items: list[str], flag: str) -> dict[str, Any]:
     """KEY=VALUE pairs; values are JSON when they parse as JSON (numbers, true, lists), else strings."""
-    from vcbench.errors import InputError
-
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -89,24 +92,6 @@ def parse_options(items: list[str], flag: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key.strip()] = value
     return out
-
-
-def choose_flow(flow: str) -> str:
-    """`auto` -> flownet2 when its weight file is present and ptlflow (an optional extra) is installed,
-    else dis (offline default)."""
-    if flow != "auto":
-        return flow
-    from vcbench.flow.flownet2 import ptlflow_installed
-    from vcbench.weights import status
-
-    if not ptlflow_installed():
-        return "dis"
-
-    try:
-        state = status("flownet2_things")[0]
-    except Exception:  # noqa: BLE001 - an unknown or unreadable entry simply means "not present"
-        state = "missing"
-    return "flownet2" if state in ("verified", "unchecked") else "dis"
 
 
 def _result_json(ev: Any, db_path: Path) -> dict[str, Any]:
@@ -129,14 +114,13 @@ def _result_json(ev: Any, db_path: Path) -> dict[str, Any]:
 
 def format_run(ev: Any, db_path: Path | None = None) -> str:
     """The metric table (the same as `vcbench score`'s) with the run's speed and identity below."""
-    from vcbench.cli.score import format_table
-    from vcbench.metrics.suite import ScoreResult
+    from vcbench.metrics.suite import ScoreResult  # lazy: CLI start-up (torch)
 
     rec = ev.record
     result = ev.result
     if result is None:
         try:
-            from vcbench.metrics.registry import METRICS
+            from vcbench.metrics.registry import METRICS  # lazy: CLI start-up
 
             directions = {n: getattr(METRICS.get(n), "higher_is_better", None) for n in rec.metrics}
         except ImportError:
@@ -153,12 +137,9 @@ def format_run(ev: Any, db_path: Path | None = None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vcbench.atomic import atomic_write_text, check_writable
-    from vcbench.benchmarks import load_benchmark
-    from vcbench.errors import InputError
-    from vcbench.evaluate import check_model_list, evaluate_models
-    from vcbench.reports.db import ResultsDB
-    from vcbench.reports.stats import json_ready
+    from vcbench.benchmarks import load_benchmark  # lazy: CLI start-up (every command module loads)
+    from vcbench.evaluate import check_model_list, evaluate_models  # lazy: CLI start-up (torch)
+    from vcbench.reports.stats import json_ready  # lazy: CLI start-up (numpy)
 
     models = check_model_list([m.strip() for m in args.model.split(",") if m.strip()], args.weights)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
@@ -181,14 +162,14 @@ def run(args: argparse.Namespace) -> int:
                            cache_dir=args.cache_dir, options=parse_options(args.dataset_option, "--dataset-option"))
     db = ResultsDB(args.db)
     if not args.quiet and bench.clips:  # what each model needs and what the run will cost, before it starts
-        from vcbench.baselines.needs import describe
+        from vcbench.baselines.needs import describe  # lazy: CLI start-up (torch)
 
         for model in models:
             print(describe(model, parse_options(args.model_option, "--model-option"),
                            n_frames=sum(c.num_frames() for c in bench.clips), size=bench.clips[0].size(),
                            device=args.device), file=sys.stderr)
     evs = evaluate_models(models, bench, db=db, model_options=parse_options(args.model_option, "--model-option"),
-                          device=args.device, metrics=metrics, flow=choose_flow(args.flow),
+                          device=args.device, metrics=metrics, flow=args.flow,
                           save_frames=args.save_frames, force=args.force, quiet=args.quiet,
                           allow_unverified_weights=args.allow_unverified_weights, batch_size=args.batch_size,
                           cache_dir=args.cache_dir, use_cache=not args.no_cache, weights=args.weights)
