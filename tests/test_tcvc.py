@@ -145,7 +145,7 @@ def colorized(model, clip_L):
 
 
 def _official_output(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """test_TCVC_onesampling.py:231-246: ab bilinearly to the frame's size, x110, joined with the
+    """test_TCVC_onesampling.py:232-238: ab bilinearly to the frame's size, x110, joined with the
     frame's L, lab2rgb, clip(x255), round."""
     up = F.interpolate(ab, size=L.shape[2:], mode="bilinear", align_corners=False) * 110.0
     return torch.round(lab_to_rgb(torch.cat((L, up), 1)) * 255.0).to(torch.uint8)
