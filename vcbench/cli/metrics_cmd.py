@@ -35,7 +35,7 @@ def metric_rows() -> list[dict[str, Any]]:
         for w in info.weights:
             path = cache_path(w)
             weights[w] = {"file": get_spec(w).filename, "present": path.is_file(), "path": str(path)}
-        rows.append({"name": info.name, "direction": info.direction, "higher_is_better": info.higher_is_better,
+        rows.append({"name": info.name, "direction": info.direction.listing, "higher_is_better": info.higher_is_better,
                      "weights": weights, "ready": all(v["present"] for v in weights.values()),
                      "needs": list(info.needs), "description": info.description})
     return rows

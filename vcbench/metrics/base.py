@@ -12,11 +12,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, Callable, ClassVar, Generic, TypeVar
 
 import torch
 
 from vcbench.flow.pairs import FlowPairs
+from vcbench.metrics.registry import METRICS, MetricInfo
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -38,18 +41,49 @@ class FrameContext:
     gt_cache: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+class _ClassFact(Generic[T]):
+    """A read-only attribute computed from the class (`Metric.spec` and the facts read from it), so
+    `Top1.higher_is_better` and `metric.higher_is_better` both answer from the registry."""
+
+    def __init__(self, fget: Callable[[Any], T]) -> None:
+        self.fget = fget
+        self.__doc__ = fget.__doc__
+
+    def __get__(self, obj: object, owner: type) -> T:
+        return self.fget(owner)
+
+
 class Metric(ABC):
-    """One metric family member; subclasses set `name`, `higher_is_better` and implement the hooks."""
+    """One metric family member; subclasses set `name` and implement `update`.
+
+    Every fact about a metric lives in its `MetricInfo` (metrics/registry.py), looked up by `name`
+    when read, so a metric registered later (a test's, a plug-in's) is found too. The optional hooks
+    the suite calls are declared here with their defaults.
+    """
 
     name: ClassVar[str]
+
+    @_ClassFact
+    def spec(cls) -> MetricInfo:
+        """This metric's registry entry."""
+        return METRICS.spec(cls.name)
+
     #: True/False for the ranking direction; None where ranking is by closeness to the GT's value.
-    higher_is_better: ClassVar[bool | None] = True
+    higher_is_better = _ClassFact(lambda cls: cls.spec.higher_is_better)
     #: Shared inputs the scorer must prepare: "flow" (GT flow + occlusion).
-    needs: ClassVar[frozenset[str]] = frozenset()
+    needs = _ClassFact(lambda cls: frozenset(cls.spec.needs))
     #: True for FID/KID: the dataset value pools all frames instead of averaging clip means.
-    pooled: ClassVar[bool] = False
+    pooled = _ClassFact(lambda cls: cls.spec.pooled)
     #: Minimum frames per clip for a defined per-clip value (CDC needs 5).
-    min_frames: ClassVar[int] = 1
+    min_frames = _ClassFact(lambda cls: cls.spec.min_frames)
+
+    #: Hook: the key of a per-frame GT-side quantity (`gt_side`) that the suite computes once per
+    #: batch, shares through `FrameContext.gt_cache` and the scorer caches on disk; None: none.
+    gt_side_key: ClassVar[str | None] = None
+    #: A `gt_cache` key that, when given, makes `gt_side` unnecessary (true labels for the GT's top-1).
+    gt_side_superseded_by: ClassVar[str | None] = None
+    #: `gt_side` takes the batch's FrameContext as well as the frames (Flicker: the GT flow).
+    gt_side_context: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.per_clip: dict[str, float | None] = {}
@@ -67,6 +101,19 @@ class Metric(ABC):
 
     def _reset_state(self) -> None:
         """Clear metric-specific accumulators (override where there are any)."""
+
+    # -- hooks -------------------------------------------------------------------------------
+    def gt_side(self, gt: torch.Tensor, ctx: FrameContext | None = None) -> torch.Tensor:
+        """One row per GT frame of the quantity `gt_side_key` names (metrics that set the key)."""
+        raise NotImplementedError(f"{type(self).__name__} has no GT side (gt_side_key is None)")
+
+    def notes(self) -> list[str]:
+        """Why this run's value may mislead (FID below its frame floor); the protocol records them."""
+        return []
+
+    def weights_used(self) -> dict[str, Any]:
+        """The weight files this metric used ({file name: sha256 or ResolvedWeights})."""
+        return {}
 
     @abstractmethod
     def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:

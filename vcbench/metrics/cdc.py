@@ -80,8 +80,6 @@ class CDC(Metric):
     """Colour distribution consistency of the output clip (lower is better; undefined under 5 frames)."""
 
     name: ClassVar[str] = "cdc"
-    higher_is_better: ClassVar[bool | None] = False
-    min_frames: ClassVar[int] = 5
 
     def __init__(self, device: str | torch.device = "cpu", **_: object) -> None:
         super().__init__()

@@ -74,7 +74,6 @@ def shared_classifier(shared: dict | None, device: str | torch.device, **kwargs:
 
 class _TopK(Metric):
     k: int = 1
-    higher_is_better = True
     gt_side_key = GT_TOP1_KEY
     gt_side_superseded_by = LABELS_KEY  # true labels make the GT's own top-1 unnecessary
 

@@ -57,7 +57,6 @@ class Colorfulness(Metric):
     """
 
     name = "colorfulness"
-    higher_is_better = None
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__()

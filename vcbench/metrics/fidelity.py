@@ -235,7 +235,6 @@ class PSNR(Metric):
     """RGB PSNR in dB (float64, peak 255) per frame; identical frames give PSNR_CAP_DB."""
 
     name = "psnr"
-    higher_is_better = True
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__()
@@ -250,7 +249,6 @@ class SSIM(Metric):
     """SSIM (Wang 2004; Gaussian 11-tap window, sigma 1.5) per frame, mean over RGB, as skimage's."""
 
     name = "ssim"
-    higher_is_better = True
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__()

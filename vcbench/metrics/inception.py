@@ -31,8 +31,6 @@ from vcbench.metrics.memo import BatchMemo
 from vcbench.metrics.network import build_loaded, forward_in_chunks, load_network
 
 FEATURE_DIM = 2048
-#: Frames below which the 2048x2048 covariance cannot be full rank.
-FID_MIN_FRAMES = FEATURE_DIM
 FID_EPS = 1e-6
 #: torch-fidelity's defaults: 100 subsets of 1000 frames (fewer when there are fewer), seed 2020.
 KID_SUBSETS = 100
@@ -293,8 +291,6 @@ def kid_from_features(f1: torch.Tensor, f2: torch.Tensor, *, subsets: int = KID_
 class _InceptionMetric(Metric):
     """Shared plumbing of FID and KID: the extractor, GT features from the cache, pooled values."""
 
-    higher_is_better = False
-    pooled = True
     gt_side_key = GT_FEATURES_KEY
 
     def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
@@ -322,11 +318,6 @@ class _InceptionMetric(Metric):
                                  f"expected ({gt.shape[0]}, {FEATURE_DIM})", hint="clear the GT cache")
             return cached
         return self.gt_side(gt)
-
-    @property
-    def note(self) -> str | None:
-        """Why a pooled value may mislead (FID below 2048 frames)."""
-        return None
 
     @abstractmethod
     def _add(self, pred_feats: torch.Tensor, gt_feats: torch.Tensor | None) -> None:
@@ -378,14 +369,15 @@ class FID(_InceptionMetric):
         """((mu, sigma) of the prediction, (mu, sigma) of the GT), float64."""
         return self._pred.mean_cov(), self._gt.mean_cov()
 
-    @property
-    def note(self) -> str | None:
+    def notes(self) -> list[str]:
+        """FID's failure, else a value pooled over fewer frames than the spec's floor (biased)."""
         if self._failure:
-            return self._failure
-        if self.n_frames < FID_MIN_FRAMES:
-            return (f"FID pools {self.n_frames} frames; below {FID_MIN_FRAMES} the 2048-d covariance is "
-                    "rank-deficient and FID is biased: compare KID")
-        return None
+            return [self._failure]
+        floor = self.spec.frame_floor
+        if floor is not None and self.n_frames < floor:
+            return [f"FID pools {self.n_frames} frames; below {floor} the 2048-d covariance is "
+                    "rank-deficient and FID is biased: compare KID"]
+        return []
 
     def compute(self) -> float | None:
         if self._pred.n < 2 or self._gt.n < 2:

@@ -130,7 +130,6 @@ class LPIPS(Metric):
     """LPIPS distance per frame (AlexNet, v0.1), lower is better."""
 
     name = "lpips"
-    higher_is_better = False
 
     def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
                  allow_unverified: bool = False, batch_size: int | None = None) -> None:

@@ -104,7 +104,7 @@ class _ClipCache:
         for fkey, provider in suite.gt_side_providers().items():
             parts = {"provider": type(provider).__name__, "weights": _weights(provider), "size": list(size),
                      "resize": resize_policy}
-            if "flow" in getattr(provider, "needs", ()):  # computed on the GT flow: keyed by the estimator
+            if "flow" in provider.needs:  # computed on the GT flow: keyed by the estimator
                 if est is None or hasattr(est, "pairs"):  # precomputed flow files may change: not cached
                     continue
                 parts["flow"] = {"estimator": getattr(est, "name", suite.flow_name),

@@ -25,7 +25,9 @@ import torch
 from vcbench import PROTOCOL_VERSION, __version__
 from vcbench.errors import InputError, VcbenchError, WeightsError
 from vcbench.flow.pairs import FlowPairs, flow_pairs
+from vcbench.flow.registry import get_estimator
 from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.registry import create_metric, get_info, metric_names
 
 #: Metrics whose GT value is reported beside the prediction's (`gt_metrics` in the JSON).
 GT_REFERENCE_METRICS: tuple[str, ...] = ("colorfulness", "flicker")
@@ -136,8 +138,6 @@ def _create(name: str, device: torch.device, allow_unverified: bool, shared: dic
             flow: Any = None) -> Metric:
     """A registry metric; one `shared` dict per suite lets FID/KID share one Inception and top1/top5 one
     VGG19 (weights load once, each predicted batch goes through each network once)."""
-    from vcbench.metrics.registry import create_metric
-
     kw: dict[str, Any] = {"shared": shared}
     if allow_unverified:
         kw["allow_unverified"] = True
@@ -148,8 +148,6 @@ def _create(name: str, device: torch.device, allow_unverified: bool, shared: dic
 
 def check_request(metrics: Sequence[str] | None, device: str | torch.device) -> tuple[torch.device, list[str]]:
     """Validate metric names and the device cheaply (before weights load or frames decode)."""
-    from vcbench.metrics.registry import metric_names
-
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -191,14 +189,10 @@ class MetricSuite:
         self.unavailable: dict[str, str] = {}
         # networks by (device, weights); a `sibling` passes its own, so they load once for several models
         self._shared: dict[str, Any] = {} if shared is None else shared
-        from vcbench.metrics.registry import get_info
-
         flow_names = [n for n in names if "flow" in get_info(n).needs]
         self.estimator = None
         if flow_names:
             try:
-                from vcbench.flow.registry import get_estimator
-
                 self.estimator = get_estimator(flow, self.device, allow_unverified=allow_unverified_weights)
             except WeightsError as exc:
                 if strict:
@@ -249,13 +243,13 @@ class MetricSuite:
     def gt_side_providers(self) -> dict[str, Metric]:
         """Metrics that compute a per-frame GT-side quantity other metrics may share (first wins).
 
-        A metric opts in with a `gt_side_key` attribute and a `gt_side(gt) -> Tensor` method giving one
-        row per frame; it reads the value back from `ctx.gt_cache[key]` in `update`.
+        A metric opts in with a `gt_side_key` and its `gt_side(gt) -> Tensor` giving one row per frame;
+        it reads the value back from `ctx.gt_cache[key]` in `update`.
         """
         out: dict[str, Metric] = {}
         for m in self.metrics.values():
-            key = getattr(m, "gt_side_key", None)
-            if key and hasattr(m, "gt_side") and key not in out:
+            key = m.gt_side_key
+            if key and key not in out:
                 out[key] = m
         return out
 
@@ -294,9 +288,8 @@ class MetricSuite:
                            pairs=pairs, gt_cache=dict(gt_cache or {}))
         for key, provider in self.gt_side_providers().items():
             # A GT side another input replaces (the GT's top-1 class where true labels are given) is not computed.
-            if key not in ctx.gt_cache and getattr(provider, "gt_side_superseded_by", None) not in ctx.gt_cache:
-                ctx.gt_cache[key] = (provider.gt_side(gt, ctx) if getattr(provider, "gt_side_context", False)
-                                     else provider.gt_side(gt))
+            if key not in ctx.gt_cache and provider.gt_side_superseded_by not in ctx.gt_cache:
+                ctx.gt_cache[key] = provider.gt_side(gt, ctx) if provider.gt_side_context else provider.gt_side(gt)
         for n in list(self.metrics):
             self.metrics[n].update(pred, gt, ctx)
         if self.gt_twins:
@@ -363,8 +356,7 @@ class MetricSuite:
         weights: dict[str, str] = {}
         unverified: list[str] = []
         if self.estimator is not None:
-            flow = {"name": getattr(self.estimator, "name", self.flow_name),
-                    "params": dict(getattr(self.estimator, "params", {}) or {})}
+            flow = {"name": self.estimator.name, "params": dict(self.estimator.params)}
             weights.update(_weights_of(self.estimator))
             unverified += _unverified_of(self.estimator)
         for m in self.metrics.values():
@@ -372,9 +364,9 @@ class MetricSuite:
             unverified += _unverified_of(m)
         flow_label = flow["name"] if flow else self.flow_name
         n_frames = sum(self.clip_frames.values())
-        pooled = {n: n_frames for n, m in self.metrics.items() if getattr(m, "pooled", False)}
-        # Metrics say themselves why a value may mislead (FID below 2048 frames).
-        notes = [str(note) for m in self.metrics.values() if (note := getattr(m, "note", None))]
+        pooled = {n: n_frames for n, m in self.metrics.items() if m.pooled}
+        # Metrics say themselves why a value may mislead (FID below its frame floor).
+        notes = [note for m in self.metrics.values() for note in m.notes()]
         proto: dict[str, Any] = {
             "name": f"{PROTOCOL_VERSION}/{flow_label}",
             "version": PROTOCOL_VERSION,
@@ -394,20 +386,18 @@ class MetricSuite:
 
     def result(self, *, decoder: str | None = None, protocol_extra: dict[str, Any] | None = None) -> ScoreResult:
         """A `ScoreResult` of everything fed so far (closes an open clip)."""
-        from vcbench.metrics.registry import METRICS
-
         values = self.compute()
         per_clip: dict[str, dict[str, float | None]] = {c: {} for c in self.clip_frames}
         per_frame: dict[str, dict[str, list[float | None]]] = {c: {} for c in self.clip_frames}
         for n, m in self.metrics.items():
-            if getattr(m, "pooled", False):
+            if m.pooled:
                 continue
             for c, v in m.per_clip.items():
                 per_clip.setdefault(c, {})[n] = _finite(v)
             for c, vs in m.per_frame.items():
                 if vs:
                     per_frame.setdefault(c, {})[n] = [_finite(x) for x in vs]
-        directions = {n: getattr(METRICS.get(n), "higher_is_better", None) for n in self.names}
+        directions = {n: get_info(n).higher_is_better for n in self.names}
         return ScoreResult(
             metrics={n: values.get(n) for n in self.names},
             unavailable=dict(self.unavailable),

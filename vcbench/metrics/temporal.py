@@ -70,9 +70,6 @@ def flicker_pairs(first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -
 class _FlowPairMetric(Metric):
     """Shared plumbing: pairs across batch boundaries, GT flow from the context or computed here."""
 
-    higher_is_better: ClassVar[bool | None] = False
-    needs: ClassVar[frozenset[str]] = frozenset({"flow"})
-
     def __init__(self, device: str | torch.device = "cpu", *, flow: object = "dis", allow_unverified: bool = False,
                  source: Literal["pred", "gt"] = "pred") -> None:
         """`flow`: estimator name, folder of precomputed flow, or instance, used only when no
