@@ -136,12 +136,7 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
         'vcbench.baselines.devc.inference', 'vcbench.flow.flownet2', 'vcbench.metrics.inception',
         'vcbench.weights'
     ),
-    'vcbench/reports/leaderboard.py': ('vcbench.atomic', 'vcbench.baselines.registry', 'vcbench.weights'),
-    'vcbench/reports/plots.py': (
-        'vcbench.atomic', 'vcbench.errors', 'vcbench.frames', 'vcbench.frames', 'vcbench.frames',
-        'vcbench.frames'
-    ),
-    'vcbench/reports/stats.py': ('vcbench.metrics.registry', 'vcbench.metrics.registry'),
+    'vcbench/reports/leaderboard.py': ('vcbench.baselines.registry',),
 }
 
 

@@ -20,7 +20,8 @@ from vcbench.atomic import atomic_write_text
 from vcbench.reports.db import ResultsDB, RunRecord
 from vcbench.reports.leaderboard import N_RESAMPLES, TABLE_CSS, Table, _fmt, build_tables, header, render_html_tables
 from vcbench.reports.plots import PlotFile, make_plots, table_slug
-from vcbench.reports.stats import direction, ranking_values
+from vcbench.metrics.registry import Direction
+from vcbench.reports.stats import ranking, ranking_values
 
 REPORT_CSS = TABLE_CSS + """
 h2{margin-top:2em;border-bottom:1px solid #ccc;padding-bottom:.2em}
@@ -83,11 +84,11 @@ def _per_clip_html(t: Table, runs: Mapping[int, RunRecord]) -> str:
         keys: dict[tuple[str, str], float] = {}
         for label, r in row_runs:
             for m in metrics:
-                d = direction(m)
+                d = ranking(m)
                 k = ranking_values(r, m).get(clip)
                 if k is None or d is None:
                     continue
-                k = -k if d == "higher" else k
+                k = -k if d is Direction.HIGHER else k
                 keys[(label, m)] = k
                 best[m] = min(best.get(m, math.inf), k)
         for i, (label, r) in enumerate(row_runs):

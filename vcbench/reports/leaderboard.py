@@ -6,7 +6,8 @@ parameters and same reference mode. Runs that differ in any of these land in sep
 headers name the difference. Each row is a model identity (name, configuration, weight hashes) with
 its latest run; each value carries its 95% bootstrap interval over clips (`stats.metric_ci`); the
 best value per column is bold; FID/KID carry their frame counts; runs with unverified weights carry
-a dagger and a footnote.
+a dagger and a footnote. Column order, ranking direction, pooling and FID's frame floor are the metric
+registry's facts (`MetricInfo.column`, `.direction`, `.pooled`, `.frame_floor`).
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from vcbench.atomic import atomic_path
 from vcbench.errors import InputError, VcbenchError
+from vcbench.metrics.registry import METRICS, Direction
 from vcbench.reports.db import ResultsDB, RunRecord
-from vcbench.reports.stats import N_RESAMPLES, dataset_closeness, direction, is_pooled, json_ready, metric_ci
+from vcbench.reports.stats import (N_RESAMPLES, dataset_closeness, direction, is_pooled, json_ready, metric_ci,
+                                   ranking)
+from vcbench.weights import missing_short
 
 FORMATS = ("md", "csv", "latex", "html", "json")
-#: Column order for the metrics DESIGN.md defines; others follow alphabetically.
-METRIC_ORDER = ("psnr", "ssim", "lpips", "colorfulness", "fid", "kid", "top1", "top5", "warp_error", "flicker", "cdc")
-#: Below this many frames the FID covariance (2048-d) is rank-deficient.
-FID_MIN_FRAMES = 2048
 DAGGER_NOTE = "weights whose sha256 differs from the registry's (run with --allow-unverified-weights)"
 
 
@@ -113,8 +114,11 @@ class Table:
         return d
 
 
-def _metric_sort_key(m: str) -> tuple[int, str]:
-    return (METRIC_ORDER.index(m), m) if m in METRIC_ORDER else (len(METRIC_ORDER), m)
+def _metric_sort_key(m: str) -> tuple[float, str]:
+    """Columns by the registry's `column` rank; metrics without one (or unknown here) after, by name."""
+    info = METRICS.get(m)
+    column = None if info is None else info.column
+    return (math.inf if column is None else column, m)
 
 
 def _group_key(run: RunRecord) -> tuple[str, str, str, str, str]:
@@ -214,9 +218,9 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
                     ci = metric_ci(r, m, n_resamples=n_resamples)
                     if ci is not None:
                         cell.lo, cell.hi, cell.n = ci.lo, ci.hi, ci.n
-                d = direction(m)
-                cell.rank_key = (dataset_closeness(r, m) if d == "closer"
-                                 else -value if d == "higher" else value if d == "lower" else None)
+                d = ranking(m)
+                cell.rank_key = (dataset_closeness(r, m) if d is Direction.CLOSER
+                                 else -value if d is Direction.HIGHER else value if d is Direction.LOWER else None)
                 if cell.rank_key is not None and not math.isfinite(cell.rank_key):
                     cell.note = _infinite_rank_note(m, value, (r.gt_metrics or {}).get(m))
             row.cells[m] = cell
@@ -240,10 +244,12 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
     notes: list[str] = [f"{rw.label}: {rw.cells[m].note}" for rw in rows for m in metrics if rw.cells[m].note]
     for m in metrics:
         frames = {rw.cells[m].frames for rw in rows if rw.cells[m].frames is not None}
-        if m == "fid" and frames and min(frames) < FID_MIN_FRAMES:
-            notes.append(f"FID pools {min(frames)} frames (< {FID_MIN_FRAMES}): its covariance is rank-deficient; "
+        info = METRICS.get(m)
+        floor = None if info is None else info.frame_floor  # FID: below it the 2048-d covariance is singular
+        if floor is not None and frames and min(frames) < floor:
+            notes.append(f"{m.upper()} pools {min(frames)} frames (< {floor}): its covariance is rank-deficient; "
                          "prefer KID on this set")
-        if direction(m) == "closer":
+        if ranking(m) is Direction.CLOSER:
             notes.append(f"{m} ranks by closeness to the GT's value, |log(pred/GT)|"
                          + (f"; GT = {_fmt(gt[m])}" if gt.get(m) is not None else ""))
     if missing:
@@ -271,8 +277,6 @@ def _infinite_rank_note(metric: str, value: float, gt: Any) -> str:
 
 def _short(reason: str, limit: int = 60) -> str:
     """A reason short enough for a table note; a missing weight file in the one form every report uses."""
-    from vcbench.weights import missing_short
-
     weights = missing_short(reason)
     if weights is not None:
         return weights
@@ -319,11 +323,10 @@ def _value_parts(cell: Cell) -> tuple[str, str]:
     return _fmt(cell.value, dec), ""
 
 
-ARROWS = {"higher": ("↑", r"$\uparrow$"), "lower": ("↓", r"$\downarrow$"), "closer": ("≈GT", r"$\approx$GT")}
-
-
 def header(metric: str, latex: bool = False) -> str:
-    arrow = ARROWS.get(direction(metric) or "", ("", ""))[1 if latex else 0]
+    """The column heading: the name and its direction's arrow ('psnr ↑', 'colorfulness ≈GT')."""
+    d = ranking(metric)
+    arrow = "" if d is None else d.latex_arrow if latex else d.arrow
     name = _latex_escape(metric) if latex else metric
     return f"{name} {arrow}".strip()
 
@@ -529,8 +532,6 @@ def export_values(db: ResultsDB, path: str | Path, kind: str, runs: Sequence[Run
     filtered and pivoted without the database. Returns the number of rows written.
     """
     import pandas as pd
-
-    from vcbench.atomic import atomic_path
 
     path = Path(path)
     suffix = path.suffix.lower()

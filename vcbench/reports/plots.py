@@ -20,13 +20,15 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from vcbench.atomic import atomic_path
+from vcbench.errors import VcbenchError
+from vcbench.frames import Clip, list_clips, read_image
+from vcbench.metrics.registry import METRICS
 from vcbench.reports.db import ResultsDB, RunRecord
 from vcbench.reports.leaderboard import N_RESAMPLES, Table, build_tables, header, latest_runs, name_slug, slug
 
 log = logging.getLogger(__name__)
 
-#: Per-frame metrics drawn as curves over time (they are defined per consecutive frame pair).
-CURVE_METRICS = ("flicker", "warp_error")
 #: Quality metrics for the quality-versus-speed scatter, in order of preference.
 SPEED_METRICS = ("psnr", "lpips")
 STRIP_COLUMNS = 4
@@ -57,8 +59,6 @@ def _new_figure(w: float, h: float) -> Any:
 
 def save_figure(fig: Any, path: Path) -> Path:
     """Atomic PNG write; metadata without the software version, so reruns give identical files."""
-    from vcbench.atomic import atomic_path
-
     with atomic_path(path, suffix=".png.part") as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
     return path
@@ -131,9 +131,18 @@ def speed_scatter(table: Table, metric: str, out_dir: Path) -> PlotFile | None:
 
 
 # ------------------------------------------------------------------------------------ curves
+def curve_metrics() -> list[str]:
+    """The metrics drawn as curves over time: those with one value per consecutive frame pair
+    (`MetricInfo.per_pair`: flicker, warp_error), panels in name order."""
+    return sorted(name for name, info in METRICS.items() if info.per_pair)
+
+
 def clip_curves(table: Table, runs: Sequence[RunRecord], clip: str, out_dir: Path,
-                metrics: Sequence[str] = CURVE_METRICS) -> PlotFile | None:
-    """Per-frame temporal metrics over time for one clip: one axes per metric, one line per model."""
+                metrics: Sequence[str] | None = None) -> PlotFile | None:
+    """Per-frame temporal metrics over time for one clip (default: `curve_metrics()`): one axes per
+    metric, one line per model."""
+    if metrics is None:
+        metrics = curve_metrics()
     present = [m for m in metrics if any(m in r.per_frame.get(clip, {}) for r in runs)]
     if not present:
         return None
@@ -171,8 +180,6 @@ def strip_indices(n: int, k: int = STRIP_COLUMNS) -> list[int]:
 
 def _frames_at(clip: Any, indices: Sequence[int]) -> dict[int, np.ndarray]:
     """The frames at `indices` of a vcbench `Clip`, decoded in one pass (videos cannot seek cheaply)."""
-    from vcbench.frames import read_image
-
     want = set(indices)
     out: dict[int, np.ndarray] = {}
     if clip.kind == "frames":
@@ -241,9 +248,6 @@ def frame_strip(table: Table, clip: str, frames: FrameSources | Path | str, gt_c
     `FrameSources`); `gt_clips` maps clip names to GT `Clip`s. Models are (label, model name) pairs,
     defaulting to the table's rows.
     """
-    from vcbench.errors import VcbenchError
-    from vcbench.frames import Clip
-
     sources = frames if isinstance(frames, FrameSources) else FrameSources.parse(frames)
     models = models or [(r.label, r.model) for r in table.rows]
     rows: list[tuple[str, dict[int, np.ndarray]]] = []
@@ -317,8 +321,6 @@ def make_plots(db: ResultsDB, out_dir: str | Path, *, dataset: str | None = None
     Frame strips need `frames` (see `FrameSources`: roots `<root>/<model>/<clip>/` or `MODEL=DIR`); GT frames come from `gt_root`
     (a folder of clips) or the `gt_clips` mapping; without either the strip shows the models only.
     """
-    from vcbench.frames import list_clips
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     all_runs = db.runs(dataset=dataset, protocol=protocol)
@@ -357,8 +359,6 @@ def make_plots(db: ResultsDB, out_dir: str | Path, *, dataset: str | None = None
 
 def png_variance(path: str | Path) -> float:
     """Pixel variance of a PNG (tests and the report use it to tell a real figure from a blank one)."""
-    from vcbench.frames import read_image
-
     img = read_image(path).astype(np.float64)
     v = float(img.var())
     return v if math.isfinite(v) else 0.0

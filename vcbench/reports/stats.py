@@ -6,7 +6,8 @@ frames within a clip are strongly correlated), and `vcbench compare` tests two m
 they share: a paired bootstrap of the mean difference plus the Wilcoxon signed-rank test.
 
 The resampling is vectorised numpy with a fixed seed, so the same values always give the same
-interval. Metrics that pool frames (FID, KID) have no per-clip values and get no interval.
+interval. Metrics that pool frames (FID, KID) have no per-clip values and get no interval. How a
+metric ranks and whether it pools come from the metric registry (`MetricInfo`), never from a copy here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from vcbench.errors import VcbenchError
+from vcbench.metrics.registry import METRICS, Direction
 
 N_RESAMPLES = 10_000
 LEVEL = 0.95
@@ -26,41 +28,24 @@ SEED = 0
 #: Upper bound on resample x clip indices held at once (keeps memory flat for 10k-image sets).
 _CHUNK_ELEMENTS = 4_000_000
 
-#: Fallback ranking directions (DESIGN.md) for metrics the registry does not know or when it is absent.
-_DIRECTIONS: dict[str, str] = {
-    "psnr": "higher", "ssim": "higher", "top1": "higher", "top5": "higher",
-    "lpips": "lower", "fid": "lower", "kid": "lower", "warp_error": "lower", "flicker": "lower", "cdc": "lower",
-    "colorfulness": "closer",
-}
-#: Metrics whose dataset value pools frames instead of averaging clips.
-POOLED = frozenset({"fid", "kid"})
+def ranking(metric: str) -> Direction | None:
+    """How `metric` ranks (its registry entry's `Direction`); None for a name the registry does not
+    know (a run recorded with a plug-in metric that is not installed here): such a metric is shown but
+    never ranked."""
+    info = METRICS.get(metric)
+    return None if info is None else info.direction
 
 
 def direction(metric: str) -> str | None:
-    """'higher', 'lower' or 'closer' (to the GT's value) for ranking; None when unknown.
-
-    The metric registry is the authority (`MetricInfo.higher_is_better`: True, False, or None for
-    closeness to GT); the table above covers DESIGN.md's metrics when the registry is not importable.
-    """
-    try:
-        from vcbench.metrics.registry import METRICS
-    except ImportError:
-        METRICS = {}
-    info = METRICS.get(metric) if hasattr(METRICS, "get") else None
-    if info is not None and hasattr(info, "higher_is_better"):
-        hib = info.higher_is_better
-        return "higher" if hib is True else "lower" if hib is False else "closer"
-    return _DIRECTIONS.get(metric)
+    """'higher', 'lower' or 'closer' (to the GT's value), as the JSON outputs spell it; None when unknown."""
+    d = ranking(metric)
+    return None if d is None else d.word
 
 
 def is_pooled(metric: str) -> bool:
-    try:
-        from vcbench.metrics.registry import METRICS
-    except ImportError:
-        return metric in POOLED
-    info = METRICS.get(metric) if hasattr(METRICS, "get") else None
-    pooled = getattr(info, "pooled", None)
-    return bool(pooled) if pooled is not None else metric in POOLED
+    """Whether the dataset value pools all frames (FID, KID) instead of averaging clips."""
+    info = METRICS.get(metric)
+    return info is not None and info.pooled
 
 
 def json_ready(obj: Any) -> Any:
@@ -148,18 +133,14 @@ def clip_values(run: Any, metric: str) -> dict[str, float]:
 def ranking_values(run: Any, metric: str) -> dict[str, float]:
     """{clip: the value that ranks}: the metric itself, or for colourfulness |log(pred/GT)| per clip.
 
-    The GT's per-clip colourfulness comes from `run.gt_per_clip`; where a clip lacks it, a stored
-    per-clip ratio (`colorfulness_ratio`, pred/GT) is used; clips with neither are left out.
+    The GT's per-clip colourfulness comes from `run.gt_per_clip`; clips without it are left out.
     """
-    if direction(metric) != "closer":
+    if ranking(metric) is not Direction.CLOSER:
         return clip_values(run, metric)
     out: dict[str, float] = {}
+    gt_per_clip = run.gt_per_clip or {}
     for clip, vals in run.per_clip.items():
-        gt = (getattr(run, "gt_per_clip", {}) or {}).get(clip, {}).get(metric)
-        c = closeness(vals.get(metric), gt)
-        if c is None:
-            ratio = vals.get(f"{metric}_ratio")
-            c = closeness(ratio, 1.0) if ratio is not None else None
+        c = closeness(vals.get(metric), gt_per_clip.get(clip, {}).get(metric))
         if c is not None:
             out[clip] = c
     return out
@@ -255,7 +236,7 @@ def paired_test(a: Mapping[str, float], b: Mapping[str, float], *, metric: str, 
         else:  # only ties between two infinities: compare the remaining clips as usual
             ci = bootstrap_ci(d, n_resamples=n_resamples, level=level, seed=seed)
             lo, hi, diff = ci.lo, ci.hi, float(d.mean())
-    dirn = direction(metric)
+    dirn = ranking(metric)
     better: str | None
     if dirn is None or math.isnan(diff):
         better = None
@@ -263,7 +244,7 @@ def paired_test(a: Mapping[str, float], b: Mapping[str, float], *, metric: str, 
         better = "tie"
     else:
         a_up = diff > 0
-        better = ("A" if a_up else "B") if dirn == "higher" else ("B" if a_up else "A")
+        better = ("A" if a_up else "B") if dirn is Direction.HIGHER else ("B" if a_up else "A")
     p = wilcoxon_p(ranked)
     alpha = 1.0 - level
     # Both must agree: with very few clips the bootstrap interval is too narrow, while the signed-rank
@@ -277,7 +258,7 @@ def paired_test(a: Mapping[str, float], b: Mapping[str, float], *, metric: str, 
         m = float(x.mean())
         return m if math.isfinite(m) else None
 
-    return PairedResult(metric=metric, quantity=quantity or metric, direction=dirn, n=len(common),
+    return PairedResult(metric=metric, quantity=quantity or metric, direction=direction(metric), n=len(common),
                         mean_a=mean(xa), mean_b=mean(xb), diff=None if math.isnan(diff) else diff, lo=lo, hi=hi,
                         p_value=p, better=better, significant=bool(significant), note=note)
 
@@ -308,8 +289,8 @@ def compare_runs(run_a: Any, run_b: Any, metrics: Sequence[str] | None = None, *
                            hint="evaluate both models on the same benchmark set")
     out: list[PairedResult] = []
     for m in metrics:
-        dirn = direction(m)
-        quantity = f"|log({m}/GT)|" if dirn == "closer" else m
+        dirn = ranking(m)
+        quantity = f"|log({m}/GT)|" if dirn is Direction.CLOSER else m
         if is_pooled(m):
             out.append(_untested(m, quantity, dirn, run_a, run_b,
                                  "pooled over all frames: no per-clip values to pair"))
@@ -322,9 +303,9 @@ def compare_runs(run_a: Any, run_b: Any, metrics: Sequence[str] | None = None, *
         va, vb = ranking_values(run_a, m), ranking_values(run_b, m)
         n_common = sum(1 for c in va if c in vb)
         if n_common < 2:
-            why = ("per-clip GT values missing" if dirn == "closer" and (clip_values(run_a, m) and clip_values(run_b, m))
-                   and not (run_a.gt_per_clip and run_b.gt_per_clip)
-                   else f"defined on {n_common} shared clip(s)")
+            gt_missing = (dirn is Direction.CLOSER and clip_values(run_a, m) and clip_values(run_b, m)
+                          and not (run_a.gt_per_clip and run_b.gt_per_clip))
+            why = "per-clip GT values missing" if gt_missing else f"defined on {n_common} shared clip(s)"
             out.append(_untested(m, quantity, dirn, run_a, run_b, why))
             continue
         out.append(paired_test(va, vb, metric=m, quantity=quantity, **kw))
@@ -336,10 +317,10 @@ def _short(reason: str, limit: int = 70) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
-def _untested(metric: str, quantity: str, dirn: str | None, run_a: Any, run_b: Any, note: str) -> PairedResult:
+def _untested(metric: str, quantity: str, dirn: Direction | None, run_a: Any, run_b: Any, note: str) -> PairedResult:
     def val(run: Any) -> float | None:
         v = run.metrics.get(metric)
-        if dirn == "closer":
+        if dirn is Direction.CLOSER:
             return dataset_closeness(run, metric)
         return None if v is None else float(v)
 
@@ -349,9 +330,9 @@ def _untested(metric: str, quantity: str, dirn: str | None, run_a: Any, run_b: A
     if diff is not None and dirn is not None:
         if diff == 0:
             better = "tie"
-        elif dirn == "higher":
+        elif dirn is Direction.HIGHER:
             better = "A" if diff > 0 else "B"
         else:
             better = "A" if diff < 0 else "B"
-    return PairedResult(metric=metric, quantity=quantity, direction=dirn, n=0, mean_a=a, mean_b=b, diff=diff,
-                        lo=None, hi=None, p_value=None, better=better, significant=False, note=note)
+    return PairedResult(metric=metric, quantity=quantity, direction=direction(metric), n=0, mean_a=a, mean_b=b,
+                        diff=diff, lo=None, hi=None, p_value=None, better=better, significant=False, note=note)
