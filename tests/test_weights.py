@@ -56,7 +56,7 @@ def test_registry_prefixes_come_from_the_file_names():
     for spec in REGISTRY.values():
         assert spec.url.startswith("https://")
         assert spec.url.endswith("/" + spec.filename) or spec.manual, spec.name
-    assert {s.name for s in REGISTRY.values() if s.manual} == {"lai18", "instcolor_zip"}
+    assert {s.name for s in REGISTRY.values() if s.manual} == {"lai18", "instcolor_zip", "tcvc"}
 
 
 def test_file_without_a_direct_download_is_never_fetched(monkeypatch):

@@ -169,8 +169,6 @@ def write_random_weights(folder: str | Path, names: Iterable[str], seed: int = 0
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     for name in names:
-        if name == "tcvc":
-            import vcbench.baselines.tcvc.files  # noqa: F401  # lazy: registers the "tcvc" WeightSpec
         path = folder / get_spec(name).filename
         if name == "devc_zip":
             write_devc_zip(path, devc_states(seed))

@@ -123,6 +123,12 @@ def _builtin_specs() -> dict[str, WeightSpec]:
                    description="InstColorization checkpoints.zip (Google Drive; no published hash), saved under "
                                "this name, or a folder holding coco_finetuned_mask_256_ffs/latest_net_{G,GF,GComp}.pth",
                    manual="it is shared as a Google Drive page, not a direct download"),
+        WeightSpec("tcvc", "TCVC_IDC_80000_G.pth",
+                   "https://drive.google.com/file/d/1nEim131CASkjgnc6MpE3FAkhZa5tFuMF/view?usp=sharing",
+                   description="TCVC (Liu et al. 2021) TCVC_IDC 80000_G.pth, FlowNet2 and SIGGRAPH17 anchor net "
+                               "included; Google Drive or Baidu (https://pan.baidu.com/s/1eSCUCfXjsDeLC5-qGytuiA, "
+                               "token z8f4), no published hash",
+                   manual="it is shared on Google Drive and Baidu Disk, not as a direct download"),
     ]
     return {s.name: s for s in specs}
 

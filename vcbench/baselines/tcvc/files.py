@@ -27,11 +27,7 @@ HOW = (f"download the TCVC model from {DRIVE} or {BAIDU} (lyh-18/TCVC's README) 
        f"TCVC_IDC/models/{MEMBER} as $TORCH_HOME/hub/checkpoints/TCVC_IDC_80000_G.pth, or pass "
        "--model-option weights=PATH (the file, or a folder or zip holding it)")
 
-SPEC = registry.register(registry.WeightSpec(
-    WEIGHTS_NAME, "TCVC_IDC_80000_G.pth", DRIVE,
-    description=f"TCVC (Liu et al. 2021) TCVC_IDC {MEMBER}, FlowNet2 and SIGGRAPH17 anchor net included; "
-                f"Google Drive or Baidu ({BAIDU}), no published hash",
-    manual="it is shared on Google Drive and Baidu Disk, not as a direct download"))
+SPEC = registry.get_spec(WEIGHTS_NAME)  # built in to vcbench.weights, so `vcbench weights list` shows it
 
 
 def _member(path: Path) -> tuple[bytes, str]:
