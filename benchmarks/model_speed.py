@@ -18,13 +18,15 @@ import torch
 
 
 def _weights(ck: Path) -> None:
-    """Random official-shape files for zhang16/17 and lai18 in a private torch-hub cache."""
+    """Random official-shape files for the models that load weights, in a private torch-hub cache."""
     from vcbench.baselines.lai18 import TransformNet
     from vcbench.baselines.zhang import ECCV16Net, SIGGRAPH17Net
+    from vcbench.random_weights import write_random_weights
 
     torch.save(ECCV16Net().state_dict(), ck / "colorization_release_v2-9b330a0b.pth")
     torch.save(SIGGRAPH17Net().state_dict(), ck / "siggraph17-df00044c.pth")
     torch.save({"model": TransformNet().state_dict()}, ck / "ECCV18_blind_consistency.pth")
+    write_random_weights(ck, ["tcvc"])
 
 
 def main() -> None:
@@ -33,7 +35,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--models", default="gray,reinhard,welsh,propagate,zhang16,zhang17,zhang16+lai18")
+    ap.add_argument("--models", default="gray,reinhard,welsh,propagate,zhang16,zhang17,zhang16+lai18,tcvc")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -59,9 +61,10 @@ def main() -> None:
     rgb = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
     L = rgb_uint8_to_lab(rgb)[:, :1].contiguous().to(args.device)
     for name in args.models.split(","):
-        model = get_model(name, args.device, **({"allow_unverified_weights": True} if "zhang" in name else {}))
+        model = get_model(name, args.device, **({"allow_unverified_weights": True} if "zhang" in name or name == "tcvc" else {}))
         model.start_clip([frames[0]])
         model.colorize(L[:1])  # warm-up
+        model.start_clip([frames[0]])  # a fresh clip: whole-clip models (tcvc, dvp) take one call per clip
         t = time.perf_counter()
         with torch.inference_mode():
             model.colorize(L[1:])
