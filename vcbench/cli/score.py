@@ -74,17 +74,20 @@ def _fmt(v: float | None, digits: int = 6) -> str:
 
 
 def format_table(result: Any) -> str:
-    """A plain-text table: metric, value, direction, GT value (colourfulness/flicker)."""
-    arrows = {True: "higher better", False: "lower better", None: "closer to GT"}
+    """A plain-text table: metric, value, direction, the GT's own value (colourfulness, flicker) and,
+    where the registry asks for it (`MetricInfo.gt_ratio`: colourfulness), the ratio prediction / GT."""
+    from vcbench.metrics.registry import METRICS  # lazy: CLI start-up (every command module loads)
+
     rows = [("metric", "value", "direction", "GT")]
     for name, value in result.metrics.items():
         if name in result.unavailable:
             continue
+        info = METRICS.get(name)
         gt = result.gt_metrics.get(name)
         gt_s = _fmt(gt) if name in result.gt_metrics else ""
-        if name == "colorfulness" and gt and value is not None:
+        if info is not None and info.gt_ratio and gt and value is not None:
             gt_s += f" (ratio {value / gt:.3f})"
-        rows.append((name, _fmt(value), arrows.get(result.directions.get(name), ""), gt_s))
+        rows.append((name, _fmt(value), "" if info is None else info.direction.table, gt_s))
     lines = _table(rows[0], rows[1:]).splitlines()
     proto = result.protocol
     lines.append("")
