@@ -28,7 +28,7 @@ from vcbench.errors import InputError, VcbenchError
 from vcbench.metrics.registry import METRICS, Direction
 from vcbench.reports.db import ResultsDB, RunRecord
 from vcbench.reports.stats import (N_RESAMPLES, dataset_closeness, direction, is_pooled, json_ready, metric_ci,
-                                   ranking)
+                                   ranking, short_reason)
 from vcbench.weights import missing_short
 
 FORMATS = ("md", "csv", "latex", "html", "json")
@@ -278,10 +278,7 @@ def _infinite_rank_note(metric: str, value: float, gt: Any) -> str:
 def _short(reason: str, limit: int = 60) -> str:
     """A reason short enough for a table note; a missing weight file in the one form every report uses."""
     weights = missing_short(reason)
-    if weights is not None:
-        return weights
-    first = reason.split(". ")[0].split(": /")[0].split(": download of")[0]
-    return first if len(first) <= limit else first[: limit - 1] + "…"
+    return weights if weights is not None else short_reason(reason, limit)
 
 
 def _note_splits(tables: list[Table]) -> None:

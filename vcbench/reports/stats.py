@@ -297,7 +297,7 @@ def compare_runs(run_a: Any, run_b: Any, metrics: Sequence[str] | None = None, *
             continue
         gone = [(who, run.unavailable[m]) for who, run in (("A", run_a), ("B", run_b)) if m in (run.unavailable or {})]
         if gone:
-            why = "; ".join(f"not measured in {who}: {_short(reason)}" for who, reason in gone)
+            why = "; ".join(f"not measured in {who}: {short_reason(reason)}" for who, reason in gone)
             out.append(_untested(m, quantity, dirn, run_a, run_b, why))
             continue
         va, vb = ranking_values(run_a, m), ranking_values(run_b, m)
@@ -312,7 +312,8 @@ def compare_runs(run_a: Any, run_b: Any, metrics: Sequence[str] | None = None, *
     return out
 
 
-def _short(reason: str, limit: int = 70) -> str:
+def short_reason(reason: str, limit: int = 70) -> str:
+    """The first sentence of an unavailability reason, without the path or URL detail, cut to `limit`."""
     first = reason.split(". ")[0].split(": /")[0].split(": download of")[0]
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
