@@ -60,7 +60,8 @@ def bare_decode_encode(videos: list[Path], out: Path, height: int, width: int,
 def run_pipeline(videos_dir: Path, out: Path, *, clips: int, height: int, width: int, length: int,
                  workers: int) -> tuple[float, float]:
     from vcbench.trainset.clips import ClipSpec
-    from vcbench.trainset.pipeline import BuildConfig, RunOptions, build_dataset
+    from vcbench.trainset.config import BuildConfig, RunOptions
+    from vcbench.trainset.run import build_dataset
 
     cfg = BuildConfig(source="local", clips=clips, spec=ClipSpec(length=length, height=height, width=width),
                       flow="none", features="none", pseudo_fraction=0.0, shard_size=max(1, clips // (4 * workers)),

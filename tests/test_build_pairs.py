@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from vcbench.trainset.pairs import PairConfig, build_pairs
-from vcbench.trainset.pipeline import RunOptions
+from vcbench.trainset.config import RunOptions
 from vcbench.errors import InputError, VcbenchError
 
 from test_dataset_pipeline import digests
@@ -156,7 +156,7 @@ def test_imagenet_folder_links_sources_and_records_failures(tmp_path, cli):
 _KILLED = """
 import os, signal, sys
 from vcbench.trainset import pairs as P
-from vcbench.trainset.pipeline import RunOptions
+from vcbench.trainset.config import RunOptions
 real, calls = P.run_pair_shard, []
 def dying(task):
     calls.append(task.index)

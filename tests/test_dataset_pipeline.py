@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from vcbench.trainset.clips import ClipSpec
-from vcbench.trainset.pipeline import BuildConfig, RunOptions, build_dataset
+from vcbench.trainset.config import BuildConfig, RunOptions
+from vcbench.trainset.run import build_dataset
 from vcbench.errors import InputError
 from vcbench.frames import sample_videos
 
@@ -158,7 +159,8 @@ def test_folder_without_readable_build_json_refuses_other_settings(videos, tmp_p
 _CHILD = """
 import sys
 from vcbench.trainset.clips import ClipSpec
-from vcbench.trainset.pipeline import BuildConfig, RunOptions, build_dataset
+from vcbench.trainset.config import BuildConfig, RunOptions
+from vcbench.trainset.run import build_dataset
 cfg = BuildConfig(source="local", clips=8, seed=3, spec=ClipSpec(length=5, height=48, width=96, max_clips_per_shot=2), flow="dis",
                   features="weightfree", pseudo_fraction=0.25, shard_size=2, input=sys.argv[2])
 build_dataset(cfg, sys.argv[1], RunOptions(workers=1, quiet=True))
@@ -555,3 +557,25 @@ def test_same_class_references_through_the_pipeline(clean_build, videos, tmp_pat
         build_dataset(tiny_config(videos, flow="none", gallery_labels=str(glab)), tmp_path / "l2",
                       RunOptions(workers=1, quiet=True))
     assert not (tmp_path / "l2").exists()
+
+
+def test_build_identity_and_worker_tasks_keep_their_bytes(videos, tmp_path):
+    """A folder built before the pipeline's split resumes after it: build.json's record and build_id
+    are the bytes they were (the id below is what the one-module pipeline gave for this record), and
+    the worker tasks travel to forkserver/Ray workers by their new modules' paths."""
+    import pickle
+
+    from vcbench.trainset.config import WeightsRecord, build_id, build_record
+    from vcbench.trainset.extract import ExtractTask, run_extract
+    from vcbench.trainset.sources import SourceVideo
+    from vcbench.trainset.stages import ShardTask, run_shard
+
+    weights = WeightsRecord((("raft_large_C_T_SKHT_V2-ff5fadd5.pth", "ab" * 32),), True)
+    assert build_id(build_record(BuildConfig(source="sample", clips=24), weights)) == "0c17388a69e697a2"
+    cfg = tiny_config(videos)
+    video = SourceVideo("carphone", videos / "carphone.mp4", "local", "unknown", "file://carphone.mp4")
+    for fn, task in ((run_extract, ExtractTask(str(tmp_path), video, cfg.spec, "token")),
+                     (run_shard, ShardTask(str(tmp_path), 0, ({"clip_id": "c"},), cfg, weights, False, "token", "id"))):
+        blob = pickle.dumps((fn, task))
+        assert pickle.loads(blob) == (fn, task)
+        assert fn.__module__.encode() in blob and b"pipeline" not in blob

@@ -32,7 +32,8 @@ from PIL import Image
 
 from vcbench.trainset.clips import ClipSpec
 from vcbench.trainset.pairs import PairConfig, build_pairs
-from vcbench.trainset.pipeline import BuildConfig, RunOptions, build_dataset
+from vcbench.trainset.config import BuildConfig, RunOptions
+from vcbench.trainset.run import build_dataset
 from vcbench.frames import sample_videos
 
 SIZE = (216, 384)

@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from test_dataset_pipeline import digests, tiny_config
-from vcbench.trainset.pipeline import RunOptions, build_dataset
+from vcbench.trainset.config import RunOptions
+from vcbench.trainset.run import build_dataset
 from vcbench.executors import LocalExecutor, make_executor
 from vcbench.frames import sample_videos
 

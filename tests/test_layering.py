@@ -61,9 +61,7 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
 }
 
 KNOWN_CYCLES: set[tuple[str, ...]] = {
-    (
-        'vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pipeline'
-    ),
+    ('vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs'),
     (
         'vcbench.trainset.sources', 'vcbench.trainset.sources.fetch',
         'vcbench.trainset.sources.hollywood', 'vcbench.trainset.sources.local',
@@ -81,52 +79,18 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/baselines/propagate.py': ('vcbench.flow.registry',),
     'vcbench/baselines/zhang.py': ('vcbench.baselines.devc.weights', 'vcbench.weights'),
     'vcbench/cli/__init__.py': ('vcbench.atomic',),
-    'vcbench/cli/build_dataset.py': (
-        'vcbench.trainset.clips', 'vcbench.trainset.export_devc', 'vcbench.trainset.export_devc',
-        'vcbench.trainset.pipeline', 'vcbench.trainset.pipeline', 'vcbench.errors'
-    ),
-    'vcbench/cli/build_pairs.py': (
-        'vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pairs',
-        'vcbench.trainset.pairs', 'vcbench.trainset.pipeline'
-    ),
     'vcbench/cli/weights_cmd.py': (
         'vcbench.weights', 'vcbench.weights', 'vcbench.weights', 'vcbench.weights'
     ),
     'vcbench/trainset/augment.py': ('vcbench.flow.warp',),
-    'vcbench/trainset/export_devc.py': (
-        'vcbench.atomic', 'vcbench.trainset.export_pairs', 'vcbench.trainset.pipeline',
-        'vcbench.trainset.shards', 'vcbench.flow.flo', 'vcbench.flow.flo', 'vcbench.frames'
-    ),
+    'vcbench/trainset/export_devc.py': ('vcbench.trainset.export_pairs',),
     'vcbench/trainset/pair_stages.py': ('vcbench.retrieval.index',),
-    'vcbench/trainset/pairs.py': (
-        'vcbench.trainset.augment', 'vcbench.trainset.manifest', 'vcbench.trainset.manifest',
-        'vcbench.trainset.pair_stages', 'vcbench.trainset.pair_stages', 'vcbench.trainset.pipeline',
-        'vcbench.trainset.pipeline', 'vcbench.trainset.stages', 'vcbench.errors',
-        'vcbench.executors', 'vcbench.executors', 'vcbench.frames', 'vcbench.frames',
-        'vcbench.frames', 'vcbench.hashing', 'vcbench.lock', 'vcbench.retrieval.descriptors'
-    ),
-    'vcbench/trainset/pipeline.py': (
-        'vcbench.atomic', 'vcbench.trainset.augment', 'vcbench.trainset.export_devc',
-        'vcbench.trainset.labels', 'vcbench.trainset.labels', 'vcbench.trainset.manifest',
-        'vcbench.trainset.stages', 'vcbench.trainset.stages', 'vcbench.trainset.stages',
-        'vcbench.trainset.stages', 'vcbench.errors', 'vcbench.executors', 'vcbench.executors',
-        'vcbench.executors', 'vcbench.executors', 'vcbench.lock', 'vcbench.lock', 'vcbench.lock',
-        'vcbench.lock', 'vcbench.retrieval.index', 'vcbench.weights'
-    ),
-    'vcbench/trainset/shards.py': ('vcbench.flow.flo', 'vcbench.flow.flo'),
     'vcbench/trainset/sources/__init__.py': (
         'vcbench.trainset.sources.hollywood', 'vcbench.trainset.sources.local',
         'vcbench.trainset.sources.sample', 'vcbench.trainset.sources.videvo'
     ),
     'vcbench/trainset/sources/fetch.py': ('vcbench.download',),
     'vcbench/trainset/sources/hollywood.py': ('vcbench.download',),
-    'vcbench/trainset/stages.py': (
-        'vcbench.atomic', 'vcbench.trainset.labels',
-        'vcbench.flow.registry', 'vcbench.flow.registry', 'vcbench.flow.occlusion',
-        'vcbench.retrieval.build', 'vcbench.retrieval.build', 'vcbench.retrieval.descriptors',
-        'vcbench.retrieval.topk'
-    ),
-    'vcbench/trainset/verify.py': ('vcbench.trainset.pairs',),
     'vcbench/metrics/fidelity.py': ('vcbench.metrics.parallel',),
     'vcbench/metrics/network.py': ('vcbench.errors', 'vcbench.metrics.sizing', 'vcbench.weights'),
     'vcbench/metrics/perceptual.py': ('vcbench.weights', 'vcbench.weights'),

@@ -118,7 +118,7 @@ def _tracked(fn: Callable[[Any], Any], key: int, task: Any) -> Any:
 
 # Modules the pool's fork server imports once, so each worker starts as a cheap fork of a process
 # that has them loaded (and has run no thread pool yet, which is what makes forking it safe).
-PRELOAD = ["vcbench.trainset.pipeline", "vcbench.trainset.stages", "torch", "scenedetect.detectors", "pyarrow.parquet"]
+PRELOAD = ["vcbench.trainset.extract", "vcbench.trainset.stages", "torch", "scenedetect.detectors", "pyarrow.parquet"]
 
 
 def _context():

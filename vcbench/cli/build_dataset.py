@@ -1,6 +1,6 @@
 """`vcbench build-dataset`: raw videos -> DEVC-style training clips with references and flow.
 
-A thin wrapper over `vcbench.trainset.pipeline.build_dataset`. Rerunning the same command resumes an
+A thin wrapper over `vcbench.trainset.run.build_dataset`. Rerunning the same command resumes an
 interrupted build (complete shards are kept, the rest redone); the result is byte-identical to an
 uninterrupted build on the CPU.
 """
@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from vcbench.errors import InputError
 
 SOURCES = ("sample", "videvo", "hollywood2", "hollywood3d", "local")
 FLOWS = ("dis", "farneback", "raft", "flownet2", "none")
@@ -90,9 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vcbench.trainset.clips import ClipSpec
-    from vcbench.trainset.pipeline import DEFAULT_CLIPS, FULL_DEFAULT_CLIPS, BuildConfig, RunOptions, build_dataset
-    from vcbench.errors import InputError
+    from vcbench.trainset.clips import ClipSpec  # lazy: CLI start-up
+    from vcbench.trainset.config import DEFAULT_CLIPS, FULL_DEFAULT_CLIPS, BuildConfig, RunOptions  # lazy: CLI start-up
+    from vcbench.trainset.run import build_dataset  # lazy: CLI start-up
 
     clips = args.clips if args.clips is not None else DEFAULT_CLIPS.get(args.source, FULL_DEFAULT_CLIPS)
     shard_size = args.shard_size or (8 if args.source == "sample" else 100)
@@ -115,13 +117,13 @@ def run(args: argparse.Namespace) -> int:
                       num_gpus_per_task=args.gpus_per_task, quiet=args.quiet, keep_work=args.keep_work,
                       min_interval_s=args.min_interval, allow_unverified=args.allow_unverified_weights)
     if args.export_devc is not None:  # a folder of another build's export is refused before the build, not after
-        from vcbench.trainset.export_devc import check_export_dest
-        from vcbench.trainset.pipeline import planned_build_id
+        from vcbench.trainset.export_devc import check_export_dest  # lazy: CLI start-up
+        from vcbench.trainset.run import planned_build_id  # lazy: CLI start-up
 
         check_export_dest(args.export_devc, planned_build_id(cfg, opts))
     totals = build_dataset(cfg, args.out, opts)
     if args.export_devc is not None:
-        from vcbench.trainset.export_devc import export_devc
+        from vcbench.trainset.export_devc import export_devc  # lazy: CLI start-up
 
         totals["devc_export"] = export_devc(args.out, args.export_devc, quiet=args.quiet)
     if args.json:

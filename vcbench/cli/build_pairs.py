@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from vcbench.trainset.pairs import FEATURES, SOURCES
+    from vcbench.trainset.pairs import FEATURES, SOURCES  # lazy: CLI start-up
 
     p = sub.add_parser(
         "build-pairs",
@@ -54,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vcbench.trainset.pairs import PairConfig, build_pairs, check_pair_config
-    from vcbench.trainset.pipeline import RunOptions, build_id, _build_record, resolve_build_weights
+    from vcbench.trainset.pairs import PairConfig, build_pairs, check_pair_config  # lazy: CLI start-up
+    from vcbench.trainset.config import RunOptions, build_id, build_record  # lazy: CLI start-up
+    from vcbench.trainset.validate import resolve_build_weights  # lazy: CLI start-up
 
     cfg = PairConfig(source=args.source, input=str(args.input.resolve()) if args.input else None, seed=args.seed,
                      features=args.features, top_k=args.top_k, good_ranks=args.good_ranks, mid_ranks=args.mid_ranks,
@@ -64,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
                       num_gpus_per_task=args.gpus_per_task, quiet=args.quiet,
                       allow_unverified=args.allow_unverified_weights, device=None if args.device == "auto" else args.device)
     if args.export_devc is not None:  # a folder of another build's export is refused before the build, not after
-        from vcbench.trainset.export_devc import check_export_dest
+        from vcbench.trainset.export_devc import check_export_dest  # lazy: CLI start-up
 
         check_pair_config(cfg)
         weights = resolve_build_weights(cfg, allow_unverified=opts.allow_unverified, quiet=True)
-        check_export_dest(args.export_devc, build_id(_build_record(cfg, weights)), options={})
+        check_export_dest(args.export_devc, build_id(build_record(cfg, weights)), options={})
     totals = build_pairs(cfg, args.out, opts)
     if args.export_devc is not None:
-        from vcbench.trainset.export_pairs import export_pairs
+        from vcbench.trainset.export_pairs import export_pairs  # lazy: CLI start-up
 
         totals["devc_export"] = export_pairs(args.out, args.export_devc, quiet=args.quiet, link=not args.copy)
     if args.json:

@@ -92,7 +92,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from vcbench.trainset.export_devc import export_devc  # lazy: CLI start-up (every command module loads)
-    from vcbench.trainset.pairs import is_pair_build  # lazy: CLI start-up (every command module loads)
+    from vcbench.trainset.config import is_pair_build  # lazy: CLI start-up (every command module loads)
 
     if is_pair_build(args.build):
         if args.backward_flow != "full":

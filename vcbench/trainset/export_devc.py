@@ -43,15 +43,19 @@ from typing import Callable, Iterable
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
-from vcbench.atomic import atomic_write_text, write_bytes, write_errors
-from vcbench.trainset.layout import MARKER, BuildLayout, DevcClip, DevcLayout, devc_frame_name, devc_image_name
-from vcbench.trainset.manifest import read_manifest
-from vcbench.trainset.shards import encode_image
+from vcbench.atomic import atomic_write_bytes, atomic_write_text, write_bytes, write_errors
 from vcbench.errors import InputError
+from vcbench.flow.flo import encode_flo
+from vcbench.frames import read_image
 from vcbench.hashing import sha256_file
 from vcbench.lock import FolderLock, PrivateDir, sweep_private_dirs
 from vcbench.stills import load_skimage_still
+from vcbench.trainset.config import build_id
+from vcbench.trainset.layout import MARKER, BuildLayout, DevcClip, DevcLayout, devc_frame_name, devc_image_name
+from vcbench.trainset.manifest import read_manifest
+from vcbench.trainset.shards import clip_flow_files, clip_mask_files, encode_image, read_stored_flow
 
 MARKER_FORMAT = "vcbench-devc-export/1"
 BACKWARD_FLOW = ("full", "zero")
@@ -99,8 +103,6 @@ class Placer:
 def _jpeg_bytes(src: Path) -> bytes:
     if src.suffix.lower() in (".jpg", ".jpeg"):
         return src.read_bytes()
-    from vcbench.frames import read_image
-
     return encode_image(read_image(src), "jpg")
 
 
@@ -137,9 +139,6 @@ def _check_exportable(root: Path, flow_files: dict, refs: list) -> None:
 def _write_clip(root: Path, row, tmp: Path, place: Placer, zero_flow: Path | None = None) -> None:
     """One clip's files in `tmp` (its writer's private folder). `zero_flow`: the all-zero .flo that
     every backward flow links to (backward_flow="zero"); None writes the real backward flow."""
-    from vcbench.trainset.shards import clip_flow_files, clip_mask_files, read_stored_flow
-    from vcbench.flow.flo import encode_flo
-
     files = sorted(json.loads(row.files))
     flow_files = json.loads(row.flow_files)
     refs = json.loads(row.references)
@@ -241,10 +240,6 @@ def run_export(root: Path, dest: Path, *, kind: str, record: dict, manifest: Pat
     """The export of one build into `dest`, unit (clip or class folder) by unit, under `dest`'s lock:
     a unit is written by `write_unit(name, tmp, placer)` in a private folder, renamed onto
     `dest/<name>` when complete, and skipped on a rerun when `dest/<name>/<done_file>` exists."""
-    from tqdm import tqdm
-
-    from vcbench.trainset.pipeline import build_id
-
     ident = {"format": MARKER_FORMAT, "kind": kind, "build_id": build_id(record), "manifest_sha256": sha256_file(manifest),
              "build": str(root.resolve()), count_key: len(units), "options": options}
     place = Placer(link)
@@ -295,8 +290,6 @@ def export_devc(root: str | Path, dest: str | Path, *, quiet: bool = False, link
     """Write every clip of the build-dataset folder `root` into `dest` in DEVC's layout; resumes an
     interrupted export of the same build (finished clips are kept) and refuses a folder of another
     build's. `link`: hard-link JPEG frames and gallery images; `backward_flow`: "full" or "zero"."""
-    from vcbench.flow.flo import encode_flo
-
     root, dest = Path(root), Path(dest)
     layout = DevcLayout(dest)
     if backward_flow not in BACKWARD_FLOW:
@@ -317,8 +310,6 @@ def export_devc(root: str | Path, dest: str | Path, *, quiet: bool = False, link
         for h, w in sizes if backward_flow == "zero" else ():
             path = layout.zero_flow(h, w)
             if not path.is_file():
-                from vcbench.atomic import atomic_write_bytes
-
                 atomic_write_bytes(path, encode_flo(np.zeros((h, w, 2), np.float32)))
 
     def write(name: str, tmp: Path, place: Placer) -> None:

@@ -32,15 +32,29 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow as pa
+import torch  # noqa: F401  (loaded before single_threaded, so its thread count is pinned too)
 
 from vcbench.atomic import atomic_write_text
-from vcbench.trainset import shards as shardio
-from vcbench.trainset.layout import SHARD_PAIRS, BuildLayout, shard_image
-from vcbench.errors import InputError, VcbenchError
+from vcbench.errors import InputError, VcbenchError, WeightsError
+from vcbench.executors import make_executor, single_threaded
+from vcbench.frames import IMAGE_EXTENSIONS, natural_key, read_image
+from vcbench.hashing import sha256_file
 from vcbench.ids import safe_id
+from vcbench.lock import FolderLock
+from vcbench.retrieval.descriptors import get_descriptor
 from vcbench.stills import SKIMAGE_STILLS, load_skimage_still
+from vcbench.trainset import shards as shardio
+from vcbench.trainset.augment import rng_for
+from vcbench.trainset.config import RunOptions, WeightsRecord, build_id, build_record, write_config
+from vcbench.trainset.layout import SHARD_PAIRS, BuildLayout, shard_image
+from vcbench.trainset.manifest import concat_manifests, rows_table, table_bytes, write_manifest
+from vcbench.trainset.pair_stages import TIERS, neighbours, sample_view, tier_pairs
+from vcbench.trainset.run import clean_leftovers, progress, size_summary, wait_for_orphans
+from vcbench.trainset.stages import _device
+from vcbench.trainset.validate import check_resume, resolve_build_weights
 
 PAIRS_PLAN_VERSION = 1
 SOURCES = ("sample", "local", "imagenet")
@@ -84,8 +98,6 @@ class ImageItem:
 
 # ----------------------------------------------------------------------------------------- source
 def _class_images(folder: Path) -> list[ImageItem]:
-    from vcbench.frames import IMAGE_EXTENSIONS, natural_key
-
     files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
                    key=lambda p: natural_key(p.name))
     items, seen = [], {}
@@ -109,8 +121,6 @@ def list_classes(cfg: PairConfig) -> list[tuple[str, list[ImageItem]]]:
     root = Path(cfg.input)
     if not root.is_dir():
         raise InputError("input folder not found", path=root, hint="point --input at a folder of class sub-folders")
-    from vcbench.frames import natural_key
-
     dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: natural_key(d.name))
     if cfg.source == "imagenet":
         if not any(_WNID.match(d.name) for d in dirs) and (root / "train").is_dir():
@@ -132,20 +142,11 @@ def list_sha256(items: list[ImageItem]) -> str:
 
 def _load(cfg: PairConfig, item: ImageItem) -> tuple[np.ndarray, bytes | None, str]:
     """(RGB image, the JPEG bytes to store for a generated one or None, sha256 of its bytes)."""
-    from vcbench.trainset.augment import rng_for
-    from vcbench.hashing import sha256_file
-
     if item.origin.startswith("skimage:"):
-        from vcbench.trainset.pair_stages import sample_view
-
         still = item.origin.split(":", 1)[1].split("#")[0]
-        import cv2
-
         data = shardio.encode_image(sample_view(load_skimage_still(still), rng_for(cfg.seed, f"pairs:{item.image_id}")), "jpg")
         img = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         return img, data, shardio.sha256_bytes(data)  # described as stored (and exported): the decoded JPEG
-    from vcbench.frames import read_image
-
     return read_image(item.origin), None, sha256_file(item.origin)
 
 
@@ -157,7 +158,7 @@ class PairShardTask:
     class_name: str
     images: tuple[ImageItem, ...]
     config: PairConfig
-    weights: object  # pipeline.WeightsRecord
+    weights: WeightsRecord
     allow_unverified: bool = False
     owner: str | None = None
     build_id: str = ""
@@ -166,14 +167,6 @@ class PairShardTask:
 
 def run_pair_shard(task: PairShardTask) -> dict:
     """One class: load, describe, search, tier, write; returns its stats."""
-    import torch  # noqa: F401  (loaded before single_threaded, so its thread count is pinned too)
-
-    from vcbench.trainset.manifest import rows_table, table_bytes, write_manifest
-    from vcbench.trainset.pair_stages import TIERS, neighbours, tier_pairs
-    from vcbench.trainset.stages import _device
-    from vcbench.executors import single_threaded
-    from vcbench.retrieval.descriptors import get_descriptor
-
     cfg, out_root = task.config, Path(task.out_root)
     device = task.device or _device()
     t0 = time.perf_counter()
@@ -184,8 +177,6 @@ def run_pair_shard(task: PairShardTask) -> dict:
             kw = {"allow_unverified": task.allow_unverified} if cfg.features == "vgg19" else {}
             desc = get_descriptor(cfg.features, device=device, **kw)
             if desc.weights_used() != dict(task.weights.files):
-                from vcbench.errors import WeightsError
-
                 raise WeightsError(f"shard {task.index}: this worker loaded weights {desc.weights_used()} but the "
                                    f"build uses {dict(task.weights.files)}", hint="give every worker the same weight files")
             images, kept, digests, files = [], [], [], []
@@ -249,11 +240,8 @@ def check_pair_config(cfg: PairConfig) -> None:
         raise InputError("--source sample takes no --input", hint="use --source local --input DIR for your images")
 
 
-def build_pairs(cfg: PairConfig, out: Path, opts=None) -> dict:
+def build_pairs(cfg: PairConfig, out: Path, opts: RunOptions | None = None) -> dict:
     """Run (or resume) a pair build into `out`; returns the totals written to `out/stats.json`."""
-    from vcbench.trainset.pipeline import RunOptions, resolve_build_weights
-    from vcbench.lock import FolderLock
-
     opts = opts or RunOptions()
     check_pair_config(cfg)
     out = Path(out)
@@ -264,19 +252,14 @@ def build_pairs(cfg: PairConfig, out: Path, opts=None) -> dict:
 
 
 def _build_locked(cfg: PairConfig, out: Path, opts, weights, classes, token: str) -> dict:
-    from vcbench.trainset.manifest import concat_manifests
-    from vcbench.trainset.pipeline import (_build_record, _check_config, _clean_leftovers, _progress,
-                                           _wait_for_orphans, _write_config, build_id, size_summary)
-    from vcbench.executors import make_executor
-
     layout = BuildLayout(out)
-    _check_config(out, cfg, weights)
-    record = _build_record(cfg, weights)
+    check_resume(out, cfg, weights)
+    record = build_record(cfg, weights)
     bid = build_id(record)
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    _write_config(out, cfg, weights)
-    _clean_leftovers(out)
+    write_config(out, cfg, weights)
+    clean_leftovers(out)
     plan_path = layout.plan_json
     current = [{"class": name, "count": len(items), "list_sha256": list_sha256(items)}
                for name, items in classes if len(items) >= 2]
@@ -301,14 +284,14 @@ def _build_locked(cfg: PairConfig, out: Path, opts, weights, classes, token: str
     executor = make_executor(opts.executor, workers=opts.workers, address=opts.address,
                              num_gpus_per_task=opts.num_gpus_per_task)
     try:
-        with _progress(len(plan["classes"]), "class", "pairs", opts.quiet,
+        with progress(len(plan["classes"]), "class", "pairs", opts.quiet,
                        initial=len(plan["classes"]) - len(tasks)) as bar:
             for _ in executor.map(run_pair_shard, tasks, gpu=cfg.features == "vgg19",
                                   describe=lambda t: f"building shard {t.index} (class {t.class_name})"):
                 bar.update(1)
     finally:
         executor.close()
-    _wait_for_orphans(out)
+    wait_for_orphans(out)
     n_shards = len(plan["classes"])
     incomplete = [i for i in range(n_shards) if not shardio.shard_complete(out, i)]
     if incomplete:
@@ -325,10 +308,3 @@ def _build_locked(cfg: PairConfig, out: Path, opts, weights, classes, token: str
               "timings": {"wall_s": round(time.perf_counter() - t0, 3)}}
     atomic_write_text(layout.stats_json, json.dumps(totals, indent=1, sort_keys=True) + "\n")
     return totals
-
-
-def is_pair_build(root: Path) -> bool:
-    try:
-        return json.loads(BuildLayout(root).build_json.read_text()).get("kind") == "pairs"
-    except (OSError, ValueError, AttributeError):
-        return False

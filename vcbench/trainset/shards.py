@@ -29,6 +29,7 @@ import numpy as np
 
 from vcbench.atomic import atomic_write_text, write_bytes
 from vcbench.errors import VcbenchError
+from vcbench.flow.flo import decode_flow_png, encode_flow_png
 from vcbench.hashing import sha256_file
 from vcbench.lock import PrivateDir, check_owner, sweep_private_dirs
 from vcbench.trainset.layout import (FLOW_BW_DIR, FLOW_FW_DIR, MASK_DIR, SHARD_MANIFEST, BuildLayout, ClipFiles,
@@ -93,8 +94,6 @@ class ShardWriter:
         return dict(self.put(names.frame(t, fmt), encode_image(f, fmt), "frames") for t, f in enumerate(frames))
 
     def write_flow(self, clip_id: str, fw: np.ndarray, bw: np.ndarray, valid: np.ndarray) -> dict[str, str]:
-        from vcbench.flow.flo import encode_flow_png
-
         names, files = ClipFiles(clip_id), {}
         for t in range(len(fw)):
             files.update([self.put(names.flow(t, "fw"), encode_flow_png(fw[t]), "flow"),
@@ -155,8 +154,6 @@ def clip_mask_files(flow_files: dict[str, str] | list[str]) -> list[str]:
 
 def read_stored_flow(root: Path, rel: str) -> np.ndarray:
     """(H, W, 2) float32 flow of one stored file (out-of-range pixels keep their saturated value)."""
-    from vcbench.flow.flo import decode_flow_png
-
     path = Path(root) / rel
     try:
         data = path.read_bytes()

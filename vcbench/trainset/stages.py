@@ -1,4 +1,5 @@
-"""The per-clip stages of a shard: load -> augment -> references -> flow -> write.
+"""A shard task (`ShardTask`, `run_shard`) and the per-clip stages it runs: load -> augment ->
+references -> flow -> write.
 
 References and flow are other modules' work (vcbench.retrieval, vcbench.flow); this file only
 adapts them to clips: which frames are queried, how pairs are batched, how results are stored.
@@ -12,12 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from vcbench.atomic import atomic_write_text
+from vcbench.errors import InputError, WeightsError
+from vcbench.executors import single_threaded
+from vcbench.flow.occlusion import occlusion_mask
+from vcbench.flow.registry import get_estimator
+from vcbench.labels import read_label_file
+from vcbench.retrieval.build import ensure_gallery, load_gallery
+from vcbench.retrieval.topk import key_frame_indices
+from vcbench.trainset import shards as shardio
 from vcbench.trainset.augment import (augment_video, draw_pseudo_params, draw_video_params, params_json,
                                       pseudo_video, rng_for)
-from vcbench.errors import InputError
-from vcbench.labels import read_label_file
+from vcbench.trainset.config import BuildConfig, WeightsRecord
+from vcbench.trainset.labels import gallery_labels
 from vcbench.trainset.layout import BuildLayout
+from vcbench.trainset.manifest import write_manifest
 from vcbench.stills import Still, list_stills
 
 GPU_FLOWS = ("raft", "flownet2")
@@ -33,25 +45,12 @@ def stage_weight_names(cfg) -> list[str]:
     return sorted(set(FLOW_WEIGHTS.get(getattr(cfg, "flow", "none"), ()) + FEATURE_WEIGHTS.get(cfg.features, ())))
 
 
-def check_stage_names(cfg) -> None:
-    """An unknown flow estimator or descriptor is refused before any work (names only, no model built)."""
-    from vcbench.flow.registry import estimator_names
-    from vcbench.retrieval.descriptors import DESCRIPTORS
-
-    if cfg.flow != "none" and cfg.flow not in estimator_names():
-        raise InputError(f"unknown flow estimator {cfg.flow!r}", hint=f"use one of {', '.join(estimator_names())} or none")
-    if cfg.features != "none" and cfg.features not in DESCRIPTORS:
-        raise InputError(f"unknown descriptor {cfg.features!r}", hint=f"use one of {', '.join(DESCRIPTORS)} or none")
-
-
 def stage_needs_gpu(cfg) -> bool:
     """Whether a shard task should ask the cluster for a GPU (learned flow or descriptors)."""
     return cfg.flow in GPU_FLOWS or cfg.features in GPU_FEATURES
 
 
 def _device() -> str:
-    import torch
-
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -67,17 +66,11 @@ class FlowStage:
     """Forward and backward flow of every consecutive pair, and Lai's occlusion masks, batched."""
 
     def __init__(self, name: str, device: str | None = None, batch: int = 8, *, allow_unverified: bool = False):
-        from vcbench.flow.registry import get_estimator
-
         self.estimator = get_estimator(name, device or _device(), allow_unverified=allow_unverified)
         self.device = device or _device()
         self.batch = batch
 
     def __call__(self, frames: np.ndarray) -> FlowResult:
-        import torch
-
-        from vcbench.flow.occlusion import occlusion_mask
-
         t = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
         fws, bws, valids = [], [], []
         with torch.no_grad():
@@ -99,15 +92,10 @@ def prepare_gallery(cfg, out_root: Path, *, quiet: bool = True, allow_unverified
     resumable, reused when current). None when references are off."""
     if cfg.features == "none":
         return None
-    from vcbench.retrieval.build import ensure_gallery
-
     layout = BuildLayout(out_root)
     gdir = ensure_gallery(layout.gallery, cfg.gallery, cfg.features, device=_device(), quiet=quiet,
                           allow_unverified=allow_unverified, kind=cfg.index, nlist=cfg.nlist, nprobe=cfg.nprobe)
     if cfg.gallery_labels:
-        from vcbench.atomic import atomic_write_text
-        from vcbench.trainset.labels import gallery_labels
-
         stills = list_stills(Path(cfg.gallery) if cfg.gallery else None)
         labels = gallery_labels(stills, cfg.gallery, read_label_file(cfg.gallery_labels, "gallery labels"),
                                 cfg.gallery_labels)
@@ -124,8 +112,6 @@ class ReferenceStage:
 
     def __init__(self, out_root: Path, features: str, device: str | None = None, k: int = TOP_K, *,
                  allow_unverified: bool = False):
-        from vcbench.retrieval.build import load_gallery
-
         layout = BuildLayout(out_root)
         self.gallery = load_gallery(layout.gallery, features, device or _device(), allow_unverified=allow_unverified)
         self.k = k
@@ -142,8 +128,6 @@ class ReferenceStage:
 
     def __call__(self, frames: np.ndarray, clip_label: str | None = None) -> list[dict]:
         """With gallery labels, only images of the clip's class (given, or voted by the neighbours)."""
-        from vcbench.retrieval.topk import key_frame_indices
-
         refs = self.gallery.references(frames[key_frame_indices(len(frames))], self.k, labels=self.labels,
                                        clip_label=clip_label if self.labels is not None else None)
         out = [{"id": gid, "path": self.gallery.path_of(gid), "score": round(float(score), 6)} for gid, score in refs]
@@ -224,3 +208,54 @@ class ClipStages:
 
 def build_clip_stages(cfg, out_root: Path, *, allow_unverified: bool = False) -> ClipStages:
     return ClipStages(cfg, out_root, allow_unverified=allow_unverified)
+
+
+# ------------------------------------------------------------------------------------------ shards
+@dataclass(frozen=True)
+class ShardTask:
+    out_root: str
+    index: int
+    entries: tuple[dict, ...]
+    config: BuildConfig
+    weights: WeightsRecord = WeightsRecord()
+    allow_unverified: bool = False
+    owner: str | None = None  # token of the build's lock; the shard is committed only while it holds
+    build_id: str = ""
+
+
+def run_shard(task: ShardTask) -> dict:
+    """augment -> references -> flow -> write, for one shard; returns its stats."""
+    out_root = Path(task.out_root)
+    cfg = task.config
+    timings = {"load": 0.0, "augment": 0.0, "references": 0.0, "flow": 0.0, "write": 0.0}
+    t_start = time.perf_counter()
+    writer = shardio.ShardWriter(out_root, task.index, task.owner)
+    rows, failures = [], []
+    try:
+        with single_threaded():
+            stages = build_clip_stages(cfg, out_root, allow_unverified=task.allow_unverified)
+            used = stages.weights_used()
+            if used != dict(task.weights.files):  # e.g. a Ray worker whose weights cache holds other files
+                raise WeightsError(f"shard {task.index}: this worker loaded weights {used} but the build uses "
+                                   f"{dict(task.weights.files)}", hint="give every worker the same weight files")
+            for entry in task.entries:
+                try:
+                    rows.append(stages.run(entry, writer, timings))
+                except InputError as exc:
+                    failures.append({"clip_id": entry["clip_id"], "reason": str(exc)})
+        t0 = time.perf_counter()
+        write_manifest(rows, writer.manifest_path())
+        manifest_sha = shardio.sha256_bytes(writer.manifest_path().read_bytes())
+        timings["write"] += time.perf_counter() - t0
+        writer.commit(manifest_sha)
+    except BaseException:
+        writer.abort()
+        raise
+    stats = {
+        "shard": task.index, "count": len(task.entries), "successes": len(rows), "failed": len(failures),
+        "failures": failures, "manifest_sha256": manifest_sha, "bytes": dict(sorted(writer.bytes.items())),
+        "clip_ids": [r["clip_id"] for r in rows], **task.weights.as_dict(), "build_id": task.build_id,
+        "timings": {k: round(v, 4) for k, v in {**timings, "total": time.perf_counter() - t_start}.items()},
+    }
+    shardio.write_stats(out_root, task.index, stats)
+    return stats

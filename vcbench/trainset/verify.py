@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vcbench.trainset.config import is_pair_build
 from vcbench.trainset.layout import BuildLayout
 from vcbench.trainset.manifest import read_manifest
 from vcbench.trainset.sources.fetch import file_digest
@@ -75,8 +76,6 @@ def verify_build(root: str | Path) -> VerifyReport:
     if not layout.build_json.is_file() or not layout.plan_json.is_file():
         raise InputError("not a build-dataset or build-pairs folder (no build.json/plan.json)", path=root,
                          hint="point at the --out folder of vcbench build-dataset or build-pairs")
-    from vcbench.trainset.pairs import is_pair_build
-
     if is_pair_build(root):
         return verify_pairs(root)
     report = VerifyReport(root)
