@@ -1,4 +1,4 @@
-"""Colourfulness against the paper's formula (written out in numpy), GT value and ratio beside it."""
+"""Colourfulness against the paper's formula (written out in numpy), GT value (the suite's twin) and ratio beside it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import torch
 from conftest import degrade
 from skimage import data
 
-from vcbench.metrics.colorfulness import Colorfulness, closeness, colorfulness_frames
+from vcbench.cli.score import format_table
+from vcbench.metrics.colorfulness import Colorfulness, colorfulness_frames
+from vcbench.metrics.suite import MetricSuite
+from vcbench.reports.stats import closeness
 
 
 def _t(frames: np.ndarray) -> torch.Tensor:
@@ -53,53 +56,58 @@ def test_gray_frames_are_zero(sample_frames):
 
 
 def test_metric_reports_pred_gt_and_ratio(sample_frames):
-    m = Colorfulness()
+    """The prediction's values from the metric, the GT's from the suite's GT twin (the one GT path)."""
+    suite = MetricSuite(["colorfulness"])
+    m, twin = suite.metrics["colorfulness"], suite.gt_twins["colorfulness"]
     exp_pred, exp_gt = {}, {}
     for i, (name, gt) in enumerate(sample_frames.items()):
         gt = gt[:5]
         pred = degrade(gt, "chroma+hue", seed=i)
-        m.update(_t(pred[:3]), _t(gt[:3]))
-        m.update(_t(pred[3:]), _t(gt[3:]))
-        m.end_clip(name)
+        suite.update(_t(pred[:3]), _t(gt[:3]), clip=name)
+        suite.update(_t(pred[3:]), _t(gt[3:]))
+        suite.end_clip(name)
         exp_pred[name] = np.mean([_paper(f) for f in pred])
         exp_gt[name] = np.mean([_paper(f) for f in gt])
         assert m.per_frame[name] == pytest.approx([_paper(f) for f in pred], abs=1e-9)
-        assert m.gt_per_frame[name] == pytest.approx([_paper(f) for f in gt], abs=1e-9)
+        assert twin.per_frame[name] == pytest.approx([_paper(f) for f in gt], abs=1e-9)
         assert m.per_clip[name] == pytest.approx(exp_pred[name], abs=1e-9)
-        assert m.gt_per_clip[name] == pytest.approx(exp_gt[name], abs=1e-9)
-        assert m.ratio_per_clip[name] == pytest.approx(exp_pred[name] / exp_gt[name], rel=1e-12)
+        assert twin.per_clip[name] == pytest.approx(exp_gt[name], abs=1e-9)
+    res = suite.result()
+    for name in sample_frames:
+        assert res.gt_per_clip[name]["colorfulness"] == twin.per_clip[name]
+        ratio = res.per_clip[name]["colorfulness"] / res.gt_per_clip[name]["colorfulness"]
+        assert ratio == pytest.approx(exp_pred[name] / exp_gt[name], rel=1e-12)
     pred_ds, gt_ds = np.mean(list(exp_pred.values())), np.mean(list(exp_gt.values()))
-    assert m.compute() == pytest.approx(pred_ds, abs=1e-9)
-    assert m.gt_compute() == pytest.approx(gt_ds, abs=1e-9)
-    assert m.ratio() == pytest.approx(pred_ds / gt_ds, rel=1e-12)
-    assert m.closeness() == pytest.approx(abs(math.log(pred_ds / gt_ds)), rel=1e-12)
+    assert res.metrics["colorfulness"] == pytest.approx(pred_ds, abs=1e-9)
+    assert res.gt_metrics["colorfulness"] == pytest.approx(gt_ds, abs=1e-9)
+    assert res.metrics["colorfulness"] / res.gt_metrics["colorfulness"] == pytest.approx(pred_ds / gt_ds, rel=1e-12)
+    assert closeness(res.metrics["colorfulness"], res.gt_metrics["colorfulness"]) == pytest.approx(
+        abs(math.log(pred_ds / gt_ds)), rel=1e-12)
     assert Colorfulness.higher_is_better is None
-
-
-def test_closeness_ranks_by_log_ratio():
-    assert closeness(20.0, 20.0) == 0.0
-    assert closeness(10.0, 20.0) == pytest.approx(closeness(40.0, 20.0))  # half and double are equally far
-    assert closeness(0.0, 20.0) is None and closeness(5.0, None) is None
 
 
 def test_gray_gt_gives_no_ratio(sample_frames):
     gt = sample_frames["bikes"][:2]
     gray = np.repeat(gt.mean(axis=-1, keepdims=True).astype(np.uint8), 3, axis=-1)
-    m = Colorfulness()
-    m.update(_t(gt), _t(gray))
-    m.end_clip("g")
-    assert m.gt_per_clip["g"] == 0.0 and m.ratio_per_clip["g"] is None and m.ratio() is None
+    suite = MetricSuite(["colorfulness"])
+    suite.update(_t(gt), _t(gray), clip="g")
+    res = suite.result()
+    assert res.gt_per_clip["g"]["colorfulness"] == 0.0 and res.gt_metrics["colorfulness"] == 0.0
+    assert res.metrics["colorfulness"] > 0 and "ratio" not in format_table(res)
+    assert closeness(res.metrics["colorfulness"], res.gt_metrics["colorfulness"]) is None
 
 
 def test_batched_equals_frame_by_frame(sample_frames):
-    """Tolerance 1e-10 (float64 reductions over the same pixels)."""
+    """Tolerance 1e-10 (float64 reductions over the same pixels); the GT's values through the twin."""
     gt = sample_frames["bigbuckbunny"][:6]
     pred = degrade(gt, "hue", seed=2)
-    a, b = Colorfulness(), Colorfulness()
+    a, b = MetricSuite(["colorfulness"]), MetricSuite(["colorfulness"])
     a.update(_t(pred), _t(gt))
     for k in range(6):
         b.update(_t(pred[k:k + 1]), _t(gt[k:k + 1]))
     a.end_clip("c")
     b.end_clip("c")
-    np.testing.assert_allclose(a.per_frame["c"], b.per_frame["c"], rtol=0, atol=1e-10)
-    np.testing.assert_allclose(a.gt_per_frame["c"], b.gt_per_frame["c"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(a.metrics["colorfulness"].per_frame["c"], b.metrics["colorfulness"].per_frame["c"],
+                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(a.gt_twins["colorfulness"].per_frame["c"], b.gt_twins["colorfulness"].per_frame["c"],
+                               rtol=0, atol=1e-10)

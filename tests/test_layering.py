@@ -95,7 +95,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/metrics/network.py': ('vcbench.errors', 'vcbench.metrics.sizing', 'vcbench.weights'),
     'vcbench/metrics/perceptual.py': ('vcbench.weights', 'vcbench.weights'),
     'vcbench/metrics/scorer.py': ('vcbench.metrics.sizing',),
-    'vcbench/metrics/temporal.py': ('vcbench.flow.registry',),
     'vcbench/random_weights.py': (
         'vcbench.baselines.devc.inference', 'vcbench.flow.flownet2', 'vcbench.metrics.inception',
         'vcbench.weights'

@@ -119,6 +119,8 @@ def test_colourfulness_ranks_by_closeness_to_gt():
     assert res["psnr"].better == "tie" and res["psnr"].p_value == 1.0
     assert res["fid"].n == 0 and "pooled" in res["fid"].note and res["fid"].better == "tie"
     assert closeness(-1.0, 10.0) is None
+    assert closeness(20.0, 20.0) == 0.0 and closeness(5.0, None) is None
+    assert closeness(10.0, 20.0) == pytest.approx(closeness(40.0, 20.0))  # half and double are equally far
     ci = metric_ci(over, "colorfulness")
     assert ci.mean == pytest.approx(70.0) and ci.lo < 70 < ci.hi
     assert metric_ci(over, "fid") is None

@@ -24,6 +24,7 @@ from vcbench.flow.flo import write_flo
 from vcbench.flow.pairs import FlowPairs, flow_pairs
 from vcbench.metrics.base import FrameContext
 from vcbench.metrics.cdc import CDC
+from vcbench.metrics.suite import MetricSuite
 from vcbench.metrics.temporal import Flicker, WarpError
 
 
@@ -190,11 +191,23 @@ def test_static_clip_has_zero_flicker_and_warp_error(sample_frames):
         assert len(m.per_frame["s"]) == 4 and max(abs(v) for v in m.per_frame["s"]) < 1e-10
 
 
+def feed_suite(suite: MetricSuite, pred: np.ndarray, gt: np.ndarray, clip: str, sizes: list[int]) -> None:
+    """Feed a clip to a MetricSuite in batches of `sizes` (the suite keeps the previous frames and flow)."""
+    P, G = to_t(pred), to_t(gt)
+    start = 0
+    for k in sizes:
+        suite.update(P[start:start + k], G[start:start + k], clip=clip)
+        start += k
+    assert start == len(gt)
+    suite.end_clip(clip)
+
+
 def test_gt_flicker_is_a_property_of_the_gt(sample_frames):
     gt = sample_frames["bigbuckbunny"]
     pred = degrade(gt, "hue", seed=2)
-    own = Flicker(source="gt")
-    feed(own, pred, gt, "c", [6, 4])
+    suite = MetricSuite(["flicker"], flow="dis")
+    feed_suite(suite, pred, gt, "c", [6, 4])
+    own = suite.gt_twins["flicker"]  # the suite's GT twin: the GT's own flicker
     twin = Flicker()
     feed(twin, gt, gt, "c", [10])
     assert own.per_frame["c"] == pytest.approx(twin.per_frame["c"], rel=1e-12)
@@ -334,14 +347,15 @@ def test_cdc_histograms_opencv_path_equals_bincount(sample_frames, monkeypatch):
 
 
 def test_flicker_tracks_the_gts_own_value_in_any_batching(sample_frames):
-    """Flicker's GT value (reported beside it; cached by the scorer) equals a second instance fed the
-    GT as output, whatever the batch split."""
+    """The suite's GT flicker (reported beside it; its rows are Flicker's GT side, which the scorer
+    caches) equals a Flicker fed the GT as output, whatever the batch split."""
     gt = sample_frames["bikes"]
     pred = degrade(gt, "hue", seed=4)
-    a, b, twin = Flicker(), Flicker(), Flicker()
-    feed(a, pred, gt, "c", [10])
-    feed(b, pred, gt, "c", [3, 4, 3])
+    a, b, twin = MetricSuite(["flicker"], flow="dis"), MetricSuite(["flicker"], flow="dis"), Flicker()
+    feed_suite(a, pred, gt, "c", [10])
+    feed_suite(b, pred, gt, "c", [3, 4, 3])
     feed(twin, gt, gt, "c", [10])
-    assert a.gt_per_frame["c"] == pytest.approx(twin.per_frame["c"], rel=1e-12)
-    assert b.gt_per_frame["c"] == pytest.approx(twin.per_frame["c"], rel=1e-12)
-    assert a.gt_compute() == pytest.approx(twin.compute(), rel=1e-12) and len(a.gt_per_frame["c"]) == 9
+    a_gt, b_gt = a.gt_twins["flicker"], b.gt_twins["flicker"]
+    assert a_gt.per_frame["c"] == pytest.approx(twin.per_frame["c"], rel=1e-12)
+    assert b_gt.per_frame["c"] == pytest.approx(twin.per_frame["c"], rel=1e-12)
+    assert a.gt_values()["flicker"] == pytest.approx(twin.compute(), rel=1e-12) and len(a_gt.per_frame["c"]) == 9

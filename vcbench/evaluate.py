@@ -45,7 +45,6 @@ from vcbench.frames import Clip, write_frames
 from vcbench.lab import rgb_uint8_to_lab
 from vcbench.metrics.scorer import Scorer
 from vcbench.metrics.sizing import default_batch_size
-from vcbench.metrics.suite import GT_REFERENCE_METRICS
 from vcbench.options import coerce_all, parameter_types
 from vcbench.reports.db import ResultsDB, RunRecord
 from vcbench.weights import REGISTRY
@@ -284,7 +283,7 @@ def _gt_per_clip(result: Any, suite: Any) -> dict[str, dict[str, float | None]]:
     if reported:
         return {c: dict(v) for c, v in reported.items()}
     out: dict[str, dict[str, float | None]] = {}
-    for name in GT_REFERENCE_METRICS:
+    for name in suite.gt_twins:
         source = None
         if name in getattr(suite, "gt_twins", {}):
             source = suite.gt_twins[name].per_clip

@@ -114,7 +114,7 @@ def _result_json(ev: Any, db_path: Path) -> dict[str, Any]:
 
 def format_run(ev: Any, db_path: Path | None = None) -> str:
     """The metric table (the same as `vcbench score`'s) with the run's speed and identity below."""
-    from vcbench.metrics.suite import ScoreResult  # lazy: CLI start-up (torch)
+    from vcbench.metrics.result import ScoreResult  # lazy: CLI start-up
 
     rec = ev.record
     result = ev.result

@@ -13,7 +13,7 @@ _EXPORTS = {
     "Metric": "vcbench.metrics.base",
     "FrameContext": "vcbench.metrics.base",
     "MetricSuite": "vcbench.metrics.suite",
-    "ScoreResult": "vcbench.metrics.suite",
+    "ScoreResult": "vcbench.metrics.result",
     "Scorer": "vcbench.metrics.scorer",
     "score_dirs": "vcbench.metrics.scorer",
     "pair_clips": "vcbench.metrics.scorer",

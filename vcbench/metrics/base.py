@@ -119,6 +119,11 @@ class Metric(ABC):
     def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
         """Add a batch of consecutive frames of the current clip."""
 
+    def update_gt(self, gt: torch.Tensor, ctx: FrameContext) -> None:
+        """Feed this instance, a suite's GT twin, a batch of the GT as its own prediction: the one way
+        the GT's own value is computed. Override where a GT side already holds the per-frame values."""
+        self.update(gt, gt, ctx)
+
     def end_clip(self, clip: str | None = None) -> float | None:
         """Close the current clip; returns and records its value (None where undefined)."""
         name = clip or self._clip_name or f"clip{len(self.per_clip):05d}"

@@ -1,4 +1,4 @@
-"""Colourfulness (Hasler & Suesstrunk 2003), reported beside the GT's own value.
+"""Colourfulness (Hasler & Suesstrunk 2003), reported beside the GT's own value (the suite's GT twin).
 
 A colourisation can be too grey or too garish, so the metric ranks by closeness to the GT's
 colourfulness, |log(pred / GT)|, rather than by a direction. The paper's definition on RGB 0..255:
@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from vcbench.metrics.base import FrameContext, Metric, mean_of_clips
+from vcbench.metrics.base import FrameContext, Metric
 from vcbench.metrics.sizing import frame_chunks
 
 
@@ -42,64 +42,15 @@ def colorfulness_frames(frames: torch.Tensor) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float64)
 
 
-def closeness(pred_value: float | None, gt_value: float | None) -> float | None:
-    """|log(pred / GT)|: 0 when the prediction is exactly as colourful as the GT; None if undefined."""
-    if pred_value is None or gt_value is None or pred_value <= 0 or gt_value <= 0:
-        return None
-    return abs(math.log(pred_value / gt_value))
-
-
 class Colorfulness(Metric):
-    """The prediction's colourfulness per frame/clip/dataset; the GT's value and the ratio beside it.
-
-    `per_clip` / `per_frame` / `compute()` are the prediction's values (what the leaderboard prints);
-    `gt_per_clip`, `gt_per_frame`, `gt_compute()` the GT's; `ratio()` / `ratio_per_clip` pred / GT.
-    """
+    """The prediction's colourfulness per frame/clip/dataset. The GT's own value beside it (the ranking
+    is by closeness to it) is the suite's GT twin: this metric fed the GT (`MetricSuite.gt_twins`)."""
 
     name = "colorfulness"
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__()
         self.device = torch.device(device)
-        self.gt_per_clip: dict[str, float | None] = {}
-        self.gt_per_frame: dict[str, list[float]] = {}
-        self.ratio_per_clip: dict[str, float | None] = {}
-        self._gt_current: list[float] = []
-
-    def _reset_state(self) -> None:
-        self.gt_per_clip.clear()
-        self.gt_per_frame.clear()
-        self.ratio_per_clip.clear()
-        self._gt_current = []
 
     def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
-        both = colorfulness_frames(torch.cat([pred.to(self.device), gt.to(self.device)])).cpu().tolist()
-        n = pred.shape[0]
-        self._current.extend(both[:n])
-        self._gt_current.extend(both[n:])
-
-    def end_clip(self, clip: str | None = None) -> float | None:
-        name = clip or self._clip_name or f"clip{len(self.per_clip):05d}"
-        gt_vals = list(self._gt_current)
-        self._gt_current = []
-        value = super().end_clip(name)
-        self.gt_per_frame[name] = gt_vals
-        gt_value = self._clip_value(gt_vals)
-        self.gt_per_clip[name] = gt_value
-        self.ratio_per_clip[name] = (value / gt_value) if value is not None and gt_value else None
-        return value
-
-    def gt_compute(self) -> float | None:
-        """The GT's dataset colourfulness (mean over clips), the reference the prediction is ranked by."""
-        if self._current:
-            self.end_clip()
-        return mean_of_clips(self.gt_per_clip)
-
-    def ratio(self) -> float | None:
-        """Dataset value of prediction / GT colourfulness (1 is ideal)."""
-        pred, gt = self.compute(), self.gt_compute()
-        return pred / gt if pred is not None and gt else None
-
-    def closeness(self) -> float | None:
-        """|log(pred / GT)| of the dataset values: the ranking key (lower is better)."""
-        return closeness(self.compute(), self.gt_compute())
+        self._current.extend(colorfulness_frames(pred.to(self.device)).cpu().tolist())

@@ -24,9 +24,10 @@ from vcbench.flow.pairs import FlowPairs
 from vcbench.frames import Clip, decoder_description, list_clips
 from vcbench.metrics.classification import LABELS_KEY
 from vcbench.metrics.gt_cache import GTCache, clip_digest, entry_key
-from vcbench.metrics.suite import MetricSuite, ScoreResult, _weights_of, check_request, iter_chunks, to_frames_tensor
+from vcbench.metrics.result import ScoreResult
+from vcbench.metrics.suite import MetricSuite, _weights_of, check_request, iter_chunks, to_frames_tensor
 
-__all__ = ["ClipPair", "Scorer", "ScoreResult", "pair_clips"]
+__all__ = ["ClipPair", "Scorer", "pair_clips"]
 
 
 @dataclass

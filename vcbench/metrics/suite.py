@@ -15,8 +15,6 @@ over this class that adds decoding, input checks and the GT-side disk cache.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -28,52 +26,10 @@ from vcbench.flow.pairs import FlowPairs, flow_pairs
 from vcbench.flow.registry import get_estimator
 from vcbench.metrics.base import FrameContext, Metric
 from vcbench.metrics.registry import create_metric, get_info, metric_names
+from vcbench.metrics.result import ScoreResult, _finite
 
-#: Metrics whose GT value is reported beside the prediction's (`gt_metrics` in the JSON).
-GT_REFERENCE_METRICS: tuple[str, ...] = ("colorfulness", "flicker")
 #: Resampling used when a prediction's size differs from its GT and resizing was asked for.
 RESIZE_FILTER = "bicubic, antialiased (torch.nn.functional.interpolate, align_corners=False), rounded to uint8"
-
-
-def _finite(v: Any) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
-@dataclass
-class ScoreResult:
-    """Everything a scoring run produced; `to_json()` is DESIGN.md's `vcbench score --json` schema."""
-
-    metrics: dict[str, float | None]
-    unavailable: dict[str, str]
-    gt_metrics: dict[str, float | None]
-    per_clip: dict[str, dict[str, float | None]]
-    per_frame: dict[str, dict[str, list[float | None]]]
-    protocol: dict[str, Any]
-    n_clips: int
-    n_frames: int
-    #: Not part of the JSON: ranking direction per metric (True up, False down, None closeness to GT).
-    directions: dict[str, bool | None] = field(default_factory=dict, repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (NaN and infinities become null; JSON has neither)."""
-        return {
-            "metrics": {k: _finite(v) for k, v in self.metrics.items()},
-            "unavailable": dict(self.unavailable),
-            "gt_metrics": {k: _finite(v) for k, v in self.gt_metrics.items()},
-            "per_clip": {c: {k: _finite(v) for k, v in d.items()} for c, d in self.per_clip.items()},
-            "per_frame": {c: {k: [_finite(x) for x in vs] for k, vs in d.items()} for c, d in self.per_frame.items()},
-            "protocol": self.protocol,
-            "n_clips": int(self.n_clips),
-            "n_frames": int(self.n_frames),
-        }
-
-    def dumps(self, indent: int | None = 2) -> str:
-        import json
-
-        return json.dumps(self.to_json(), indent=indent, allow_nan=False, default=str)
 
 
 # ------------------------------------------------------------------------------------ frames
@@ -209,12 +165,11 @@ class MetricSuite:
                 if strict:
                     raise
                 self.unavailable[n] = str(exc)
-        # GT's own value of the reference metrics: from the metric itself where it tracks it (`gt_compute`),
-        # else from a second instance fed the GT as prediction.
+        # The GT's own value of every metric whose spec asks for it: a second instance fed the GT as its
+        # prediction (`Metric.update_gt`), in the registry's order (the order of `gt_metrics`).
         self.gt_twins: dict[str, Metric] = {n: _create(n, self.device, allow_unverified_weights, self._shared,
                                                        self.estimator if n in flow_names else None)
-                                            for n in GT_REFERENCE_METRICS
-                                            if n in self.metrics and not hasattr(self.metrics[n], "gt_compute")}
+                                            for n in metric_names() if n in self.metrics and get_info(n).gt_twin}
         self.clip_frames: dict[str, int] = {}
         self._begin_clip()
 
@@ -296,7 +251,7 @@ class MetricSuite:
             gt_ctx = FrameContext(clip=name, start=self._t, prev_pred=self._prev_gt, prev_gt=self._prev_gt,
                                   pairs=pairs, gt_cache=ctx.gt_cache)
             for twin in self.gt_twins.values():
-                twin.update(gt, gt, gt_ctx)
+                twin.update_gt(gt, gt_ctx)
         self._prev_pred, self._prev_gt = pred[-1:], gt[-1:]
         self._t += int(gt.shape[0])
         self._values = None
@@ -341,13 +296,15 @@ class MetricSuite:
         return dict(self._values)
 
     def gt_values(self) -> dict[str, float | None]:
-        """The GT's own dataset value of each reference metric requested (colourfulness, flicker)."""
-        out: dict[str, float | None] = {}
-        for n in GT_REFERENCE_METRICS:
-            if n in self.gt_twins:
-                out[n] = _finite(self.gt_twins[n].compute())
-            elif n in self.metrics:
-                out[n] = _finite(self.metrics[n].gt_compute())
+        """The GT's own dataset value of each metric with a GT twin (colourfulness, flicker)."""
+        return {n: _finite(twin.compute()) for n, twin in self.gt_twins.items()}
+
+    def gt_per_clip(self) -> dict[str, dict[str, float | None]]:
+        """The GT's own per-clip values {clip: {metric: value}} of the metrics with a GT twin."""
+        out: dict[str, dict[str, float | None]] = {}
+        for n, twin in self.gt_twins.items():
+            for clip, value in twin.per_clip.items():
+                out.setdefault(clip, {})[n] = value
         return out
 
     def protocol(self, *, decoder: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -402,6 +359,7 @@ class MetricSuite:
             metrics={n: values.get(n) for n in self.names},
             unavailable=dict(self.unavailable),
             gt_metrics=self.gt_values(),
+            gt_per_clip=self.gt_per_clip(),
             per_clip=per_clip,
             per_frame=per_frame,
             protocol=self.protocol(decoder=decoder, extra=protocol_extra),

@@ -21,14 +21,15 @@ the frames the metric kept itself, so splitting a clip into batches never change
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 
 from vcbench.errors import InputError
 from vcbench.flow.pairs import FlowPairs, flow_pairs
+from vcbench.flow.registry import get_estimator
 from vcbench.flow.warp import backward_warp
-from vcbench.metrics.base import FrameContext, Metric, mean_of_clips
+from vcbench.metrics.base import FrameContext, Metric
 from vcbench.metrics.sizing import frame_chunks
 
 
@@ -70,17 +71,11 @@ def flicker_pairs(first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -
 class _FlowPairMetric(Metric):
     """Shared plumbing: pairs across batch boundaries, GT flow from the context or computed here."""
 
-    def __init__(self, device: str | torch.device = "cpu", *, flow: object = "dis", allow_unverified: bool = False,
-                 source: Literal["pred", "gt"] = "pred") -> None:
+    def __init__(self, device: str | torch.device = "cpu", *, flow: object = "dis", allow_unverified: bool = False) -> None:
         """`flow`: estimator name, folder of precomputed flow, or instance, used only when no
-        `ctx.pairs` is given. `source="gt"` scores the GT clip itself as the output (the GT reference)."""
+        `ctx.pairs` is given."""
         super().__init__()
-        from vcbench.flow.registry import get_estimator
-
-        if source not in ("pred", "gt"):
-            raise ValueError(f"source must be 'pred' or 'gt', got {source!r}")
         self.device = torch.device(device)
-        self.source = source
         self.estimator = get_estimator(flow, self.device, allow_unverified=allow_unverified)
         self._own_flow_used = False
         self._reset_state()
@@ -110,10 +105,6 @@ class _FlowPairMetric(Metric):
                 for c in frame_chunks(first.shape[0], per_pair, first.device)]
         return torch.cat(vals) if vals else torch.zeros(0, dtype=torch.float64, device=seq.device)
 
-    def _after_pairs(self, gt: torch.Tensor, prev_gt: torch.Tensor | None, pairs: FlowPairs,
-                     ctx: FrameContext | None) -> None:
-        """Hook run after each update with the GT frames and their flow (Flicker: the GT's own value)."""
-
     @torch.no_grad()
     def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
         if pred.shape != gt.shape:
@@ -124,8 +115,6 @@ class _FlowPairMetric(Metric):
             prev_pred, prev_gt, start, pairs = ctx.prev_pred, ctx.prev_gt, ctx.start, ctx.pairs
         else:
             prev_pred, prev_gt, start, pairs = self._prev_pred, self._prev_gt, self._t, None
-        if self.source == "gt":
-            pred, prev_pred = gt, prev_gt
         has_prev = prev_pred is not None and prev_gt is not None
         seq = torch.cat([prev_pred, pred]) if has_prev else pred
         if pairs is None:
@@ -138,7 +127,6 @@ class _FlowPairMetric(Metric):
                              f"(clip {self._clip_name or '?'}, frame {start})")
         if seq.shape[0] > 1:
             self._current.extend(float(v) for v in self._chunked(seq, pairs).cpu())
-        self._after_pairs(gt, prev_gt if has_prev else None, pairs, ctx)
         # copies, so the previous batch's storage is not kept alive for one frame
         self._prev_pred, self._prev_gt = pred[-1:].clone(), gt[-1:].clone()
         self._t = start + int(gt.shape[0])
@@ -160,28 +148,15 @@ GT_FLICKER_KEY = "flicker_gt"
 class Flicker(_FlowPairMetric):
     """Mean absolute change (0..255) of the output along GT flow on non-occluded pixels (lower is better).
 
-    The GT clip's own flicker, the floor to report beside it, is tracked alongside (`gt_per_clip`,
-    `gt_per_frame`, `gt_compute()`); the scorer caches it with the GT's flow (`gt_side`), so a second
-    model on the same GT does not warp the GT again. `Flicker(source="gt")`, or `update(gt, gt)`,
-    scores the GT itself as the output.
+    The GT clip's own flicker, the floor to report beside it, is the suite's GT twin. Its per-frame
+    rows are this metric's GT side (`gt_side`, computed once per batch and cached by the scorer with
+    the GT's flow), so the twin reads them (`update_gt`) instead of warping the GT again.
     """
 
     name: ClassVar[str] = "flicker"
     gt_side_key: ClassVar[str] = GT_FLICKER_KEY
     #: `gt_side` takes the batch's FrameContext (previous GT frame, GT flow) as well as the frames.
     gt_side_context: ClassVar[bool] = True
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.gt_per_clip: dict[str, float | None] = {}
-        self.gt_per_frame: dict[str, list[float]] = {}
-        self._gt_current: list[float] = []
-
-    def reset(self) -> None:
-        super().reset()
-        self.gt_per_clip.clear()
-        self.gt_per_frame.clear()
-        self._gt_current = []
 
     def _pair_values(self, first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> torch.Tensor:
         return flicker_pairs(first, second, pairs)
@@ -194,29 +169,19 @@ class Flicker(_FlowPairMetric):
             rows[gt.shape[0] - (seq.shape[0] - 1):] = self._chunked(seq, pairs).cpu()
         return rows
 
-    def gt_side(self, gt: torch.Tensor, ctx: FrameContext) -> torch.Tensor:
+    def gt_side(self, gt: torch.Tensor, ctx: FrameContext | None = None) -> torch.Tensor:
         """Per-frame GT flicker rows for the scorer's cache (ctx: the batch's previous GT frame and flow)."""
-        if ctx.pairs is None:
+        if ctx is None or ctx.pairs is None:
             raise ValueError("the GT's flicker needs the batch's GT flow (ctx.pairs)")
         return self._gt_rows(gt, ctx.prev_gt, ctx.pairs)
 
-    def _after_pairs(self, gt: torch.Tensor, prev_gt: torch.Tensor | None, pairs: FlowPairs,
-                     ctx: FrameContext | None) -> None:
-        rows = ctx.gt_cache.get(GT_FLICKER_KEY) if ctx is not None else None
+    def update_gt(self, gt: torch.Tensor, ctx: FrameContext) -> None:
+        """The GT's flicker from the batch's GT-side rows when the suite has them (the same values as
+        `update(gt, gt, ctx)`, without warping the GT a second time)."""
+        rows = ctx.gt_cache.get(GT_FLICKER_KEY)
         if rows is None:
-            rows = self._gt_rows(gt, prev_gt, pairs)
-        self._gt_current.extend(float(v) for v in rows.cpu().tolist() if v == v)
-
-    def end_clip(self, clip: str | None = None) -> float | None:
-        name = clip or self._clip_name or f"clip{len(self.per_clip):05d}"
-        gt_vals, self._gt_current = self._gt_current, []
-        value = super().end_clip(name)
-        self.gt_per_frame[name] = gt_vals
-        self.gt_per_clip[name] = self._clip_value(gt_vals)
-        return value
-
-    def gt_compute(self) -> float | None:
-        """The GT's dataset flicker (mean over clips of the GT clips' means)."""
-        if self._current:
-            self.end_clip()
-        return mean_of_clips(self.gt_per_clip)
+            super().update_gt(gt, ctx)
+            return
+        if self._clip_name is None:
+            self._clip_name = ctx.clip
+        self._current.extend(float(v) for v in rows.cpu().tolist() if v == v)

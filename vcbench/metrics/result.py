@@ -1,0 +1,55 @@
+"""What a scoring run produced, as one torch-free record (the reports and the CLI read it).
+
+`to_json()` is DESIGN.md's `vcbench score --json` schema, byte for byte; `gt_per_clip`, the GT's
+own per-clip values of the metrics with a GT twin (colourfulness, flicker), is not part of that
+schema: it travels to the results database (ranking by closeness to the GT, paired tests).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _finite(v: Any) -> float | None:
+    """`v` as a float, None where it is None, NaN or infinite (JSON has neither)."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class ScoreResult:
+    """Everything a scoring run produced; `to_json()` is DESIGN.md's `vcbench score --json` schema."""
+
+    metrics: dict[str, float | None]
+    unavailable: dict[str, str]
+    gt_metrics: dict[str, float | None]
+    per_clip: dict[str, dict[str, float | None]]
+    per_frame: dict[str, dict[str, list[float | None]]]
+    protocol: dict[str, Any]
+    n_clips: int
+    n_frames: int
+    #: Not part of the JSON: the GT's own per-clip values {clip: {metric: value}} (GT twins).
+    gt_per_clip: dict[str, dict[str, float | None]] = field(default_factory=dict, repr=False)
+    #: Not part of the JSON: ranking direction per metric (True up, False down, None closeness to GT).
+    directions: dict[str, bool | None] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN and infinities become null; JSON has neither)."""
+        return {
+            "metrics": {k: _finite(v) for k, v in self.metrics.items()},
+            "unavailable": dict(self.unavailable),
+            "gt_metrics": {k: _finite(v) for k, v in self.gt_metrics.items()},
+            "per_clip": {c: {k: _finite(v) for k, v in d.items()} for c, d in self.per_clip.items()},
+            "per_frame": {c: {k: [_finite(x) for x in vs] for k, vs in d.items()} for c, d in self.per_frame.items()},
+            "protocol": self.protocol,
+            "n_clips": int(self.n_clips),
+            "n_frames": int(self.n_frames),
+        }
+
+    def dumps(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_json(), indent=indent, allow_nan=False, default=str)
