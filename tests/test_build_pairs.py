@@ -204,3 +204,16 @@ def test_pair_export_never_mixes_builds(sample_build, tmp_path, cli, capsys):
     (foreign / "someclass").mkdir(parents=True)
     with pytest.raises(InputError, match="no vcbench-export.json"):
         export_pairs(sample_build, foreign, quiet=True)
+
+
+def test_cli_start_imports_neither_pyarrow_nor_torch(tmp_path):
+    """`vcbench --help` builds every command's parser; build-pairs' choices come from a module of their
+    own, so starting the CLI does not pay for the builder's pyarrow, OpenCV and torch (issue 11)."""
+    code = ("import sys; from vcbench.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "print(sorted(m for m in ('pyarrow', 'torch', 'cv2') if m in sys.modules), file=sys.stderr)")
+    env = {"TORCH_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "build-pairs" in res.stdout
+    assert eval(res.stderr.strip().splitlines()[-1]) == []

@@ -11,10 +11,10 @@ import argparse
 import json
 from pathlib import Path
 
+from vcbench.trainset.pair_choices import FEATURES, SOURCES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from vcbench.trainset.pairs import FEATURES, SOURCES  # lazy: CLI start-up
-
     p = sub.add_parser(
         "build-pairs",
         help="build DEVC's ImageNet reference pairs (same-class nearest neighbours in three tiers)",

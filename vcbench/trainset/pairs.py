@@ -51,14 +51,13 @@ from vcbench.trainset.augment import rng_for
 from vcbench.trainset.config import RunOptions, WeightsRecord, build_id, build_record, write_config
 from vcbench.trainset.layout import SHARD_PAIRS, BuildLayout, shard_image
 from vcbench.trainset.manifest import concat_manifests, rows_table, table_bytes, write_manifest
+from vcbench.trainset.pair_choices import FEATURES, SOURCES
 from vcbench.trainset.pair_stages import TIERS, neighbours, sample_view, tier_pairs
 from vcbench.trainset.run import clean_leftovers, progress, size_summary, wait_for_orphans
 from vcbench.trainset.stages import _device
 from vcbench.trainset.validate import check_resume, resolve_build_weights
 
 PAIRS_PLAN_VERSION = 1
-SOURCES = ("sample", "local", "imagenet")
-FEATURES = ("weightfree_gray", "vgg19")  # descriptors of the gray image: the query at colorization time is gray
 #: ImageNet's train set: the size the stats project to.
 PROJECT_IMAGES = 1_281_167
 _WNID = re.compile(r"^n\d{8}$")
