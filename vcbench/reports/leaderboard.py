@@ -26,6 +26,7 @@ from typing import Any, Iterable, Sequence
 from vcbench.atomic import atomic_path
 from vcbench.errors import InputError, VcbenchError
 from vcbench.metrics.registry import METRICS, Direction
+from vcbench.metrics.result import _finite
 from vcbench.reports.db import ResultsDB, RunRecord
 from vcbench.reports.stats import (N_RESAMPLES, dataset_closeness, direction, is_pooled, json_ready, metric_ci,
                                    ranking, short_reason)
@@ -134,13 +135,6 @@ def latest_runs(runs: Iterable[RunRecord]) -> list[RunRecord]:
         if cur is None or (r.created, r.id or 0) >= (cur.created, cur.id or 0):
             best[key] = r
     return sorted(best.values(), key=lambda r: (r.created, r.id or 0))
-
-
-def _finite(v: Any) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def build_tables(runs: Iterable[RunRecord], *, dataset: str | None = None, protocol: str | None = None,
