@@ -84,7 +84,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="vcbench-bench-"))
     try:
         if args.videos is None:
-            from vcbench.trainset.sources import SourceOptions, resolve_source
+            from vcbench.trainset.sources import resolve_source
+            from vcbench.trainset.sources.base import SourceOptions
 
             src = tmp / "videos"
             src.mkdir()

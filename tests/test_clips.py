@@ -10,7 +10,7 @@ import numpy as np
 from conftest import write_video
 
 from vcbench.trainset.clips import ClipSpec, clip_measures, extract_clips, judge, resize_fill
-from vcbench.trainset.sources import SourceVideo
+from vcbench.trainset.sources.base import SourceVideo
 from vcbench.frames import Clip, sample_videos
 
 

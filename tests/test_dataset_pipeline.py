@@ -567,7 +567,7 @@ def test_build_identity_and_worker_tasks_keep_their_bytes(videos, tmp_path):
 
     from vcbench.trainset.config import WeightsRecord, build_id, build_record
     from vcbench.trainset.extract import ExtractTask, run_extract
-    from vcbench.trainset.sources import SourceVideo
+    from vcbench.trainset.sources.base import SourceVideo
     from vcbench.trainset.stages import ShardTask, run_shard
 
     weights = WeightsRecord((("raft_large_C_T_SKHT_V2-ff5fadd5.pth", "ab" * 32),), True)

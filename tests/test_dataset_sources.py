@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from vcbench.trainset.sources import SourceOptions, resolve_source
+from vcbench.trainset.sources import resolve_source
+from vcbench.trainset.sources.base import SourceOptions
 from vcbench.trainset.sources.fetch import RateLimiter
 from vcbench.errors import InputError
 from vcbench.frames import sample_videos
@@ -209,3 +210,16 @@ def test_videvo_id_rows_use_local_files(tmp_path):
     res = resolve_source("videvo", SourceOptions(download_dir=tmp_path / "dl", urls=csv, input=local))
     assert [(v.video_id, v.path.name, v.licence) for v in res.videos] == [("clip-7", "clip-7.mp4", "Videvo Free License")]
     assert [f.item for f in res.failures] == ["clip-8"]
+
+
+def test_sources_are_one_registry_with_the_old_names_and_message(tmp_path):
+    """SOURCES (a vcbench.registry.Registry) holds the five sources in their order, each loaded only
+    when asked for; an unknown name gives the one line it gave before."""
+    from vcbench.registry import Registry
+    from vcbench.trainset.sources import SOURCES
+
+    assert isinstance(SOURCES, Registry)
+    assert SOURCES.names() == ["sample", "local", "videvo", "hollywood2", "hollywood3d"]
+    with pytest.raises(InputError) as exc:
+        resolve_source("youtube", SourceOptions(download_dir=tmp_path))
+    assert str(exc.value) == "unknown source 'youtube'. choose one of sample, local, videvo, hollywood2, hollywood3d."

@@ -62,11 +62,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
 
 KNOWN_CYCLES: set[tuple[str, ...]] = {
     ('vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs'),
-    (
-        'vcbench.trainset.sources', 'vcbench.trainset.sources.fetch',
-        'vcbench.trainset.sources.hollywood', 'vcbench.trainset.sources.local',
-        'vcbench.trainset.sources.sample', 'vcbench.trainset.sources.videvo'
-    ),
 }
 
 KNOWN_LAZY: dict[str, tuple[str, ...]] = {
@@ -85,12 +80,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/trainset/augment.py': ('vcbench.flow.warp',),
     'vcbench/trainset/export_devc.py': ('vcbench.trainset.export_pairs',),
     'vcbench/trainset/pair_stages.py': ('vcbench.retrieval.index',),
-    'vcbench/trainset/sources/__init__.py': (
-        'vcbench.trainset.sources.hollywood', 'vcbench.trainset.sources.local',
-        'vcbench.trainset.sources.sample', 'vcbench.trainset.sources.videvo'
-    ),
-    'vcbench/trainset/sources/fetch.py': ('vcbench.download',),
-    'vcbench/trainset/sources/hollywood.py': ('vcbench.download',),
     'vcbench/metrics/fidelity.py': ('vcbench.metrics.parallel',),
     'vcbench/metrics/network.py': ('vcbench.errors', 'vcbench.metrics.sizing', 'vcbench.weights'),
     'vcbench/metrics/perceptual.py': ('vcbench.weights', 'vcbench.weights'),

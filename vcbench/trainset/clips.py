@@ -21,7 +21,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from vcbench.trainset.sources import SourceVideo
+from vcbench.trainset.sources.base import SourceVideo
 from vcbench.frames import Clip
 
 

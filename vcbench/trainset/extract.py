@@ -23,7 +23,7 @@ from vcbench.executors import single_threaded
 from vcbench.lock import PrivateDir, check_owner
 from vcbench.trainset.clips import ClipSpec, extract_clips
 from vcbench.trainset.layout import CANDIDATES_JSON, BuildLayout, clip_file
-from vcbench.trainset.sources import SourceVideo
+from vcbench.trainset.sources.base import SourceVideo
 
 
 @dataclass(frozen=True)

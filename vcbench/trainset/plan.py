@@ -12,7 +12,7 @@ from vcbench.trainset.augment import rng_for
 from vcbench.trainset.config import BuildConfig
 from vcbench.trainset.labels import clip_label
 from vcbench.trainset.layout import BuildLayout
-from vcbench.trainset.sources import SourceVideo
+from vcbench.trainset.sources.base import SourceVideo
 
 
 def _summarise_failures(failures: list[dict], limit: int = 3) -> str:

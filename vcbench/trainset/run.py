@@ -47,7 +47,8 @@ from vcbench.trainset.extract import ExtractTask, collect_candidates, run_extrac
 from vcbench.trainset.layout import CANDIDATES_JSON, BuildLayout
 from vcbench.trainset.manifest import concat_manifests
 from vcbench.trainset.plan import attach_clip_labels, make_plan, no_clips_error
-from vcbench.trainset.sources import SourceOptions, resolve_source
+from vcbench.trainset.sources import resolve_source
+from vcbench.trainset.sources.base import SourceOptions
 from vcbench.trainset.stages import ShardTask, prepare_gallery, run_shard, stage_needs_gpu
 from vcbench.trainset.validate import check_build_options, check_resume, resolve_build_weights
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from vcbench.trainset.config import is_pair_build
 from vcbench.trainset.layout import BuildLayout
 from vcbench.trainset.manifest import read_manifest
-from vcbench.trainset.sources.fetch import file_digest
 from vcbench.errors import InputError
+from vcbench.hashing import sha256_file
 
 
 @dataclass
@@ -43,7 +43,7 @@ def _check_files(root: Path, files: dict[str, str], report: VerifyReport) -> Non
         report.files_checked += 1
         if not path.is_file():
             report.missing.append(rel)
-        elif file_digest(path) != want:
+        elif sha256_file(path) != want:
             report.corrupt.append(rel)
 
 
@@ -63,7 +63,7 @@ def _checked_shard(root: Path, index: int, report: VerifyReport) -> tuple[dict, 
     if not mpath.is_file():
         report.missing.append(layout.rel(mpath))
         return None
-    if file_digest(mpath) != stats.get("manifest_sha256"):
+    if sha256_file(mpath) != stats.get("manifest_sha256"):
         report.corrupt.append(layout.rel(mpath))
         return None
     return stats, mpath

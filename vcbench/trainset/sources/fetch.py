@@ -17,9 +17,10 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from vcbench.atomic import atomic_write_text
-from vcbench.trainset.sources import Failure
+from vcbench.download import download
+from vcbench.trainset.sources.base import Failure
 from vcbench.errors import VcbenchError
-from vcbench.hashing import update_from_file
+from vcbench.hashing import sha256_file, update_from_file
 
 
 class RateLimiter:
@@ -43,12 +44,6 @@ class RateLimiter:
             now = self._clock()
         self._last[host] = now
         return waited
-
-
-def file_digest(path: Path, algo: str = "sha256") -> str:
-    h = hashlib.new(algo)
-    update_from_file(h, path)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -88,8 +83,6 @@ class Fetcher:
 
     def fetch(self, it: FetchItem) -> Path | Failure:
         """Return the local path, or a `Failure` saying why the file could not be had."""
-        from vcbench.download import download
-
         rel = str(it.dest.relative_to(self.download_dir)) if it.dest.is_relative_to(self.download_dir) else str(it.dest)
         if it.dest.is_file() and rel in self._record:
             if it.sha256 is None or self._record[rel] == it.sha256:
@@ -102,10 +95,12 @@ class Fetcher:
         except OSError as exc:  # network-level errors the downloader let through
             return Failure(it.item, it.url, f"{type(exc).__name__}: {exc}")
         if it.md5 is not None:
-            got = file_digest(it.dest, "md5")
+            md5 = hashlib.md5()
+            update_from_file(md5, it.dest)
+            got = md5.hexdigest()
             if got != it.md5:
                 it.dest.unlink(missing_ok=True)
                 return Failure(it.item, it.url, f"md5 {got} differs from the published {it.md5}; file removed")
-        self._record[rel] = file_digest(it.dest)
+        self._record[rel] = sha256_file(it.dest)
         self._save_record()
         return it.dest

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from vcbench.trainset.sources import Failure, SourceOptions, SourceResult, SourceVideo
+from vcbench.trainset.sources.base import Failure, SourceOptions, SourceResult, SourceVideo
 from vcbench.trainset.sources.fetch import Fetcher, FetchItem
+from vcbench.download import safe_extract
 from vcbench.errors import InputError
 from vcbench.frames import VIDEO_EXTENSIONS, natural_key
 from vcbench.ids import safe_id
@@ -56,8 +57,6 @@ def _is_archive(p: Path) -> bool:
 def extract_once(archive: Path, dest: Path) -> Path:
     """Extract `archive` into `dest` with `safe_extract` (no member may escape `dest`), through a
     temporary folder renamed at the end, so a killed extraction is redone rather than half-used."""
-    from vcbench.download import safe_extract
-
     if dest.is_dir():
         return dest
     tmp = dest.with_name(f".{dest.name}.extracting")
@@ -142,3 +141,11 @@ def hollywood_source(name: str, opts: SourceOptions) -> SourceResult:
         raise InputError(f"no video files found for {name}", path=opts.input or root,
                          hint="check the archive; the clips should be .avi/.mp4 files")
     return result
+
+
+def hollywood2_source(opts: SourceOptions) -> SourceResult:
+    return hollywood_source("hollywood2", opts)
+
+
+def hollywood3d_source(opts: SourceOptions) -> SourceResult:
+    return hollywood_source("hollywood3d", opts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vcbench.trainset.sources import SourceOptions, SourceResult, SourceVideo
+from vcbench.trainset.sources.base import SourceOptions, SourceResult, SourceVideo
 from vcbench.frames import sample_videos
 from vcbench.ids import safe_id
 

@@ -18,7 +18,7 @@ import csv
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from vcbench.trainset.sources import Failure, SourceOptions, SourceResult, SourceVideo
+from vcbench.trainset.sources.base import Failure, SourceOptions, SourceResult, SourceVideo
 from vcbench.trainset.sources.fetch import Fetcher, FetchItem
 from vcbench.errors import InputError
 from vcbench.frames import VIDEO_EXTENSIONS
