@@ -1,6 +1,6 @@
 """vcbench.devices agrees with the four resolvers it replaces (issue 12, plan 3.5): evaluate's
 `resolve_device` (gone: evaluate calls this one now) and `device_description`, MetricSuite's `check_request`, retrieval's and the build
-stages' "cuda when available" defaults. The one intended difference: "auto" is accepted where
+stages' "cuda when available" defaults (gone too: retrieval and the build stages call this one, F3 and Bd3). The one intended difference: "auto" is accepted where
 MetricSuite refused it."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from vcbench import evaluate
-from vcbench.trainset import stages
 from vcbench.devices import device_description, resolve_device
 from vcbench.errors import InputError, VcbenchError
+from vcbench.metrics.sizing import default_batch_size
 from vcbench.metrics.suite import check_request
 
 
@@ -33,7 +33,6 @@ def cuda(request, monkeypatch) -> bool:
 def test_auto_is_the_gpu_when_present(cuda, spec):
     expected = torch.device("cuda" if cuda else "cpu")
     assert resolve_device(spec) == expected
-    assert resolve_device(spec) == torch.device(stages._device())  # retrieval calls resolve_device itself (F3)
     assert resolve_device() == expected  # the default is auto
 
 
@@ -59,10 +58,12 @@ def test_unknown_names_are_one_line_errors(spec):
     assert info.value.exit_code == 2
 
 
-def test_auto_where_metric_suite_refused_it():
-    with pytest.raises(VcbenchError):
-        _suite_device("auto")
-    assert resolve_device("auto").type in ("cpu", "cuda")
+def test_auto_where_metric_suite_refused_it(cuda):
+    """MetricSuite's check_request refused "auto" before it called resolve_device; now it resolves it
+    as evaluate does (the GPU when there is one)."""
+    assert _suite_device("auto") == resolve_device("auto") == torch.device("cuda" if cuda else "cpu")
+    # and the scorer's decode batch is sized for the device "auto" picks
+    assert default_batch_size(480, 854, "auto") == default_batch_size(480, 854, "cuda" if cuda else "cpu")
 
 
 def test_device_description_is_what_runs_record():

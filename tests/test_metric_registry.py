@@ -95,5 +95,6 @@ def test_metrics_list_imports_no_metric_module(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     loaded = eval(res.stderr.strip().splitlines()[-1])
-    assert loaded == ["vcbench.metrics.registry"]
+    # no metric module: the registry, and the torch-free result record the reports import (plan 3.8)
+    assert "vcbench.metrics.registry" in loaded and set(loaded) <= {"vcbench.metrics.registry", "vcbench.metrics.result"}
     assert len(json.loads(res.stdout)) == len(EXPECTED)

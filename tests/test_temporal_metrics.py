@@ -216,6 +216,20 @@ def test_gt_flicker_is_a_property_of_the_gt(sample_frames):
     assert 0 < twin.per_clip["c"] < real.per_clip["c"]       # the hue jitter flickers more than the GT
 
 
+@pytest.mark.parametrize("flownet2_ready", [False, True], ids=["offline", "flownet2-ready"])
+def test_suite_resolves_auto_flow(monkeypatch, flownet2_ready):
+    """MetricSuite(flow="auto") resolves `auto` itself (vcbench.flow.registry.resolve_flow): the protocol
+    names the estimator it picks, never "auto", as a suite given that estimator by name does."""
+    from vcbench.flow import registry as flow_registry
+
+    monkeypatch.setattr(flow_registry, "ptlflow_installed", lambda: flownet2_ready)
+    monkeypatch.setattr(flow_registry.weights, "status", lambda name: ("verified", None, None))
+    picked = "flownet2" if flownet2_ready else "dis"
+    auto = MetricSuite(["psnr"], flow="auto")  # psnr needs no flow: nothing builds an estimator
+    assert auto.flow_name == picked and auto.protocol() == MetricSuite(["psnr"], flow=picked).protocol()
+    assert auto.protocol()["name"] == f"vcbench-v1/{picked}"
+
+
 def test_empty_mask_divides_by_all_pixels():
     g = torch.Generator().manual_seed(0)
     a = torch.randint(0, 256, (3, 3, 6, 7), generator=g, dtype=torch.uint8)

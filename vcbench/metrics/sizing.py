@@ -13,6 +13,8 @@ from typing import Iterator
 
 import torch
 
+from vcbench.devices import resolve_device
+
 #: Working memory one metric may use for one chunk. CPU: small enough to stay near the caches and to
 #: keep 1080p scoring within a few GB; GPU: large chunks keep the device busy.
 WORK_BYTES = {"cpu": 96 << 20, "cuda": 1 << 30}
@@ -35,8 +37,9 @@ def frame_chunks(n: int, per_frame_bytes: int, device: torch.device | str) -> It
 def default_batch_size(height: int, width: int, device: torch.device | str = "cpu") -> int:
     """Frames per decode batch for frames of (height, width): ~BATCH_BYTES of uint8 RGB, 2..MAX_BATCH.
 
-    256x144: 32; 854x480: 20; 1280x720: 9; 1920x1080: 4 on the CPU.
+    256x144: 32; 854x480: 20; 1280x720: 9; 1920x1080: 4 on the CPU. `device` as `resolve_device`
+    reads it, so a scorer asked for "auto" sizes for the device it runs on.
     """
     per = max(1, 3 * int(height) * int(width))
-    budget = BATCH_BYTES.get(torch.device(device).type, BATCH_BYTES["cpu"])
+    budget = BATCH_BYTES.get(resolve_device(device).type, BATCH_BYTES["cpu"])
     return int(min(MAX_BATCH, max(2, budget // per)))

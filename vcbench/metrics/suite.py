@@ -15,15 +15,18 @@ over this class that adds decoding, input checks and the GT-side disk cache.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 
 from vcbench import PROTOCOL_VERSION, __version__
-from vcbench.errors import InputError, VcbenchError, WeightsError
+from vcbench.devices import resolve_device
+from vcbench.errors import InputError, WeightsError
+from vcbench.flow.base import FlowEstimator
 from vcbench.flow.pairs import FlowPairs, flow_pairs
-from vcbench.flow.registry import get_estimator
+from vcbench.flow.registry import get_estimator, resolve_flow
 from vcbench.metrics.base import FrameContext, Metric
 from vcbench.metrics.registry import create_metric, get_info, metric_names
 from vcbench.metrics.result import ScoreResult, _finite
@@ -103,14 +106,9 @@ def _create(name: str, device: torch.device, allow_unverified: bool, shared: dic
 
 
 def check_request(metrics: Sequence[str] | None, device: str | torch.device) -> tuple[torch.device, list[str]]:
-    """Validate metric names and the device cheaply (before weights load or frames decode)."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"unknown device {device!r}", hint="use cpu or cuda") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VcbenchError("--device cuda was asked for but no CUDA device is available",
-                           hint="use --device cpu, or a CUDA build of torch on a machine with a GPU")
+    """Validate metric names and the device cheaply (before weights load or frames decode); the device
+    as `vcbench.devices.resolve_device` reads it ("auto": the GPU when there is one)."""
+    dev = resolve_device(device)
     known = list(metric_names())
     names = list(dict.fromkeys(metrics)) if metrics else known
     bad = [n for n in names if n not in known]
@@ -131,13 +129,15 @@ class MetricSuite:
     """
 
     def __init__(self, metrics: Sequence[str] | None = None, *, device: str | torch.device = "cpu",
-                 flow: Any = "dis", allow_unverified_weights: bool = False, strict: bool = False,
-                 resize: bool = False, shared: dict[str, Any] | None = None):
+                 flow: str | Path | FlowEstimator = "dis", allow_unverified_weights: bool = False,
+                 strict: bool = False, resize: bool = False, shared: dict[str, Any] | None = None):
         self.device, names = check_request(metrics, device)
         self.names = names
+        if isinstance(flow, str):
+            flow = resolve_flow(flow)  # "auto": the estimator it picks names the protocol, never "auto"
         self._flow = flow
-        # `flow` is a name/path for get_estimator, or an estimator object (e.g. a user's own wrapper).
-        self.flow_name = flow if isinstance(flow, str) else str(getattr(flow, "name", type(flow).__name__))
+        # `flow` is a name or folder for get_estimator, or an estimator object (e.g. a user's own subclass).
+        self.flow_name = flow if isinstance(flow, str) else flow.name
         self.resize = resize
         self.allow_unverified = allow_unverified_weights
         self.strict = strict
