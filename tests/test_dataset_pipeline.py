@@ -579,3 +579,20 @@ def test_build_identity_and_worker_tasks_keep_their_bytes(videos, tmp_path):
         blob = pickle.dumps((fn, task))
         assert pickle.loads(blob) == (fn, task)
         assert fn.__module__.encode() in blob and b"pipeline" not in blob
+
+
+def test_stage_weights_and_gpu_come_from_the_registries():
+    """Which weight files a build resolves and whether its shard tasks ask for a GPU are the flow
+    estimators' and descriptors' own facts (ESTIMATORS, DESCRIPTORS specs): the same answers as the
+    table the build kept before (raft/flownet2 and vgg19 load weights and want a GPU)."""
+    from vcbench.trainset.pairs import PairConfig
+    from vcbench.trainset.stages import stage_needs_gpu, stage_weight_names
+
+    want = {("dis", "weightfree"): ([], False), ("farneback", "none"): ([], False), ("none", "weightfree_gray"): ([], False),
+            ("raft", "weightfree"): (["raft_large"], True), ("flownet2", "none"): (["flownet2_things"], True),
+            ("dis", "vgg19"): (["vgg19"], True), ("raft", "vgg19"): (["raft_large", "vgg19"], True)}
+    for (flow, features), (weights, gpu) in want.items():
+        cfg = BuildConfig(source="sample", clips=1, flow=flow, features=features)
+        assert (stage_weight_names(cfg), stage_needs_gpu(cfg)) == (weights, gpu), (flow, features)
+    assert stage_weight_names(PairConfig(features="vgg19")) == ["vgg19"]
+    assert stage_weight_names(PairConfig()) == [] and not stage_needs_gpu(PairConfig())

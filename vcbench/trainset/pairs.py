@@ -30,6 +30,7 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import cv2
@@ -38,13 +39,14 @@ import pyarrow as pa
 import torch  # noqa: F401  (loaded before single_threaded, so its thread count is pinned too)
 
 from vcbench.atomic import atomic_write_text
+from vcbench.devices import resolve_device
 from vcbench.errors import InputError, VcbenchError, WeightsError
 from vcbench.executors import make_executor, single_threaded
 from vcbench.frames import IMAGE_EXTENSIONS, natural_key, read_image
 from vcbench.hashing import sha256_file
 from vcbench.ids import safe_id
 from vcbench.lock import FolderLock
-from vcbench.retrieval.descriptors import get_descriptor
+from vcbench.retrieval.descriptors import DESCRIPTORS, get_descriptor
 from vcbench.stills import SKIMAGE_STILLS, load_skimage_still
 from vcbench.trainset import shards as shardio
 from vcbench.trainset.augment import rng_for
@@ -54,7 +56,6 @@ from vcbench.trainset.manifest import concat_manifests, rows_table, table_bytes,
 from vcbench.trainset.pair_choices import FEATURES, SOURCES
 from vcbench.trainset.pair_stages import TIERS, neighbours, sample_view, tier_pairs
 from vcbench.trainset.run import clean_leftovers, progress, size_summary, wait_for_orphans
-from vcbench.trainset.stages import _device
 from vcbench.trainset.validate import check_resume, resolve_build_weights
 
 PAIRS_PLAN_VERSION = 1
@@ -84,6 +85,9 @@ class PairConfig:
     good_ranks: int = 2
     mid_ranks: int = 2
     views: int = 8  # sample: images per class (crops of its still)
+    #: A pair build computes no flow (the build's weight files are its descriptor's alone); not a field,
+    #: so not part of the identity.
+    flow: ClassVar[str] = "none"
 
     def as_dict(self) -> dict:
         return {**asdict(self), "kind": "pairs", "plan_version": PAIRS_PLAN_VERSION}
@@ -167,14 +171,13 @@ class PairShardTask:
 def run_pair_shard(task: PairShardTask) -> dict:
     """One class: load, describe, search, tier, write; returns its stats."""
     cfg, out_root = task.config, Path(task.out_root)
-    device = task.device or _device()
+    device = resolve_device(task.device)
     t0 = time.perf_counter()
     writer = shardio.ShardWriter(out_root, task.index, task.owner)
     failures, rows, pairs = [], [], []
     try:
         with single_threaded():
-            kw = {"allow_unverified": task.allow_unverified} if cfg.features == "vgg19" else {}
-            desc = get_descriptor(cfg.features, device=device, **kw)
+            desc = get_descriptor(cfg.features, device=device, allow_unverified=task.allow_unverified)
             if desc.weights_used() != dict(task.weights.files):
                 raise WeightsError(f"shard {task.index}: this worker loaded weights {desc.weights_used()} but the "
                                    f"build uses {dict(task.weights.files)}", hint="give every worker the same weight files")
@@ -285,7 +288,7 @@ def _build_locked(cfg: PairConfig, out: Path, opts, weights, classes, token: str
     try:
         with progress(len(plan["classes"]), "class", "pairs", opts.quiet,
                        initial=len(plan["classes"]) - len(tasks)) as bar:
-            for _ in executor.map(run_pair_shard, tasks, gpu=cfg.features == "vgg19",
+            for _ in executor.map(run_pair_shard, tasks, gpu=DESCRIPTORS.spec(cfg.features).needs_gpu,
                                   describe=lambda t: f"building shard {t.index} (class {t.class_name})"):
                 bar.update(1)
     finally:

@@ -17,11 +17,13 @@ import torch
 
 from vcbench.atomic import atomic_write_text
 from vcbench.errors import InputError, WeightsError
+from vcbench.devices import resolve_device
 from vcbench.executors import single_threaded
-from vcbench.flow.occlusion import occlusion_mask
-from vcbench.flow.registry import get_estimator
+from vcbench.flow.pairs import flow_pairs
+from vcbench.flow.registry import ESTIMATORS, get_estimator
 from vcbench.labels import read_label_file
 from vcbench.retrieval.build import ensure_gallery, load_gallery
+from vcbench.retrieval.descriptors import DESCRIPTORS
 from vcbench.retrieval.topk import key_frame_indices
 from vcbench.trainset import shards as shardio
 from vcbench.trainset.augment import (augment_video, draw_pseudo_params, draw_video_params, params_json,
@@ -32,26 +34,24 @@ from vcbench.trainset.layout import BuildLayout
 from vcbench.trainset.manifest import write_manifest
 from vcbench.stills import Still, list_stills
 
-GPU_FLOWS = ("raft", "flownet2")
-GPU_FEATURES = ("vgg19",)
 TOP_K = 5
-#: Weight files (vcbench.weights registry names) each flow estimator / descriptor loads.
-FLOW_WEIGHTS = {"raft": ("raft_large",), "flownet2": ("flownet2_things",)}
-FEATURE_WEIGHTS = {"vgg19": ("vgg19",)}
+
+
+def _stage_specs(cfg) -> list:
+    """The registry specs of the build's flow estimator and descriptor ("none": no stage, no spec);
+    what each loads and whether it wants a GPU are their facts, not this module's."""
+    return ([ESTIMATORS.spec(cfg.flow)] if cfg.flow != "none" else []) + \
+        ([DESCRIPTORS.spec(cfg.features)] if cfg.features != "none" else [])
 
 
 def stage_weight_names(cfg) -> list[str]:
     """Registry names of the weight files the build's flow and reference stages load."""
-    return sorted(set(FLOW_WEIGHTS.get(getattr(cfg, "flow", "none"), ()) + FEATURE_WEIGHTS.get(cfg.features, ())))
+    return sorted({w for spec in _stage_specs(cfg) for w in spec.weights})
 
 
 def stage_needs_gpu(cfg) -> bool:
     """Whether a shard task should ask the cluster for a GPU (learned flow or descriptors)."""
-    return cfg.flow in GPU_FLOWS or cfg.features in GPU_FEATURES
-
-
-def _device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return any(spec.needs_gpu for spec in _stage_specs(cfg))
 
 
 # ------------------------------------------------------------------------------------------- flow
@@ -63,27 +63,20 @@ class FlowResult:
 
 
 class FlowStage:
-    """Forward and backward flow of every consecutive pair, and Lai's occlusion masks, batched."""
+    """Forward and backward flow of every consecutive pair and Lai's occlusion masks: the scorer's
+    `vcbench.flow.pairs.flow_pairs`, `batch` pairs per estimator call, as numpy arrays to store."""
 
     def __init__(self, name: str, device: str | None = None, batch: int = 8, *, allow_unverified: bool = False):
-        self.estimator = get_estimator(name, device or _device(), allow_unverified=allow_unverified)
-        self.device = device or _device()
+        self.device = resolve_device(device)
+        self.estimator = get_estimator(name, self.device, allow_unverified=allow_unverified)
         self.batch = batch
 
     def __call__(self, frames: np.ndarray) -> FlowResult:
-        t = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
-        fws, bws, valids = [], [], []
+        t = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))).to(self.device)
         with torch.no_grad():
-            for s in range(0, len(frames) - 1, self.batch):
-                a = t[s:min(s + self.batch, len(frames) - 1)].to(self.device)
-                b = t[s + 1:min(s + self.batch, len(frames) - 1) + 1].to(self.device)
-                fw = self.estimator(a, b).float()
-                bw = self.estimator(b, a).float()
-                occ = occlusion_mask(fw, bw)
-                fws.append(fw.permute(0, 2, 3, 1).cpu().numpy())
-                bws.append(bw.permute(0, 2, 3, 1).cpu().numpy())
-                valids.append((occ[:, 0] < 0.5).cpu().numpy())
-        return FlowResult(np.concatenate(fws), np.concatenate(bws), np.concatenate(valids))
+            pairs = flow_pairs(t, self.estimator, keep_backward=True, chunk=self.batch)
+        return FlowResult(pairs.fw.permute(0, 2, 3, 1).cpu().numpy(), pairs.bw.permute(0, 2, 3, 1).cpu().numpy(),
+                          (pairs.noc[:, 0] > 0.5).cpu().numpy())
 
 
 # ------------------------------------------------------------------------------------- references
@@ -93,7 +86,7 @@ def prepare_gallery(cfg, out_root: Path, *, quiet: bool = True, allow_unverified
     if cfg.features == "none":
         return None
     layout = BuildLayout(out_root)
-    gdir = ensure_gallery(layout.gallery, cfg.gallery, cfg.features, device=_device(), quiet=quiet,
+    gdir = ensure_gallery(layout.gallery, cfg.gallery, cfg.features, device=None, quiet=quiet,
                           allow_unverified=allow_unverified, kind=cfg.index, nlist=cfg.nlist, nprobe=cfg.nprobe)
     if cfg.gallery_labels:
         stills = list_stills(Path(cfg.gallery) if cfg.gallery else None)
@@ -113,7 +106,7 @@ class ReferenceStage:
     def __init__(self, out_root: Path, features: str, device: str | None = None, k: int = TOP_K, *,
                  allow_unverified: bool = False):
         layout = BuildLayout(out_root)
-        self.gallery = load_gallery(layout.gallery, features, device or _device(), allow_unverified=allow_unverified)
+        self.gallery = load_gallery(layout.gallery, features, device, allow_unverified=allow_unverified)
         self.k = k
         self.labels: list[str] | None = None
         self._label_of: dict[str, str] = {}
