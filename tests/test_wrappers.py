@@ -81,11 +81,12 @@ def test_models_list_shows_wrappers_apart_and_unrunnable_systems_with_the_reason
     assert rows["dvp"]["kind"] == "wrapper" and rows["dvp"]["weights"] == []
     assert rows["lai18"]["kind"] == "wrapper" and rows["lai18"]["weights"][0]["status"] == "missing"
     assert rows["welsh"]["kind"] == "model"
-    for name, why in (("tcvc", "FlowNet2"), ("he18", "Caffe"), ("meyer18", "no public code")):
+    for name, why in (("he18", "Caffe"), ("meyer18", "no public code")):
         assert rows[name]["available"] is False and why in rows[name]["error"]
+    assert rows["tcvc"]["kind"] == "model"  # a built-in since the TCVC port
     assert main(["models", "list"]) == 0
     text = capsys.readouterr().out
     models_part, _, wrappers_part = text.partition("\nwrappers:")
     assert "BASE+dvp" in wrappers_part and "BASE+lai18" in wrappers_part and "BASE+" not in models_part
-    with pytest.raises(InputError, match="'tcvc' is not available"):
-        registry.model_class("tcvc")
+    with pytest.raises(InputError, match="'he18' is not available"):
+        registry.model_class("he18")
