@@ -60,9 +60,7 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     ('vcbench.reports.leaderboard', 'vcbench.baselines.registry'),
 }
 
-KNOWN_CYCLES: set[tuple[str, ...]] = {
-    ('vcbench.trainset.export_devc', 'vcbench.trainset.export_pairs'),
-}
+KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
 KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/baselines/devc/weights.py': ('vcbench.weights', 'vcbench.weights'),
@@ -78,7 +76,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
         'vcbench.weights', 'vcbench.weights', 'vcbench.weights', 'vcbench.weights'
     ),
     'vcbench/trainset/augment.py': ('vcbench.flow.warp',),
-    'vcbench/trainset/export_devc.py': ('vcbench.trainset.export_pairs',),
     'vcbench/trainset/pair_stages.py': ('vcbench.retrieval.index',),
     'vcbench/metrics/fidelity.py': ('vcbench.metrics.parallel',),
     'vcbench/metrics/network.py': ('vcbench.errors', 'vcbench.metrics.sizing', 'vcbench.weights'),

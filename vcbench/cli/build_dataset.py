@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                       num_gpus_per_task=args.gpus_per_task, quiet=args.quiet, keep_work=args.keep_work,
                       min_interval_s=args.min_interval, allow_unverified=args.allow_unverified_weights)
     if args.export_devc is not None:  # a folder of another build's export is refused before the build, not after
-        from vcbench.trainset.export_devc import check_export_dest  # lazy: CLI start-up
+        from vcbench.trainset.export import check_export_dest  # lazy: CLI start-up
         from vcbench.trainset.run import planned_build_id  # lazy: CLI start-up
 
         check_export_dest(args.export_devc, planned_build_id(cfg, opts))

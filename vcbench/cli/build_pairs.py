@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                       num_gpus_per_task=args.gpus_per_task, quiet=args.quiet,
                       allow_unverified=args.allow_unverified_weights, device=None if args.device == "auto" else args.device)
     if args.export_devc is not None:  # a folder of another build's export is refused before the build, not after
-        from vcbench.trainset.export_devc import check_export_dest  # lazy: CLI start-up
+        from vcbench.trainset.export import check_export_dest  # lazy: CLI start-up
 
         check_pair_config(cfg)
         weights = resolve_build_weights(cfg, allow_unverified=opts.allow_unverified, quiet=True)

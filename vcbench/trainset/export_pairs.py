@@ -12,7 +12,7 @@ dot (the loader unpacks `name.split(".")` into two), single spaces separate the 
 
 Images are hard links to the source files (ImageNet's JPEGs) or to the build's stored views: an
 image in two tiers costs nothing twice. A source image that is not a JPEG file is re-encoded.
-The folder rules (one build per folder, private writers, resume) are `export_devc.run_export`'s.
+The folder rules (one build per folder, private writers, resume) are `export.run_export`'s.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from vcbench.trainset.export_devc import Placer, build_identity, run_export
+from vcbench.trainset.export import Placer, build_identity, run_export
 from vcbench.trainset.layout import DEVC_PAIR_TIERS, BuildLayout, devc_image_name
 from vcbench.trainset.manifest import read_manifest
 from vcbench.errors import InputError
