@@ -75,8 +75,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/cli/weights_cmd.py': (
         'vcbench.weights', 'vcbench.weights', 'vcbench.weights', 'vcbench.weights'
     ),
-    'vcbench/trainset/augment.py': ('vcbench.flow.warp',),
-    'vcbench/trainset/pair_stages.py': ('vcbench.retrieval.index',),
     'vcbench/metrics/fidelity.py': ('vcbench.metrics.parallel',),
     'vcbench/metrics/network.py': ('vcbench.errors', 'vcbench.metrics.sizing', 'vcbench.weights'),
     'vcbench/metrics/perceptual.py': ('vcbench.weights', 'vcbench.weights'),

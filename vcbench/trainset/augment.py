@@ -21,8 +21,10 @@ import json
 
 import cv2
 import numpy as np
+import torch
 from scipy.ndimage import gaussian_filter
 
+from vcbench.flow.warp import backward_warp
 from vcbench.trainset.clips import resize_fill
 
 FIELD_SIGMA = 50.0  # px, DEVC's smoothing of the random flow
@@ -56,10 +58,6 @@ def smooth_field(field_seed: int, height: int, width: int, amplitude: float) -> 
 def _warp(frames: np.ndarray, flows: np.ndarray) -> np.ndarray:
     """Backward-warp uint8 frames (T, H, W, 3) by flows (T, 2, H, W) or by one flow (2, H, W) shared
     by all frames (then the frames go through as the channels of one image: one sampling grid)."""
-    import torch
-
-    from vcbench.flow.warp import backward_warp
-
     t, h, w, _ = frames.shape
     img = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))).to(torch.float32)
     fl = torch.from_numpy(np.ascontiguousarray(flows, dtype=np.float32))

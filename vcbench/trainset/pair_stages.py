@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vcbench.retrieval.index import GalleryIndex
+
 TIERS = ("good", "mid", "bad")
 
 
@@ -55,8 +57,6 @@ def neighbours(feats: np.ndarray, ids: list[str], digests: list[str], top_k: int
                device: str = "cpu") -> list[list[Neighbour]]:
     """Per image, its `top_k` nearest other images of the class by the faiss index's inner product
     (descriptors are L2-normalised: cosine); images with identical bytes are not each other's."""
-    from vcbench.retrieval.index import GalleryIndex
-
     n = len(ids)
     index = GalleryIndex.build(feats, ids, ids, descriptor=descriptor, kind="flat").to_device(device)
     same: dict[str, list[int]] = {}
