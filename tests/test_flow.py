@@ -22,7 +22,7 @@ from vcbench.errors import InputError, WeightsError
 from vcbench.flow.base import pad_to_multiple, unpad
 from vcbench.flow.registry import ESTIMATORS, estimator_names, get_estimator
 from vcbench.flow.flo import read_flo, write_flo
-from vcbench.flow.occlusion import occlusion_mask
+from vcbench.flow.occlusion import non_occlusion_mask, occlusion_mask
 from vcbench.flow.pairs import flow_pairs
 from vcbench.flow.precomputed import PrecomputedFlow
 from vcbench.flow.warp import backward_warp
@@ -298,6 +298,49 @@ def test_classic_estimators_are_deterministic_and_batched(bikes_frames):
     for name in ("dis", "farneback"):             # frames smaller than DIS's 12 px minimum still work
         tiny = get_estimator(name)(a[:1, :, :8, :5], b[:1, :, :8, :5])
         assert tiny.shape == (1, 2, 8, 5) and torch.isfinite(tiny).all()
+
+
+def test_pair_flows_equal_one_call_and_any_thread_count(bikes_frames):
+    """The classic estimators' pair_flows (grey once per frame, pairs spread over OpenCV's thread
+    count) give what the base class's one call on cat[a, b], cat[b, a] gives, bit for bit, with one
+    thread or several; tiny frames (DIS's padding) too."""
+    frames = to_t(bikes_frames)
+    a, b = frames[:-1], frames[1:]
+    threads = cv2.getNumThreads()
+    try:
+        for name in ("dis", "farneback"):
+            est = get_estimator(name)
+            ref = est(torch.cat([a, b]), torch.cat([b, a]))
+            for n in (1, 3):
+                cv2.setNumThreads(n)
+                fw, bw = est.pair_flows(frames)
+                assert torch.equal(fw, ref[:5]) and torch.equal(bw, ref[5:])
+                assert torch.equal(est(a, b), ref[:5])
+            tiny = frames[:3, :, :8, :5]
+            fw, bw = est.pair_flows(tiny)
+            assert torch.equal(fw, est(tiny[:-1], tiny[1:])) and torch.equal(bw, est(tiny[1:], tiny[:-1]))
+            assert [t.shape for t in est.pair_flows(frames[:1])] == [(0, 2, 68, 160)] * 2
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def test_occlusion_in_place_is_the_plain_formula_bit_for_bit(bikes_frames):
+    """occlusion_mask reuses its temporaries in place; in float32 it gives exactly what the formulas of
+    the module docstring give written out plainly (each a fresh tensor, as before the rewrite)."""
+    est = get_estimator("dis")
+    frames = to_t(bikes_frames)
+    fw, bw = est.pair_flows(frames)
+    mag = lambda f: f.square().sum(dim=1, keepdim=True)  # noqa: E731
+    w = backward_warp(bw, fw)
+    inconsistent = mag(w + fw) > 0.01 * (mag(w) + mag(fw)) + 0.5
+    dx, dy = torch.zeros_like(fw), torch.zeros_like(fw)
+    dx[..., :, :-1] = fw[..., :, :-1] - fw[..., :, 1:]
+    dy[..., :-1, :] = fw[..., :-1, :] - fw[..., 1:, :]
+    boundary = (dx.square() + dy.square()).sum(dim=1, keepdim=True) > 0.01 * mag(fw) + 0.002
+    plain = (inconsistent | boundary).float()
+    assert torch.equal(occlusion_mask(fw, bw), plain)
+    assert torch.equal(non_occlusion_mask(fw, bw), 1.0 - plain)
+    assert 0.0 < plain.mean() < 0.5
 
 
 def test_pad_and_unpad_round_trip():

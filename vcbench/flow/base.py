@@ -35,6 +35,15 @@ class FlowEstimator(ABC):
             return torch.zeros((0, 2, *a.shape[-2:]), dtype=torch.float32, device=a.device)
         return self._flow(a, b).to(a.device, torch.float32)
 
+    def pair_flows(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward (t -> t+1) and backward (t+1 -> t) flow (P, 2, H, W) of the P = N-1 consecutive pairs
+        of `frames` (N, 3, H, W) uint8: what one call `self(cat[a, b], cat[b, a])` gives (networks see
+        one larger batch). Estimators that can share work between a clip's pairs override it."""
+        p = max(frames.shape[0] - 1, 0)
+        a, b = frames[:p], frames[1:]
+        both = self(torch.cat([a, b]), torch.cat([b, a]))
+        return both[:p], both[p:]
+
     @abstractmethod
     def _flow(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Flow for a non-empty checked batch."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 import torch
 
 from vcbench.flow.base import FlowEstimator
-from vcbench.flow.occlusion import occlusion_mask
+from vcbench.flow.occlusion import non_occlusion_mask
 
 if TYPE_CHECKING:
     from vcbench.flow.precomputed import PrecomputedFlow
@@ -34,9 +34,9 @@ def flow_pairs(gt_frames: torch.Tensor, estimator: FlowEstimator, *, clip: str |
                start: int = 0, keep_backward: bool = False, chunk: int | None = None) -> FlowPairs:
     """Forward flow and Lai's non-occlusion mask of the consecutive pairs of `gt_frames` (N, 3, H, W) uint8.
 
-    Forward (t -> t+1) and backward (t+1 -> t) flow are both estimated for every pair, in one
-    estimator call per `chunk` pairs (None: all pairs in one call), and the mask is Lai's test on
-    them; `keep_backward` returns the backward flow too. For precomputed flow (`estimator.precomputed`),
+    Forward (t -> t+1) and backward (t+1 -> t) flow are both estimated for every pair, by one
+    `estimator.pair_flows` call per `chunk` pairs (None: all pairs in one call), and the mask is
+    Lai's test on them; `keep_backward` returns the backward flow too. For precomputed flow (`estimator.precomputed`),
     pairs are read from disk: `clip` names the clip and `start` is the index of `gt_frames[0]` in it.
     Results are on `gt_frames`' device.
     """
@@ -60,12 +60,9 @@ def flow_pairs(gt_frames: torch.Tensor, estimator: FlowEstimator, *, clip: str |
     fws, nocs, bws = [], [], []
     for s in range(0, n - 1, step):
         e = min(s + step, n - 1)
-        a, b = gt_frames[s:e], gt_frames[s + 1:e + 1]
-        # forward and backward pairs in one call: networks see one larger batch
-        both = estimator(torch.cat([a, b]), torch.cat([b, a])).to(dev, torch.float32)
-        fw, bw = both[:e - s], both[e - s:]
+        fw, bw = (f.to(dev, torch.float32) for f in estimator.pair_flows(gt_frames[s:e + 1]))
         fws.append(fw)
-        nocs.append(1.0 - occlusion_mask(fw, bw))
+        nocs.append(non_occlusion_mask(fw, bw))
         if keep_backward:
             bws.append(bw)
     joined = (lambda ts: ts[0] if len(ts) == 1 else torch.cat(ts))  # noqa: E731  (one chunk: no copy)
