@@ -78,7 +78,6 @@ KNOWN_LAZY: dict[str, tuple[str, ...]] = {
     'vcbench/metrics/fidelity.py': ('vcbench.metrics.parallel',),
     'vcbench/metrics/network.py': ('vcbench.errors', 'vcbench.metrics.sizing', 'vcbench.weights'),
     'vcbench/metrics/perceptual.py': ('vcbench.weights', 'vcbench.weights'),
-    'vcbench/metrics/scorer.py': ('vcbench.metrics.sizing',),
     'vcbench/random_weights.py': (
         'vcbench.baselines.devc.inference', 'vcbench.flow.flownet2', 'vcbench.metrics.inception',
         'vcbench.weights'

@@ -272,6 +272,40 @@ def test_score_streams_equals_score_dirs(gt_pred_dirs):
     assert a.per_frame == b.per_frame
 
 
+def test_score_pairs_recuts_pairs_to_the_scoring_batch(gt_pred_dirs, monkeypatch):
+    """Pairs the caller decoded (what `vcbench evaluate` hands over), cut 3, 1, 6: the metrics still see
+    batches of exactly `batch_size` (plan risk 6) and the values equal `score_dirs`' exactly; a pair
+    whose prediction is shorter than its GT batch is a one-line error naming both counts."""
+    from vcbench.errors import InputError
+    from vcbench.metrics.suite import MetricSuite
+
+    pred_dir, gt_dir = gt_pred_dirs
+    preds, gts = load_dir(pred_dir), load_dir(gt_dir)
+    scorer = Scorer(NO_WEIGHTS, batch_size=4, use_cache=False, progress=False)
+    a = scorer.score_dirs(pred_dir, gt_dir)
+    seen: list[tuple[int, int]] = []
+    real = MetricSuite.update
+
+    def update(self, pred, gt, **kw):
+        seen.append((len(pred), len(gt)))
+        return real(self, pred, gt, **kw)
+
+    monkeypatch.setattr(MetricSuite, "update", update)
+
+    def pairs(name, cuts=((0, 3), (3, 4), (4, 10)), pred_cuts=None):
+        for (lo, hi), (plo, phi) in zip(cuts, pred_cuts or cuts):
+            yield gts[name][lo:hi], torch.from_numpy(preds[name][plo:phi]).permute(0, 3, 1, 2)
+
+    clips = list_clips(gt_dir)
+    b = scorer.score_pairs((c, pairs(c.name)) for c in clips)
+    assert seen == [(4, 4), (4, 4), (2, 2)] * len(clips)
+    for key in ("metrics", "gt_metrics", "per_clip", "per_frame", "n_frames"):
+        assert a.to_json()[key] == b.to_json()[key], key
+    with pytest.raises(InputError, match="the prediction has 5 frames where the GT has 6") as err:
+        scorer.score_pairs([(clips[0], pairs(clips[0].name, ((0, 3), (3, 6)), pred_cuts=((0, 3), (3, 5))))])
+    assert "\n" not in str(err.value)
+
+
 def test_json_schema(gt_pred_dirs):
     pred_dir, gt_dir = gt_pred_dirs
     res = Scorer(["psnr", "colorfulness", "warp_error"], use_cache=False, progress=False).score_dirs(pred_dir, gt_dir)

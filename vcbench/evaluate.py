@@ -1,10 +1,9 @@
 """The evaluation harness behind `vcbench evaluate`: run a model on a benchmark, score it, record it.
 
-One streaming pass per clip: each GT frame is decoded once; its L channel goes to the model(s) and the
-models' frames go straight into the scorer (`Scorer.score_streams_many`) together with the same decoded
-GT frames, so nothing is written to disk unless `save_frames` asks for it. Only the frames some reader
-has not passed yet are held (`_SharedDecode`), so memory does not grow with the number of clips.
-Several models (`evaluate_models`) share that pass: the GT is decoded once per clip and its GT-side
+One streaming pass per clip: each GT batch is decoded once; its L channel goes to the model(s) and
+the pairs (GT batch, the models' frames for it) go straight into the scorer (`Scorer.score_pairs_many`),
+so nothing is written to disk unless `save_frames` asks for it and only the current batch is held:
+memory does not grow with the number of clips. Several models (`evaluate_models`) share that pass: the GT is decoded once per clip and its GT-side
 scoring (flow and occlusion, GT features, the GT's own values) is computed once for all of them,
 while each model is its own run (identity, record, reuse and `force` per model).
 
@@ -17,10 +16,9 @@ succeeded, so an interrupted or failed run records nothing.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import inspect
-import itertools
+import math
 import os
 import platform
 import shutil
@@ -43,6 +41,7 @@ from vcbench.errors import InputError, VcbenchError, WeightsError
 from vcbench.flow.registry import resolve_flow
 from vcbench.frames import Clip, write_frames
 from vcbench.lab import rgb_uint8_to_lab
+from vcbench.metrics.result import ScoreResult
 from vcbench.metrics.scorer import Scorer
 from vcbench.metrics.sizing import default_batch_size
 from vcbench.options import coerce_all, parameter_types
@@ -61,7 +60,7 @@ class Evaluation:
 
     record: RunRecord
     reused: bool
-    result: Any | None = None
+    result: ScoreResult | None = None
 
 
 def package_versions() -> dict[str, str]:
@@ -138,73 +137,6 @@ def unverified_model_weights(model: Colorizer) -> list[str]:
     return sorted(bad)
 
 
-class _SharedDecode:
-    """One GT clip decoded once for several readers (each model's stream, then the scorer): each frame
-    is held until every reader has passed it, so a reader that runs ahead (a model that takes a whole
-    clip per call) costs memory, never a second decode."""
-
-    def __init__(self, clip: Clip, readers: int) -> None:
-        self.clip = clip
-        self._source: Iterator[np.ndarray] | None = None
-        self._held: collections.deque = collections.deque()
-        self._base = 0  # index in the clip of _held[0]
-        self._pos = [0] * readers
-
-    def take(self, reader: int, n: int) -> np.ndarray | None:
-        """The next up to `n` frames for `reader` as one (B, H, W, 3) batch; None after the last."""
-        if self._source is None:
-            self._source = self.clip.iter_frames()
-        want = self._pos[reader] + n
-        while self._base + len(self._held) < want:
-            frame = next(self._source, None)
-            if frame is None:
-                break
-            if self._held and frame.shape != self._held[0].shape:
-                raise InputError("frame size changes inside the video", path=self.clip.path,
-                                 hint="all frames of a clip must share one size")
-            self._held.append(frame)
-        lo = self._pos[reader] - self._base
-        hi = min(want - self._base, len(self._held))
-        if hi <= lo:
-            return None
-        out = np.stack(list(itertools.islice(self._held, lo, hi)))
-        self._pos[reader] = self._base + hi
-        for _ in range(min(self._pos) - self._base):  # every reader is past these
-            self._held.popleft()
-            self._base += 1
-        return out
-
-
-class _DecodedClip(Clip):
-    """The GT clip as one reader of a `_SharedDecode` sees it (a model's stream, or the scorer): its
-    frames come from the one decode. Headers (size, count, file list for the GT cache) delegate to
-    the real clip."""
-
-    def __init__(self, decode: _SharedDecode, reader: int) -> None:
-        clip = decode.clip
-        super().__init__(clip.name, clip.path, clip.kind)
-        self._clip = clip
-        self._decode = decode
-        self._reader = reader
-
-    def frame_paths(self) -> list[Path]:
-        return self._clip.frame_paths()
-
-    def num_frames(self) -> int:
-        return self._clip.num_frames()
-
-    def size(self) -> tuple[int, int]:
-        return self._clip.size()
-
-    def iter_frames(self) -> Iterator[np.ndarray]:
-        for batch in self.iter_batches(1):
-            yield batch[0]
-
-    def iter_batches(self, n: int) -> Iterator[np.ndarray]:
-        while (batch := self._decode.take(self._reader, n)) is not None:
-            yield batch
-
-
 class _Timer:
     """Seconds spent inside the model alone (GPU work synchronised), and frames it produced."""
 
@@ -235,63 +167,55 @@ def _check_output(name: str, out: Any, n: int, size: tuple[int, int]) -> torch.T
     return out
 
 
-def _clip_stream(model: Colorizer, name: str, bench: Benchmark, clip: Clip, timer: _Timer,
-                 save_dir: Path | None) -> Iterator[torch.Tensor]:
-    """Predicted batches of one clip (`clip`: the model's reader of the shared decode)."""
-    device = model.device
-    own = model.batch_size  # the model's own batching, else frames from the frame size
-    batches = clip.iter_batches(max(1, int(own)) if own else default_batch_size(*clip.size(), device))
-    first = next(batches, None)
-    if first is None:
-        return
-    model.start_clip(bench.references(clip, first_frame=first[0]))
-    tmp_dir: Path | None = None
-    if save_dir is not None:
-        save_dir.mkdir(parents=True, exist_ok=True)
-        tmp_dir = make_temp_dir(save_dir / clip.name)  # umask mode, not mkdtemp's 0700
-    written = 0
+def _colorize(model: Colorizer, name: str, gt: np.ndarray, timer: _Timer) -> torch.Tensor:
+    """The model's frames for the GT frames `gt` ((B, H, W, 3) uint8), from their L channel."""
+    L = rgb_uint8_to_lab(torch.from_numpy(gt).permute(0, 3, 1, 2).to(model.device))[:, :1].contiguous()
+    with timer:
+        out = model.colorize(L)
+    timer.frames += int(gt.shape[0])
+    return _check_output(name, out, int(gt.shape[0]), tuple(gt.shape[1:3]))
+
+
+def _clip_pairs(models: Sequence[Colorizer], names: Sequence[str], bench: Benchmark, clip: Clip,
+                timers: Sequence[_Timer], save_dirs: Sequence[Path | None]) -> Iterator[tuple[np.ndarray, list[torch.Tensor]]]:
+    """(GT batch, each model's frames for it) of one clip, the GT decoded once for every model.
+
+    Each model colorizes in its own batch size (`Colorizer.batch_size`, else from the frame size), cut
+    from the clip's start as when it runs alone; a GT batch spans the least common multiple of those
+    sizes, so every model's frames for it are complete when it is yielded. `save_dirs`: per model, the
+    folder a finished clip's frames are renamed into (`--save-frames`); an unfinished clip leaves none."""
+    sizes = [max(1, int(m.batch_size)) if m.batch_size else default_batch_size(*clip.size(), m.device)
+             for m in models]
+    tmp_dirs: list[Path | None] = [None] * len(models)
+    done = 0
     try:
-        batch: np.ndarray | None = first
-        while batch is not None:
-            gt = torch.from_numpy(batch).permute(0, 3, 1, 2).to(device)
-            L = rgb_uint8_to_lab(gt)[:, :1].contiguous()
-            with timer:
-                out = model.colorize(L)
-            timer.frames += int(batch.shape[0])
-            out = _check_output(name, out, int(batch.shape[0]), tuple(batch.shape[1:3]))
-            if tmp_dir is not None:
-                write_frames(tmp_dir, out.permute(0, 2, 3, 1).cpu().numpy(), start=written)
-                written += int(batch.shape[0])
-            yield out
-            batch = next(batches, None)
-        if tmp_dir is not None:
-            final = save_dir / clip.name
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp_dir, final)
-            tmp_dir = None
+        for gt in clip.iter_batches(math.lcm(*sizes)):
+            if done == 0:
+                for i, (model, save_dir) in enumerate(zip(models, save_dirs)):
+                    model.start_clip(bench.references(clip, first_frame=gt[0]))
+                    if save_dir is not None:
+                        save_dir.mkdir(parents=True, exist_ok=True)
+                        tmp_dirs[i] = make_temp_dir(save_dir / clip.name)  # umask mode, not mkdtemp's 0700
+            preds = []
+            for model, name, size, timer, tmp_dir in zip(models, names, sizes, timers, tmp_dirs):
+                outs = [_colorize(model, name, gt[lo:lo + size], timer) for lo in range(0, len(gt), size)]
+                pred = outs[0] if len(outs) == 1 else torch.cat(outs)
+                if tmp_dir is not None:
+                    write_frames(tmp_dir, pred.permute(0, 2, 3, 1).cpu().numpy(), start=done)
+                preds.append(pred)
+            done += int(gt.shape[0])
+            yield gt, preds
+        for i, (save_dir, tmp_dir) in enumerate(zip(save_dirs, tmp_dirs)):
+            if save_dir is not None and tmp_dir is not None:
+                final = save_dir / clip.name
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp_dir, final)
+                tmp_dirs[i] = None
     finally:
-        if tmp_dir is not None:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def _gt_per_clip(result: Any, suite: Any) -> dict[str, dict[str, float | None]]:
-    """The GT's own per-clip values of the reference metrics (colourfulness, flicker), which ranking by
-    closeness to the GT and paired tests need: from the result when the scorer reports them, else
-    from the metric that tracks the GT itself (`gt_per_clip`) or the suite's GT twin."""
-    reported = getattr(result, "gt_per_clip", None)
-    if reported:
-        return {c: dict(v) for c, v in reported.items()}
-    out: dict[str, dict[str, float | None]] = {}
-    for name in suite.gt_twins:
-        source = None
-        if name in getattr(suite, "gt_twins", {}):
-            source = suite.gt_twins[name].per_clip
-        elif name in suite.metrics:
-            source = getattr(suite.metrics[name], "gt_per_clip", None)
-        for clip, value in (source or {}).items():
-            out.setdefault(clip, {})[name] = value
-    return out
+        for tmp_dir in tmp_dirs:
+            if tmp_dir is not None:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def evaluate(model_name: str, bench: Benchmark, *, db: ResultsDB, model_options: Mapping[str, Any] | None = None,
@@ -337,7 +261,7 @@ def evaluate_models(model_names: Sequence[str], bench: Benchmark, *, db: Results
                                     "(the run is then marked unverified)")
     scorer = Scorer(metrics, device=dev, flow=flow, batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache,
                     allow_unverified_weights=allow_unverified_weights, progress=not quiet)
-    records = [_run_record(name, model, files, scorer.suite, bench, dev, weights)
+    records = [_run_record(name, model, files, scorer, bench, dev, weights)
                for name, model, files in zip(names, models, bad)]
     out: list[Evaluation | None] = [None] * len(names)
     for i, record in enumerate(records):
@@ -362,7 +286,7 @@ def evaluate_models(model_names: Sequence[str], bench: Benchmark, *, db: Results
                 results, fps = _run_and_score([models[i] for i in run], [names[i] for i in run], bench, scorer, dev,
                                               save_frames)
                 for j, i in enumerate(run):
-                    _fill_record(records[i], results[j], scorer.suite_for(j), fps[j])
+                    records[i].set_scores(results[j], fps[j])
                     db.record(records[i], replace=force, claim=claims[i])
                     out[i] = Evaluation(records[i], reused=False, result=results[j])
     return [ev for ev in out if ev is not None]
@@ -383,14 +307,14 @@ def check_model_list(model_names: Sequence[str], weights: str | Path | None = No
     return names
 
 
-def _run_record(model_name: str, model: Colorizer, bad: list[str], suite: Any, bench: Benchmark,
+def _run_record(model_name: str, model: Colorizer, bad: list[str], scorer: Scorer, bench: Benchmark,
                 dev: torch.device, weights: str | Path | None) -> RunRecord:
     """The identity fields of one model's run (scores are filled in after the pass)."""
-    proto = suite.protocol()
+    proto = scorer.protocol()
     flow_record = dict(proto.get("flow") or {})
     identity = {
-        "metrics": sorted(suite.metrics),
-        "unavailable": sorted(suite.unavailable),
+        "metrics": sorted(scorer.metric_names),
+        "unavailable": sorted(scorer.unavailable),
         "metric_weights": dict(proto.get("weights", {})),
         "dataset_protocol": bench.protocol,
     }
@@ -433,37 +357,18 @@ def wait_for_claim(db: ResultsDB, key: str, *, force: bool = False, poll: float 
         time.sleep(poll)
 
 
-def _run_and_score(models: Sequence[Colorizer], names: Sequence[str], bench: Benchmark, scorer: Any,
-                   dev: torch.device, save_frames: str | Path | None) -> tuple[list[Any], list[float | None]]:
+def _run_and_score(models: Sequence[Colorizer], names: Sequence[str], bench: Benchmark, scorer: Scorer,
+                   dev: torch.device, save_frames: str | Path | None) -> tuple[list[ScoreResult], list[float | None]]:
     """Run the models over every clip and score their output in one streaming pass: (result, model fps)
-    per model. Each GT clip is decoded once for all models and the scorer (`_SharedDecode`)."""
+    per model. Each GT batch is decoded once for all models and the scorer (`_clip_pairs`)."""
     timers = [_Timer(dev) for _ in models]
     # DIR/<model>/<clip>/%05d.png: several models share one DIR (`vcbench plot --frames DIR`).
     save_dirs = [Path(save_frames) / name if save_frames is not None else None for name in names]
-
-    def streams() -> Iterator[tuple[Clip, list[Iterator[torch.Tensor]]]]:
-        for clip in bench.clips:
-            decode = _SharedDecode(clip, readers=len(models) + 1)
-            preds = [_clip_stream(model, name, bench, _DecodedClip(decode, i), timer, save_dir)
-                     for i, (model, name, timer, save_dir) in enumerate(zip(models, names, timers, save_dirs))]
-            yield _DecodedClip(decode, len(models)), preds
-
+    items = ((clip, _clip_pairs(models, names, bench, clip, timers, save_dirs)) for clip in bench.clips)
     total = sum(c.num_frames() for c in bench.clips)
     with torch.inference_mode():
-        results = scorer.score_streams_many(streams(), len(models), total=total, labels=bench.labels or None)
+        results = scorer.score_pairs_many(items, len(models), total=total, labels=bench.labels or None)
     for result in results:
         result.protocol["dataset"] = bench.protocol
         result.protocol["reference_mode"] = bench.reference_mode
     return results, [timer.fps for timer in timers]
-
-
-def _fill_record(record: RunRecord, result: Any, suite: Any, fps: float | None) -> None:
-    """Copy the scores of `result` into `record` (identity fields are already set)."""
-    record.fps = fps
-    record.metrics = dict(result.metrics)
-    record.per_clip = result.per_clip
-    record.per_frame = result.per_frame
-    record.gt_metrics = dict(result.gt_metrics)
-    record.gt_per_clip = _gt_per_clip(result, suite)
-    record.unavailable = dict(result.unavailable)
-    record.n_clips, record.n_frames = result.n_clips, result.n_frames

@@ -12,12 +12,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vcbench.atomic import atomic_write_text, check_writable
 from vcbench.cli.score import format_table
 from vcbench.errors import InputError
 from vcbench.reports.db import ResultsDB
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vcbench.evaluate import Evaluation
 
 FLOW_HELP = (
     "GT optical flow for warp_error and flicker: auto (default: flownet2, the field's standard, when its "
@@ -94,16 +97,9 @@ def parse_options(items: list[str], flag: str) -> dict[str, Any]:
     return out
 
 
-def _result_json(ev: Any, db_path: Path) -> dict[str, Any]:
+def _result_json(ev: Evaluation, db_path: Path) -> dict[str, Any]:
     rec = ev.record
-    if ev.result is not None:
-        data = ev.result.to_json()
-    else:
-        data = {"metrics": rec.metrics, "unavailable": rec.unavailable, "gt_metrics": rec.gt_metrics,
-                "per_clip": rec.per_clip, "per_frame": rec.per_frame,
-                "protocol": {"name": rec.protocol, "flow": rec.flow, "dataset": rec.identity_extra.get("dataset_protocol"),
-                             "reference_mode": rec.reference_mode},
-                "n_clips": rec.n_clips, "n_frames": rec.n_frames}
+    data = (ev.result or rec.score_result()).to_json()
     data["run"] = {"id": rec.id, "run_key": rec.run_key, "reused": ev.reused, "db": str(db_path), "model": rec.model,
                    "model_config": rec.model_config, "weights": rec.weights, "unverified_weights": rec.unverified_weights,
                    "dataset": rec.dataset, "dataset_checksum": rec.dataset_checksum,
@@ -112,28 +108,15 @@ def _result_json(ev: Any, db_path: Path) -> dict[str, Any]:
     return data
 
 
-def format_run(ev: Any, db_path: Path | None = None) -> str:
+def format_run(ev: Evaluation, db_path: Path | None = None) -> str:
     """The metric table (the same as `vcbench score`'s) with the run's speed and identity below."""
-    from vcbench.metrics.result import ScoreResult  # lazy: CLI start-up
-
     rec = ev.record
-    result = ev.result
-    if result is None:
-        try:
-            from vcbench.metrics.registry import METRICS  # lazy: CLI start-up
-
-            directions = {n: getattr(METRICS.get(n), "higher_is_better", None) for n in rec.metrics}
-        except ImportError:
-            directions = {}
-        result = ScoreResult(metrics=rec.metrics, unavailable=rec.unavailable, gt_metrics=rec.gt_metrics,
-                             per_clip=rec.per_clip, per_frame=rec.per_frame, protocol={"name": rec.protocol},
-                             n_clips=rec.n_clips, n_frames=rec.n_frames, directions=directions)
     fps = f"{rec.fps:.2f} frames/s (model alone)" if rec.fps else "n/a"
     head = (f"model {rec.model} on {rec.dataset} (reference: {rec.reference_mode}); device {rec.device}; {fps}")
     where = f" in {db_path}" if db_path is not None else ""
     tail = (f"reused run {rec.id}{where}, recorded {rec.created} (pass --force to rerun)" if ev.reused
             else f"recorded as run {rec.id}{where}")
-    return "\n".join([head, format_table(result), tail])
+    return "\n".join([head, format_table(ev.result or rec.score_result()), tail])
 
 
 def run(args: argparse.Namespace) -> int:

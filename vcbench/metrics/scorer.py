@@ -1,10 +1,12 @@
 """The streaming scorer behind `vcbench score` and `vcbench evaluate`.
 
-One pass over clip pairs: every GT and predicted frame is decoded once, moved to the device in
-batches, and fed to every requested metric through one `MetricSuite`; GT-side work (flow and
-occlusion, Inception features, classifier labels) comes from the on-disk cache when the same GT was
-scored before. Only the current batch and the previous frame are held, so memory does not grow with
-the number of clips (pooled FID statistics are running float64 sums inside the metric).
+One pass over clip pairs: every GT and predicted frame is decoded once (by the caller of
+`score_pairs`, which takes (GT batch, predicted batch) pairs: `vcbench evaluate` decodes each GT batch
+for its models anyway; `score_dirs` and `score_streams` decode the GT here), re-cut to the scoring
+batch, moved to the device and fed to every requested metric through one `MetricSuite`; GT-side work
+(flow and occlusion, Inception features, classifier labels) comes from the on-disk cache when the same
+GT was scored before. Only the current batch and the previous frame are held, so memory does not
+grow with the number of clips (pooled FID statistics are running float64 sums inside the metric).
 
 Pairing is checked before any heavy work (clip sets, frame counts, frame sizes), so a mistake in the
 inputs costs seconds, not a scoring run.
@@ -12,9 +14,12 @@ inputs costs seconds, not a scoring run.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import operator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +29,7 @@ from vcbench.flow.pairs import FlowPairs
 from vcbench.frames import Clip, decoder_description, list_clips
 from vcbench.metrics.classification import LABELS_KEY
 from vcbench.metrics.gt_cache import GTCache, clip_digest, entry_key
+from vcbench.metrics.sizing import default_batch_size
 from vcbench.metrics.result import ScoreResult
 from vcbench.metrics.suite import MetricSuite, _weights_of, check_request, iter_chunks, to_frames_tensor
 
@@ -95,21 +101,20 @@ class _ClipCache:
             return
         digest = clip_digest(clip)
         est = suite.estimator
-        if est is not None and not hasattr(est, "pairs"):  # precomputed flow is already on disk
-            parts = {"estimator": getattr(est, "name", suite.flow_name), "params": getattr(est, "params", {}),
-                     "weights": _weights(est), "size": list(size), "resize": resize_policy}
+        if est is not None and not est.precomputed:  # precomputed flow is already on disk
+            parts = {"estimator": est.name, "params": est.params,
+                     "weights": _weights_of(est), "size": list(size), "resize": resize_policy}
             key = entry_key("flow", digest, parts)
             self.flow = cache.load("flow", key, max(n - 1, 0))
             if self.flow is None and n > 1:
                 self.flow_writer = cache.writer("flow", key, (n - 1, 3, *size), np.float32)
         for fkey, provider in suite.gt_side_providers().items():
-            parts = {"provider": type(provider).__name__, "weights": _weights(provider), "size": list(size),
+            parts = {"provider": type(provider).__name__, "weights": _weights_of(provider), "size": list(size),
                      "resize": resize_policy}
             if "flow" in provider.needs:  # computed on the GT flow: keyed by the estimator
-                if est is None or hasattr(est, "pairs"):  # precomputed flow files may change: not cached
+                if est is None or est.precomputed:  # precomputed flow files may change: not cached
                     continue
-                parts["flow"] = {"estimator": getattr(est, "name", suite.flow_name),
-                                 "params": getattr(est, "params", {}), "weights": _weights(est)}
+                parts["flow"] = {"estimator": est.name, "params": est.params, "weights": _weights_of(est)}
             key = entry_key(fkey, digest, parts)
             self.feat_keys[fkey] = key
             arr = cache.load(fkey, key, n)
@@ -153,10 +158,6 @@ class _ClipCache:
                 w.abort()
 
 
-def _weights(obj: Any) -> dict[str, str]:
-    return _weights_of(obj)
-
-
 class Scorer:
     """Score predicted clips against GT clips on every requested metric in one streaming pass.
 
@@ -175,7 +176,7 @@ class Scorer:
         self._suite_args = dict(metrics=metrics, device=device, flow=flow, resize=resize,
                                 allow_unverified_weights=allow_unverified_weights, strict=strict)
         self._suite: MetricSuite | None = None
-        self._siblings: list[MetricSuite] = []  # the suites of streams 1.. of `score_streams_many`
+        self._siblings: list[MetricSuite] = []  # the suites of streams 1.. of `score_pairs_many`
         #: Frames per decode batch; None: from each clip's frame size (`sizing.default_batch_size`).
         self.batch_size = int(batch_size) if batch_size is not None else None
         self.cache = GTCache(cache_dir, enabled=use_cache)
@@ -192,7 +193,7 @@ class Scorer:
         return self._suite
 
     def suite_for(self, i: int) -> MetricSuite:
-        """The suite that scores prediction stream `i` of `score_streams_many` (0 is `suite`; the others
+        """The suite that scores prediction stream `i` of `score_pairs_many` (0 is `suite`; the others
         are its siblings: same metrics, the same flow estimator and networks, their own state)."""
         while len(self._siblings) < i:
             self._siblings.append(self.suite.sibling())
@@ -202,12 +203,24 @@ class Scorer:
     def device(self) -> torch.device:
         return self.suite.device
 
+    @property
+    def metric_names(self) -> list[str]:
+        """The metrics scored (requested and available)."""
+        return list(self.suite.metrics)
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Requested metrics that cannot run here, with the reason."""
+        return dict(self.suite.unavailable)
+
+    def protocol(self) -> dict[str, Any]:
+        """The scoring protocol a run records (flow estimator and parameters, metric weights, ...)."""
+        return self.suite.protocol()
+
     def batch_for(self, size: tuple[int, int]) -> int:
         """Frames per batch for a clip of frame size (H, W): `--batch-size`, else from the size and device."""
         if self.batch_size is not None:
             return self.batch_size
-        from vcbench.metrics.sizing import default_batch_size
-
         return default_batch_size(size[0], size[1], self._suite_args["device"])
 
     def _resize_policy(self) -> str:
@@ -224,58 +237,79 @@ class Scorer:
         pairs = pair_clips(pred_dir, gt_dir, resize=self.resize, images=images)
         if labels is not None:
             check_labels(labels, [p.name for p in pairs])
-        streams = ((p.gt, [p.pred.iter_batches(self.batch_for(p.size))]) for p in pairs)
-        return self._run(streams, 1, total=sum(p.n_frames for p in pairs), counts={p.name: p.n_frames for p in pairs},
+        counts = {p.name: p.n_frames for p in pairs}
+        streams = ((p.gt, p.pred.iter_batches(self.batch_for(p.size))) for p in pairs)
+        return self._run(self._decoded(streams, counts), 1, total=sum(counts.values()), counts=counts,
                          labels=labels)[0]
 
     def score_streams(self, streams: Iterable[tuple[Clip, Iterable[Any]]], *, total: int | None = None,
                       labels: Mapping[str, int] | None = None) -> ScoreResult:
         """Score predictions that arrive as frame batches (uint8, (B,H,W,3) or (B,3,H,W)), clip by clip.
 
-        This is what `vcbench evaluate` calls with a model's output, so frames need never be saved.
-        Each item is (GT clip, iterator of predicted batches of any size); `labels` as in `score_dirs`.
+        Each item is (GT clip, iterator of predicted batches of any size); the GT is decoded here, in
+        the scoring batch. `labels` as in `score_dirs`.
         """
-        return self.score_streams_many(((gt, [pred]) for gt, pred in streams), 1, total=total, labels=labels)[0]
-
-    def score_streams_many(self, streams: Iterable[tuple[Clip, Sequence[Iterable[Any]]]], n: int, *,
-                           total: int | None = None, labels: Mapping[str, int] | None = None) -> list[ScoreResult]:
-        """Score `n` predictions of the same GT in one pass (several models in one `vcbench evaluate`).
-
-        Each item is (GT clip, one iterator of predicted batches per prediction). Each GT batch is read
-        once, and its GT-side work (flow and occlusion, Inception features, the GT's classes and
-        flicker) is computed once, or read from the GT cache, for all `n`: `suite_for(0)` computes it
-        and `suite_for(1..)` receive the very same tensors, so each result equals a separate run's.
-        """
-        if n < 1:
-            raise ValueError("score_streams_many needs at least one prediction per clip")
         if labels is not None:
             check_labels(labels, [])  # which clips come is known only as they arrive
-        return self._run(streams, n, total=total, counts=None, labels=labels)
+        counts: dict[str, int] = {}  # filled as the clips arrive
+        return self._run(self._decoded(streams, counts), 1, total=total, counts=counts, labels=labels)[0]
+
+    def score_pairs(self, items: Iterable[tuple[Clip, Iterable[tuple[Any, Any]]]], *, total: int | None = None,
+                    labels: Mapping[str, int] | None = None) -> ScoreResult:
+        """Score (GT batch, predicted batch) pairs the caller decoded, clip by clip.
+
+        Each item is (GT clip, iterable of (B, ...) batch pairs of equal length, any length, in frame
+        order); the clip gives the name, frame count, size and files (the GT cache's key). Pairs are
+        re-cut to the scoring batch, so the metrics see the batches `score_streams` would give them.
+        """
+        return self.score_pairs_many(_one_each(items), 1, total=total, labels=labels)[0]
+
+    def score_pairs_many(self, items: Iterable[tuple[Clip, Iterable[tuple[Any, Sequence[Any]]]]], n: int, *,
+                         total: int | None = None, labels: Mapping[str, int] | None = None) -> list[ScoreResult]:
+        """Score `n` predictions of the same GT in one pass (several models in one `vcbench evaluate`).
+
+        Each item is (GT clip, iterable of (GT batch, one predicted batch per prediction)). Each GT
+        batch is used once for all `n`, and so is its GT-side work (flow and occlusion, Inception
+        features, the GT's classes and flicker), computed or read from the GT cache: `suite_for(0)`
+        computes it and `suite_for(1..)` receive the very same tensors, so each result equals a
+        separate run's.
+        """
+        if n < 1:
+            raise ValueError("score_pairs_many needs at least one prediction per clip")
+        if labels is not None:
+            check_labels(labels, [])  # which clips come is known only as they arrive
+        return self._run(items, n, total=total, counts=None, labels=labels)
+
+    def _decoded(self, streams: Iterable[tuple[Clip, Iterable[Any]]], counts: dict[str, int]
+                 ) -> Iterator[tuple[Clip, Iterator[tuple[Any, list[Any]]]]]:
+        """`score_pairs_many` items of (GT clip, predicted batches) streams: the GT decoded here in the
+        scoring batch, each prediction re-cut to it; `counts` gets each clip's GT frame count."""
+        for clip, pred_batches in streams:
+            if clip.name not in counts:
+                counts[clip.name] = clip.num_frames()
+            yield clip, _paired(clip, pred_batches, self.batch_for(clip.size()), counts[clip.name])
 
     # ------------------------------------------------------------------------------ the pass
-    def _run(self, streams: Iterable[tuple[Clip, Sequence[Iterable[Any]]]], n_streams: int, *, total: int | None,
-             counts: dict[str, int] | None, labels: Mapping[str, int] | None = None) -> list[ScoreResult]:
+    def _run(self, items: Iterable[tuple[Clip, Iterable[tuple[Any, Sequence[Any]]]]], n_streams: int, *,
+             total: int | None, counts: dict[str, int] | None, labels: Mapping[str, int] | None = None
+             ) -> list[ScoreResult]:
         from tqdm import tqdm
 
         suites = [self.suite_for(i) for i in range(n_streams)]
         for suite in suites:
             suite.reset()
-        kinds: set[str] = set()
         bar = tqdm(total=total, unit="frame", desc="scoring", disable=not self.progress, dynamic_ncols=True)
         try:
             with torch.no_grad():  # not inference_mode: metrics memoise on tensor version counters
-                for gt_clip, pred_batches in streams:
-                    kinds.add(gt_clip.kind)
-                    n = counts[gt_clip.name] if counts else gt_clip.num_frames()
+                for gt_clip, pairs in items:
+                    n = counts[gt_clip.name] if counts is not None else gt_clip.num_frames()
                     label = None
                     if labels is not None:
                         if gt_clip.name not in labels:
                             raise InputError(f"no label for clip {gt_clip.name!r}", path=gt_clip.path,
                                              hint="give every clip its ImageNet class, or no labels at all")
                         label = int(labels[gt_clip.name])
-                    if len(pred_batches) != n_streams:
-                        raise ValueError(f"clip {gt_clip.name}: {len(pred_batches)} predictions, expected {n_streams}")
-                    self._score_clip(gt_clip, pred_batches, suites, n, bar, label)
+                    self._score_clip(gt_clip, pairs, suites, n, bar, label)
         finally:
             bar.close()
         batch = self.batch_size if self.batch_size is not None else "auto (from frame size and device)"
@@ -284,7 +318,7 @@ class Scorer:
             extra["labels"] = labels_record(labels)
         return [suite.result(decoder=decoder_description(), protocol_extra=extra) for suite in suites]
 
-    def _score_clip(self, gt_clip: Clip, pred_streams: Sequence[Iterable[Any]], suites: Sequence[MetricSuite],
+    def _score_clip(self, gt_clip: Clip, pairs: Iterable[tuple[Any, Sequence[Any]]], suites: Sequence[MetricSuite],
                     n: int, bar: Any, label: int | None = None) -> None:
         lead = suites[0]  # computes (or reads from the GT cache) the GT side; the others get its tensors
         size = gt_clip.size()
@@ -292,35 +326,20 @@ class Scorer:
         for suite in suites:
             suite.next_clip(gt_clip.name)
         t = 0
-        batch = self.batch_for(size)
         try:
-            gt_iter = gt_clip.iter_batches(batch)
-            chunks = [iter(iter_chunks(p, batch)) for p in pred_streams]
-            while True:
-                preds = [next(c, None) for c in chunks]
-                if all(p is None for p in preds):
-                    break
-                k = max(int(p.shape[0]) for p in preds if p is not None)
-                gt = next(gt_iter, None)
-                if gt is None or t + k > n:
-                    raise InputError(f"clip {gt_clip.name}: the prediction has more frames than the {n} GT frames",
-                                     path=gt_clip.path, hint="predict exactly one frame per GT frame")
-                for pred in preds:
-                    got = t + (0 if pred is None else int(pred.shape[0]))
-                    if got != t + gt.shape[0]:
-                        raise InputError(f"clip {gt_clip.name}: the prediction has {got} frames where the GT has "
-                                         f"{t + gt.shape[0]}", path=gt_clip.path)
-                pairs, feats = cc.inputs(t, k, t > 0, lead.device)
+            for gt, preds in _recut(_checked(gt_clip, pairs, len(suites), n), len(suites), self.batch_for(size)):
+                k = int(gt.shape[0])
+                pairs_in, feats = cc.inputs(t, k, t > 0, lead.device)
                 if label is not None:
                     feats[LABELS_KEY] = torch.full((k,), label, dtype=torch.long, device=lead.device)
                 gt_t = to_frames_tensor(gt, lead.device)  # one device copy of the GT for every suite
-                ctx = lead.update(preds[0], gt_t, pairs=pairs, gt_cache=feats, clip=gt_clip.name)
+                ctx = lead.update(preds[0], gt_t, pairs=pairs_in, gt_cache=feats, clip=gt_clip.name)
                 for suite, pred in zip(suites[1:], preds[1:]):
                     suite.update(pred, gt_t, pairs=ctx.pairs, gt_cache=ctx.gt_cache, clip=gt_clip.name)
                 cc.store(ctx, k)
                 t += k
                 bar.update(k)
-            if t != n or next(gt_iter, None) is not None:
+            if t != n:
                 raise InputError(f"clip {gt_clip.name}: the prediction has {t} frames but the GT has {n}",
                                  path=gt_clip.path, hint="predict exactly one frame per GT frame")
         except BaseException:
@@ -329,6 +348,63 @@ class Scorer:
         cc.commit()
         for suite in suites:
             suite.end_clip(gt_clip.name)
+
+
+def _one_each(items: Iterable[tuple[Clip, Iterable[tuple[Any, Any]]]]
+              ) -> Iterator[tuple[Clip, Iterator[tuple[Any, list[Any]]]]]:
+    """Items of (GT clip, (GT batch, predicted batch) pairs) in `score_pairs_many`'s shape."""
+    for clip, pairs in items:
+        yield clip, ((gt, [pred]) for gt, pred in pairs)
+
+
+def _paired(clip: Clip, pred_batches: Iterable[Any], batch: int, n: int) -> Iterator[tuple[Any, list[Any]]]:
+    """(GT batch, [predicted batch]) of one clip: the GT decoded in batches of `batch`, the prediction
+    (batches of any size) re-cut to match; `_checked` finds a prediction of another length than the
+    `n` GT frames, which ends here as a pair without GT (`None`)."""
+    gt_iter = clip.iter_batches(batch)
+    t = 0
+    for pred in iter_chunks(pred_batches, batch):
+        gt = next(gt_iter, None)
+        yield gt, [pred]
+        if gt is None:
+            return
+        t += int(gt.shape[0])
+    if t == n and next(gt_iter, None) is not None:  # the GT decodes more frames than its header says
+        raise InputError(f"clip {clip.name}: the prediction has {t} frames but the GT has {n}",
+                         path=clip.path, hint="predict exactly one frame per GT frame")
+
+
+def _checked(clip: Clip, pairs: Iterable[tuple[Any, Sequence[Any]]], n_streams: int, n: int
+             ) -> Iterator[tuple[Any, Sequence[Any]]]:
+    """The pairs of one clip, each prediction as long as its GT batch, never past the `n` GT frames
+    (a GT batch of None: the GT ended before the prediction)."""
+    t = 0
+    for gt, preds in pairs:
+        if len(preds) != n_streams:
+            raise ValueError(f"clip {clip.name}: {len(preds)} predictions, expected {n_streams}")
+        k = 0 if gt is None else len(gt)
+        for pred in preds:
+            got = t + len(pred)
+            if gt is None or max(got, t + k) > n:
+                raise InputError(f"clip {clip.name}: the prediction has more frames than the {n} GT frames",
+                                 path=clip.path, hint="predict exactly one frame per GT frame")
+            if got != t + k:
+                raise InputError(f"clip {clip.name}: the prediction has {got} frames where the GT has {t + k}",
+                                 path=clip.path)
+        yield gt, preds
+        t += k
+
+
+def _recut(pairs: Iterable[tuple[Any, Sequence[Any]]], n_streams: int, batch: int
+           ) -> Iterator[tuple[Any, list[Any]]]:
+    """Aligned pairs re-cut to exactly `batch` frames (the last may be short): the batches the metrics
+    see do not depend on how the caller cut the clip (FID/KID float64 sums, LPIPS chunks, per-batch flow)."""
+    copies = itertools.tee(pairs, n_streams + 1)
+    gts = iter_chunks((gt for gt, _ in copies[0]), batch)
+    preds = [iter_chunks(map(operator.itemgetter(i), (p for _, p in copy)), batch)
+             for i, copy in enumerate(copies[1:])]
+    for gt, *cut in zip(gts, *preds):
+        yield gt, cut
 
 
 def check_labels(labels: Mapping[str, int], clips: Sequence[str]) -> None:
@@ -346,8 +422,6 @@ def check_labels(labels: Mapping[str, int], clips: Sequence[str]) -> None:
 
 def labels_record(labels: Mapping[str, int]) -> dict[str, Any]:
     """What the protocol records of the labels: how many, and a digest of the (name, class) pairs."""
-    import hashlib
-
     text = "".join(f"{k}\t{int(labels[k])}\n" for k in sorted(labels))
     return {"n": len(labels), "sha256": hashlib.sha256(text.encode()).hexdigest(),
             "meaning": "top1/top5 are accuracies against these ImageNet-1k class indices"}

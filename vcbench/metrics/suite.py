@@ -183,7 +183,7 @@ class MetricSuite:
 
     def sibling(self) -> "MetricSuite":
         """A suite with fresh metric state for another model scored on the same GT in the same pass
-        (`Scorer.score_streams_many`): the same metrics and options, this suite's flow estimator and
+        (`Scorer.score_pairs_many`): the same metrics and options, this suite's flow estimator and
         shared networks (loaded once), so its numbers are those of a suite built alone."""
         twin = MetricSuite(self.names, device=self.device, flow=self.estimator or self._flow,
                            allow_unverified_weights=self.allow_unverified, strict=self.strict, resize=self.resize,

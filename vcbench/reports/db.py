@@ -22,12 +22,13 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from vcbench.errors import VcbenchError
+from vcbench.metrics.result import ScoreResult
 from vcbench.paths import DB_FILENAME, db_path
 
 SCHEMA_VERSION = 1
@@ -216,10 +217,27 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RunRecord":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def set_scores(self, result: ScoreResult, fps: float | None) -> None:
+        """Take the scores of the run's `result` (the identity fields are set already) and the model's
+        speed: the one place a ScoreResult becomes a record."""
+        self.fps = fps
+        self.metrics = dict(result.metrics)
+        self.per_clip = result.per_clip
+        self.per_frame = result.per_frame
+        self.gt_metrics = dict(result.gt_metrics)
+        self.gt_per_clip = {clip: dict(values) for clip, values in result.gt_per_clip.items()}
+        self.unavailable = dict(result.unavailable)
+        self.n_clips, self.n_frames = result.n_clips, result.n_frames
+
+    def score_result(self) -> ScoreResult:
+        """The recorded scores as a ScoreResult (what `vcbench evaluate` prints and writes for a reused
+        run); its protocol holds what the record keeps of it: name, flow, dataset protocol, reference mode."""
+        return ScoreResult(metrics=self.metrics, unavailable=self.unavailable, gt_metrics=self.gt_metrics,
+                           per_clip=self.per_clip, per_frame=self.per_frame,
+                           protocol={"name": self.protocol, "flow": self.flow,
+                                     "dataset": self.identity_extra.get("dataset_protocol"),
+                                     "reference_mode": self.reference_mode},
+                           n_clips=self.n_clips, n_frames=self.n_frames, gt_per_clip=self.gt_per_clip)
 
 
 def default_db_path() -> Path:
