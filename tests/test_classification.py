@@ -10,7 +10,7 @@ import torch
 from conftest import degrade, requires_gpu
 
 from vcbench.errors import InputError, WeightsError
-from vcbench.metrics.base import FrameContext
+from vcbench.metrics.context import FrameContext
 
 VGG_FILE = "vgg19-dcbb9e9d.pth"
 

@@ -202,7 +202,7 @@ class LabelProbe(__import__("vcbench.metrics.base", fromlist=["Metric"]).Metric)
     def __init__(self, device="cpu", **kw):
         super().__init__()
 
-    def update(self, pred, gt, ctx=None):
+    def accumulate(self, pred, gt, ctx=None):
         self._current.extend(float(v) for v in ctx.gt_cache["labels"].tolist())
 
 

@@ -17,7 +17,7 @@ import torch
 from conftest import degrade, requires_gpu
 
 from vcbench.errors import InputError
-from vcbench.metrics.base import FrameContext
+from vcbench.metrics.context import FrameContext
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 

@@ -22,7 +22,7 @@ from vcbench.errors import WeightsError
 from vcbench.flow.registry import get_estimator
 from vcbench.flow.flo import write_flo
 from vcbench.flow.pairs import FlowPairs, flow_pairs
-from vcbench.metrics.base import FrameContext
+from vcbench.metrics.context import FrameContext
 from vcbench.metrics.cdc import CDC
 from vcbench.metrics.suite import MetricSuite
 from vcbench.metrics.temporal import Flicker, WarpError

@@ -11,7 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "Metric": "vcbench.metrics.base",
-    "FrameContext": "vcbench.metrics.base",
+    "FrameContext": "vcbench.metrics.context",
     "MetricSuite": "vcbench.metrics.suite",
     "ScoreResult": "vcbench.metrics.result",
     "Scorer": "vcbench.metrics.scorer",

@@ -4,41 +4,23 @@ Modelled on torchmetrics: each metric is one class holding its own state; `updat
 the current clip, `end_clip` closes a clip, `compute` gives the dataset value. Frames are uint8
 tensors (N, 3, H, W), RGB, consecutive frames of one clip, on the metric's device. The scorer feeds
 every metric from the same decoded frames (decode once) and passes shared GT-side work, such as flow
-and occlusion, through `FrameContext` so it is computed once for all metrics that need it.
+and occlusion, through `FrameContext` so it is computed once for all metrics that need it. A family
+implements `accumulate(pred, gt, ctx)`; `update` gives it the context: the caller's, or, for a
+metric used alone, one from the metric's own `ClipCursor` (the frames before the batch).
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Generic, TypeVar
 
 import torch
 
-from vcbench.flow.pairs import FlowPairs
+from vcbench.metrics.context import ClipCursor, FrameContext
 from vcbench.metrics.registry import METRICS, MetricInfo
 
 T = TypeVar("T")
-
-
-@dataclass
-class FrameContext:
-    """What the scorer shares with metrics for one batch of one clip.
-
-    `prev_pred` / `prev_gt` hold the clip's frame just before this batch (None at the clip's start),
-    so temporal metrics see every pair once even when a clip is split over several batches.
-    `pairs` holds the flow for those pairs: the pair (prev, batch[0]) first when `prev_*` is given,
-    then (batch[i], batch[i+1]). `gt_cache` carries per-frame GT-side results (classifier labels,
-    Inception features) that the scorer already has from its on-disk cache.
-    """
-
-    clip: str
-    start: int = 0
-    prev_pred: torch.Tensor | None = None
-    prev_gt: torch.Tensor | None = None
-    pairs: FlowPairs | None = None
-    gt_cache: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class _ClassFact(Generic[T]):
@@ -54,7 +36,7 @@ class _ClassFact(Generic[T]):
 
 
 class Metric(ABC):
-    """One metric family member; subclasses set `name` and implement `update`.
+    """One metric family member; subclasses set `name` and implement `accumulate`.
 
     Every fact about a metric lives in its `MetricInfo` (metrics/registry.py), looked up by `name`
     when read, so a metric registered later (a test's, a plug-in's) is found too. The optional hooks
@@ -90,6 +72,7 @@ class Metric(ABC):
         self.per_frame: dict[str, list[float]] = {}
         self._current: list[float] = []
         self._clip_name: str | None = None
+        self._cursor: ClipCursor | None = None  # only when used alone (no context given)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def reset(self) -> None:
@@ -97,6 +80,7 @@ class Metric(ABC):
         self.per_frame.clear()
         self._current = []
         self._clip_name = None
+        self._cursor = None
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -115,9 +99,22 @@ class Metric(ABC):
         """The weight files this metric used ({file name: sha256 or ResolvedWeights})."""
         return {}
 
-    @abstractmethod
     def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
-        """Add a batch of consecutive frames of the current clip."""
+        """Add a batch of consecutive frames of the current clip. `ctx`: the batch's context from the
+        suite; without it (a metric used alone) the metric's own cursor gives the frames before it."""
+        if ctx is not None:
+            if self._clip_name is None:
+                self._clip_name = ctx.clip
+            self.accumulate(pred, gt, ctx)
+            return
+        if self._cursor is None:
+            self._cursor = ClipCursor(keep_copies=True)
+        self.accumulate(pred, gt, self._cursor.context(pred, gt, clip=self._clip_name))
+        self._cursor.advance(pred, gt)
+
+    @abstractmethod
+    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
+        """The family's work on one batch of consecutive frames, given its context."""
 
     def update_gt(self, gt: torch.Tensor, ctx: FrameContext) -> None:
         """Feed this instance, a suite's GT twin, a batch of the GT as its own prediction: the one way
@@ -133,6 +130,7 @@ class Metric(ABC):
         self.per_clip[name] = value
         self._current = []
         self._clip_name = None
+        self._cursor = None
         self._end_clip_state()
         return value
 

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from vcbench.errors import InputError
-from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.base import Metric
+from vcbench.metrics.context import FrameContext
 
 DILATIONS: tuple[int, ...] = (1, 2, 4)
 WEIGHTS: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)
@@ -93,9 +94,7 @@ class CDC(Metric):
         self._hists = []
 
     @torch.no_grad()
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
-        if ctx is not None and self._clip_name is None:
-            self._clip_name = ctx.clip
+    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
         h = channel_histograms(pred).cpu()
         seq = torch.cat([self._hists[-1][-1:], h]) if self._hists else h
         if seq.shape[0] > 1:

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from vcbench.errors import InputError
-from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.base import Metric
+from vcbench.metrics.context import FrameContext
 from vcbench.metrics.memo import BatchMemo
 from vcbench.metrics.network import build_loaded, forward_in_chunks, load_network
 
@@ -106,7 +107,7 @@ class _TopK(Metric):
                 return lab
         return self.gt_side(gt)
 
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
         lab = self.labels(gt, ctx)
         best = self.classifier.topk(pred, self.k)
         hit = (best == lab[:, None]).any(dim=1)

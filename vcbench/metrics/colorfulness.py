@@ -12,7 +12,8 @@ import math
 
 import torch
 
-from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.base import Metric
+from vcbench.metrics.context import FrameContext
 from vcbench.metrics.sizing import frame_chunks
 
 
@@ -52,5 +53,5 @@ class Colorfulness(Metric):
         super().__init__()
         self.device = torch.device(device)
 
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
         self._current.extend(colorfulness_frames(pred.to(self.device)).cpu().tolist())

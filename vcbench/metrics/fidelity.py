@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from vcbench.errors import InputError
-from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.base import Metric
+from vcbench.metrics.context import FrameContext
 from vcbench.metrics.sizing import frame_chunks
 
 #: Per-frame PSNR of identical frames (and anything above it) is reported as this (JSON has no infinity).
@@ -240,7 +241,7 @@ class PSNR(Metric):
         super().__init__()
         self.device = torch.device(device)
 
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
         vals = psnr_frames(pred.to(self.device), gt.to(self.device))
         self._current.extend(float(v) for v in vals.cpu().tolist())
 
@@ -254,7 +255,7 @@ class SSIM(Metric):
         super().__init__()
         self.device = torch.device(device)
 
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
         vals = ssim_frames(pred.to(self.device), gt.to(self.device))
         self._current.extend(float(v) for v in vals.cpu().tolist())
 

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from vcbench.errors import InputError, MissingDependencyError
-from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.base import Metric
+from vcbench.metrics.context import FrameContext
 from vcbench.metrics.memo import BatchMemo
 from vcbench.metrics.network import build_loaded, forward_in_chunks, load_network
 
@@ -323,7 +324,7 @@ class _InceptionMetric(Metric):
     def _add(self, pred_feats: torch.Tensor, gt_feats: torch.Tensor | None) -> None:
         """Accumulate one batch of prediction features and (unless preloaded) GT features."""
 
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
         pred_feats = self.extractor.features(pred)
         gt_feats = None if self._gt_fixed else self._gt_features(gt, ctx)
         self._add(pred_feats, gt_feats)

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from vcbench.errors import WeightsError
-from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.base import Metric
+from vcbench.metrics.context import FrameContext
 from vcbench.metrics.network import as_input, build_loaded, inference_form
 from vcbench.metrics.sizing import work_bytes
 
@@ -168,5 +169,5 @@ class LPIPS(Metric):
             out.append(self.net(a, b))
         return torch.cat(out) if out else torch.zeros(0, device=self.device)
 
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
         self._current.extend(float(v) for v in self.distances(pred, gt).cpu().tolist())

@@ -27,7 +27,8 @@ from vcbench.errors import InputError, WeightsError
 from vcbench.flow.base import FlowEstimator
 from vcbench.flow.pairs import FlowPairs, flow_pairs
 from vcbench.flow.registry import get_estimator, resolve_flow
-from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.base import Metric
+from vcbench.metrics.context import ClipCursor, FrameContext
 from vcbench.metrics.registry import create_metric, get_info, metric_names
 from vcbench.metrics.result import ScoreResult, _finite
 
@@ -171,15 +172,15 @@ class MetricSuite:
                                                        self.estimator if n in flow_names else None)
                                             for n in metric_names() if n in self.metrics and get_info(n).gt_twin}
         self.clip_frames: dict[str, int] = {}
+        #: The clip's position and previous frames for every metric and twin (GT flow from `estimator`).
+        self.cursor = ClipCursor(self.estimator)
         self._begin_clip()
 
     # ------------------------------------------------------------------------------- state
     def _begin_clip(self) -> None:
         self._values: dict[str, float | None] | None = None
         self._clip: str | None = None
-        self._t = 0
-        self._prev_pred: torch.Tensor | None = None
-        self._prev_gt: torch.Tensor | None = None
+        self.cursor.reset()
 
     def sibling(self) -> "MetricSuite":
         """A suite with fresh metric state for another model scored on the same GT in the same pass
@@ -208,13 +209,6 @@ class MetricSuite:
                 out[key] = m
         return out
 
-    def flow_pairs(self, gt: torch.Tensor, prev_gt: torch.Tensor | None, clip: str | None = None,
-                   start: int = 0) -> FlowPairs:
-        """GT flow + Lai's non-occlusion mask for the pairs ending in this batch (see FrameContext)."""
-        seq = gt if prev_gt is None else torch.cat([prev_gt, gt])
-        first = start - 1 if prev_gt is not None else start
-        return flow_pairs(seq, self.estimator, clip=clip, start=first)  # vcbench.flow.pairs.flow_pairs, not this method
-
     # ------------------------------------------------------------------------------ feeding
     @torch.no_grad()
     def update(self, pred: Any, gt: Any, *, pairs: FlowPairs | None = None,
@@ -233,14 +227,11 @@ class MetricSuite:
                                  f"GT frames {gt.shape[-1]}x{gt.shape[-2]}",
                                  hint="produce frames at the GT size, or pass --resize (resize=True) to resample them")
             pred = resize_to(pred, tuple(gt.shape[-2:]))
-        if self._prev_gt is not None and self._prev_gt.shape[-2:] != gt.shape[-2:]:
+        if self.cursor.prev_gt is not None and self.cursor.prev_gt.shape[-2:] != gt.shape[-2:]:
             raise InputError(f"clip {self._clip or '?'}: frame size changes inside the clip",
                              hint="call end_clip() between clips")
         name = self._clip or f"clip{len(self.clip_frames):05d}"
-        if self.needs_flow and pairs is None:
-            pairs = self.flow_pairs(gt, self._prev_gt, name, self._t)
-        ctx = FrameContext(clip=name, start=self._t, prev_pred=self._prev_pred, prev_gt=self._prev_gt,
-                           pairs=pairs, gt_cache=dict(gt_cache or {}))
+        ctx = self.cursor.context(pred, gt, clip=name, pairs=pairs, gt_cache=gt_cache)
         for key, provider in self.gt_side_providers().items():
             # A GT side another input replaces (the GT's top-1 class where true labels are given) is not computed.
             if key not in ctx.gt_cache and provider.gt_side_superseded_by not in ctx.gt_cache:
@@ -248,18 +239,16 @@ class MetricSuite:
         for n in list(self.metrics):
             self.metrics[n].update(pred, gt, ctx)
         if self.gt_twins:
-            gt_ctx = FrameContext(clip=name, start=self._t, prev_pred=self._prev_gt, prev_gt=self._prev_gt,
-                                  pairs=pairs, gt_cache=ctx.gt_cache)
+            gt_ctx = ClipCursor.gt_context(ctx)
             for twin in self.gt_twins.values():
                 twin.update_gt(gt, gt_ctx)
-        self._prev_pred, self._prev_gt = pred[-1:], gt[-1:]
-        self._t += int(gt.shape[0])
+        self.cursor.advance(pred, gt)
         self._values = None
         return ctx
 
     def next_clip(self, name: str | None = None) -> None:
         """Close the current clip (if it has frames) and start a new one, optionally named."""
-        if self._t:
+        if self.cursor.start:
             self.end_clip()
         self._begin_clip()
         self._clip = name
@@ -272,7 +261,7 @@ class MetricSuite:
         values = {n: m.end_clip(name) for n, m in self.metrics.items()}
         for twin in self.gt_twins.values():
             twin.end_clip(name)
-        self.clip_frames[name] = self._t
+        self.clip_frames[name] = self.cursor.start
         self._begin_clip()
         return values
 
@@ -289,7 +278,7 @@ class MetricSuite:
         Kept until the next update: FID's matrix square root costs seconds, and `result()` after
         `compute()` should not pay it twice.
         """
-        if self._t:
+        if self.cursor.start:
             self.end_clip()
         if self._values is None:
             self._values = {n: _finite(m.compute()) for n, m in self.metrics.items()}

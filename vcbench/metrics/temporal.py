@@ -14,8 +14,9 @@ which moves values by ~1e-6 relative; float64 is the definition without that rou
 Per-frame values are per pair t (a clip of N frames has N-1); the clip value is their mean. The
 scorer shares one GT flow computation through `FrameContext.pairs`; used standalone (a training loop
 calling `update(pred, gt)`), the metric estimates GT flow itself with the estimator given at
-construction (DIS by default). Pairs that straddle two batches are scored once, from `ctx.prev_*` or
-the frames the metric kept itself, so splitting a clip into batches never changes the values.
+construction (DIS by default). Pairs that straddle two batches are scored once, from `ctx.prev_*`
+(the suite's `ClipCursor`, or the metric's own when used alone), so splitting a clip into batches
+never changes the values.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from vcbench.errors import InputError
 from vcbench.flow.pairs import FlowPairs, flow_pairs
 from vcbench.flow.registry import get_estimator
 from vcbench.flow.warp import backward_warp
-from vcbench.metrics.base import FrameContext, Metric
+from vcbench.metrics.base import Metric
+from vcbench.metrics.context import FrameContext
 from vcbench.metrics.sizing import frame_chunks
 
 
@@ -69,7 +71,8 @@ def flicker_pairs(first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -
 
 
 class _FlowPairMetric(Metric):
-    """Shared plumbing: pairs across batch boundaries, GT flow from the context or computed here."""
+    """Shared plumbing: pairs across batch boundaries (from `ctx.prev_*`), GT flow from the context or
+    computed here with the `flow` estimator (its standalone flow source)."""
 
     def __init__(self, device: str | torch.device = "cpu", *, flow: object = "dis", allow_unverified: bool = False) -> None:
         """`flow`: estimator name, folder of precomputed flow, or instance, used only when no
@@ -78,15 +81,6 @@ class _FlowPairMetric(Metric):
         self.device = torch.device(device)
         self.estimator = get_estimator(flow, self.device, allow_unverified=allow_unverified)
         self._own_flow_used = False
-        self._reset_state()
-
-    def _reset_state(self) -> None:
-        self._prev_pred: torch.Tensor | None = None
-        self._prev_gt: torch.Tensor | None = None
-        self._t = 0
-
-    def _end_clip_state(self) -> None:
-        self._reset_state()
 
     def weights_used(self) -> dict[str, str]:
         """The estimator's weights, when this metric estimated flow itself (else the scorer's count)."""
@@ -106,15 +100,10 @@ class _FlowPairMetric(Metric):
         return torch.cat(vals) if vals else torch.zeros(0, dtype=torch.float64, device=seq.device)
 
     @torch.no_grad()
-    def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:
+    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
         if pred.shape != gt.shape:
             raise InputError(f"prediction {tuple(pred.shape)} and GT {tuple(gt.shape)} batches differ")
-        if ctx is not None:
-            if self._clip_name is None:
-                self._clip_name = ctx.clip
-            prev_pred, prev_gt, start, pairs = ctx.prev_pred, ctx.prev_gt, ctx.start, ctx.pairs
-        else:
-            prev_pred, prev_gt, start, pairs = self._prev_pred, self._prev_gt, self._t, None
+        prev_pred, prev_gt, start, pairs = ctx.prev_pred, ctx.prev_gt, ctx.start, ctx.pairs
         has_prev = prev_pred is not None and prev_gt is not None
         seq = torch.cat([prev_pred, pred]) if has_prev else pred
         if pairs is None:
@@ -127,9 +116,6 @@ class _FlowPairMetric(Metric):
                              f"(clip {self._clip_name or '?'}, frame {start})")
         if seq.shape[0] > 1:
             self._current.extend(float(v) for v in self._chunked(seq, pairs).cpu())
-        # copies, so the previous batch's storage is not kept alive for one frame
-        self._prev_pred, self._prev_gt = pred[-1:].clone(), gt[-1:].clone()
-        self._t = start + int(gt.shape[0])
 
 
 class WarpError(_FlowPairMetric):
