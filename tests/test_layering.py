@@ -63,25 +63,10 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
 KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
 KNOWN_LAZY: dict[str, tuple[str, ...]] = {
-    'vcbench/baselines/devc/weights.py': ('vcbench.weights', 'vcbench.weights'),
-    'vcbench/baselines/instcolor/__init__.py': ('vcbench.baselines.devc.weights',),
     'vcbench/baselines/instcolor/detector.py': ('vcbench.metrics.network',),
-    'vcbench/baselines/instcolor/files.py': ('vcbench.weights',),
-    'vcbench/baselines/lai18.py': ('vcbench.baselines.zhang', 'vcbench.weights', 'vcbench.weights'),
-    'vcbench/baselines/needs.py': ('vcbench.baselines.registry', 'vcbench.errors', 'vcbench.weights'),
-    'vcbench/baselines/propagate.py': ('vcbench.flow.registry',),
-    'vcbench/baselines/zhang.py': ('vcbench.baselines.devc.weights', 'vcbench.weights'),
-    'vcbench/cli/__init__.py': ('vcbench.atomic',),
-    'vcbench/cli/weights_cmd.py': (
-        'vcbench.weights', 'vcbench.weights', 'vcbench.weights', 'vcbench.weights'
-    ),
     'vcbench/metrics/fidelity.py': ('vcbench.metrics.parallel',),
     'vcbench/metrics/network.py': ('vcbench.errors', 'vcbench.metrics.sizing', 'vcbench.weights'),
     'vcbench/metrics/perceptual.py': ('vcbench.weights', 'vcbench.weights'),
-    'vcbench/random_weights.py': (
-        'vcbench.baselines.devc.inference', 'vcbench.flow.flownet2', 'vcbench.metrics.inception',
-        'vcbench.weights'
-    ),
     'vcbench/reports/leaderboard.py': ('vcbench.baselines.registry',),
 }
 

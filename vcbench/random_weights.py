@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from vcbench.weights import get_spec
+
 #: Where the official release zip keeps DEVC's three files (members are found by base name).
 DEVC_ZIP_LAYOUT = {
     "warpnet": "checkpoints/video_moredata_l1/nonlocal_net_iter_76000.pth",
@@ -49,7 +51,7 @@ def vgg19_state(seed: int = 0) -> dict[str, torch.Tensor]:
 def fid_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """pytorch-fid's FID InceptionV3 (`pt_inception-2015-12-05-6726825d.pth`); pytorch-fid's own
     strict loader accepts it. Needs the pytorch-fid package (its Inception blocks)."""
-    from vcbench.metrics.inception import fid_inception_v3
+    from vcbench.metrics.inception import fid_inception_v3  # lazy: random_weights is tooling, loaded by tests
 
     return _seeded(lambda: fid_inception_v3(init_weights=True), seed)
 
@@ -67,7 +69,7 @@ def flownet2_checkpoint(seed: int = 0) -> dict[str, Any]:
     All 162M parameters are views of one random pool as large as the largest tensor (torch.save
     stores a shared storage once), so the file is 38 MB instead of 650 MB.
     """
-    from vcbench.flow.flownet2 import import_ptlflow_flownet2
+    from vcbench.flow.flownet2 import import_ptlflow_flownet2  # lazy: random_weights is tooling, loaded by tests
 
     _, FlowNet2 = import_ptlflow_flownet2()
     with torch.device("meta"):
@@ -80,7 +82,7 @@ def flownet2_checkpoint(seed: int = 0) -> dict[str, Any]:
 
 def devc_states(seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
     """{"warpnet", "colornet", "vgg"}: DEVC's three state dicts with the official keys and shapes."""
-    from vcbench.baselines.devc.inference import DEVCNet
+    from vcbench.baselines.devc.inference import DEVCNet  # lazy: random_weights is tooling, loaded by tests
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -163,8 +165,6 @@ def write_random_weights(folder: str | Path, names: Iterable[str], seed: int = 0
     """Write random-init files for registry `names` (BUILDERS, plus "devc_zip") into `folder` under
     their canonical names; returns {name: path}. A builder whose package is missing raises the
     resolver's MissingDependencyError (FlowNet2: ptlflow; FID Inception: pytorch-fid)."""
-    from vcbench.weights import get_spec
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}

@@ -35,7 +35,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vcbench import weights as registry
 from vcbench.baselines.wrappers import Wrapper
+from vcbench.baselines.zhang import load_zhang_state
 from vcbench.errors import WeightsError
 from vcbench.lab import lab_to_rgb_uint8
 
@@ -143,9 +145,6 @@ def arch_from_state(state: dict[str, torch.Tensor]) -> tuple[int, int, str | Non
 
 def load_transformnet(path: Path) -> TransformNet:
     """Build the network the checkpoint describes and load it strictly (weights_only)."""
-    from vcbench import weights as registry
-    from vcbench.baselines.zhang import load_zhang_state
-
     obj = registry.load_state_dict(path)
     state = obj["model"] if isinstance(obj.get("model"), dict) else obj
     if not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -182,8 +181,6 @@ class Lai18(Wrapper):
     def __init__(self, base, device: str | torch.device | None = None, *, weights: str | Path | None = None,
                  allow_unverified_weights: bool = False, quiet: bool = False) -> None:
         super().__init__(base, device)
-        from vcbench import weights as registry
-
         # No working URL: never try to download; a missing file is one clear line.
         resolved = registry.resolve(WEIGHTS_NAME, weights, download=False,
                                     allow_unverified=bool(allow_unverified_weights), quiet=quiet)

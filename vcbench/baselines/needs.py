@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from vcbench.baselines.registry import model_class
+from vcbench.errors import VcbenchError
+from vcbench.weights import get_spec, status
+
 #: Reference frame area of the figures below (DAVIS, 480x854).
 REF_PIXELS = 480 * 854
 #: CPU seconds per frame at 480x854 of the plain models (None: not measured here).
@@ -26,9 +30,6 @@ GPU_ADVISED_ABOVE = 1.0
 
 
 def _weights_lines(cls: type, options: Mapping[str, Any]) -> list[str]:
-    from vcbench.errors import VcbenchError
-    from vcbench.weights import get_spec, status
-
     out = []
     for name in getattr(cls, "weights", ()):
         try:
@@ -75,8 +76,6 @@ def _duration(seconds: float) -> str:
 def describe(model: str, options: Mapping[str, Any], *, n_frames: int, size: tuple[int, int],
              device: str | None = None) -> str:
     """The lines `vcbench evaluate` prints before it starts (see the module docstring)."""
-    from vcbench.baselines.registry import model_class
-
     cls = model_class(model)
     h, w = size
     weights = _weights_lines(cls, options)

@@ -29,6 +29,7 @@ from vcbench.baselines.reinhard import reference_lab
 from vcbench.baselines.welsh import WelshMatcher
 from vcbench.errors import InputError
 from vcbench.flow.occlusion import occlusion_mask
+from vcbench.flow.registry import get_estimator
 from vcbench.flow.warp import backward_warp
 from vcbench.lab import lab_to_rgb_uint8
 
@@ -49,8 +50,6 @@ class Propagate(Colorizer):
                  window: int = 5, weight: float = 0.5, seed: int = 0) -> None:
         super().__init__(device, flow=str(flow), samples=int(samples), window=int(window),
                          weight=float(weight), seed=int(seed))
-        from vcbench.flow.registry import get_estimator
-
         self._estimator = get_estimator(self.options["flow"], self.device)
         self._matcher: WelshMatcher | None = None
         self._prev_L: torch.Tensor | None = None

@@ -23,7 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vcbench import weights as registry
 from vcbench.baselines.base import Colorizer
+from vcbench.baselines.devc.weights import load_strict, strip_module_prefix
 from vcbench.errors import InputError, WeightsError
 from vcbench.lab import lab_to_rgb_uint8
 
@@ -118,8 +120,6 @@ class SIGGRAPH17Net(nn.Module):
 def load_zhang_state(module: nn.Module, state: dict[str, torch.Tensor], source: Path, name: str) -> None:
     """Strict load that tolerates a `module.` prefix and BatchNorm's `num_batches_tracked` counters
     (absent from checkpoints saved before PyTorch 0.4.1; they do not affect inference)."""
-    from vcbench.baselines.devc.weights import load_strict, strip_module_prefix
-
     state = dict(strip_module_prefix(state))
     for key, value in module.state_dict().items():
         if key.endswith("num_batches_tracked") and key not in state:
@@ -145,8 +145,6 @@ class _Zhang(Colorizer):
         self.net_size = int(options.get("net_size", NET_SIZE))
         if self.net_size < 32 or self.net_size % 8:
             raise InputError(f"net_size must be a multiple of 8 and >= 32, got {self.net_size}")
-        from vcbench import weights as registry
-
         resolved = registry.resolve(self.name, options.get("weights"), download=options.get("download", True),
                                     allow_unverified=bool(options.get("allow_unverified_weights", False)),
                                     quiet=bool(options.get("quiet", False)))

@@ -9,6 +9,7 @@ import sys
 from typing import Sequence
 
 from vcbench import __version__
+from vcbench.atomic import DISK_FULL_HINT, disk_full_error, is_disk_full
 from vcbench.cli.parser import OneLineParser
 from vcbench.errors import VcbenchError
 
@@ -58,8 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Last resort for the user's environment (permissions, a file where a folder should be, a full
         # disk) that no module turned into a VcbenchError: one line, no traceback. Programming errors
         # (every other exception type) still propagate with their traceback.
-        from vcbench.atomic import DISK_FULL_HINT, disk_full_error, is_disk_full
-
         if is_disk_full(exc):
             msg = (str(disk_full_error(exc.filename, exc=exc)) if exc.filename is not None else
                    f"no space left on device while writing ({exc.strerror or exc}). {DISK_FULL_HINT}.")

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _rows(names: list[str]) -> list[dict[str, str | None]]:
-    from vcbench.weights import get_spec, status
+    from vcbench.weights import get_spec, status  # lazy: CLI start-up (its http.client, ssl)
 
     rows = []
     for name in names:
@@ -54,7 +54,7 @@ def _print_table(rows: list[dict[str, str | None]]) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from vcbench.weights import REGISTRY
+    from vcbench.weights import REGISTRY  # lazy: CLI start-up (its http.client, ssl)
 
     rows = _rows(sorted(REGISTRY))
     if args.json:
@@ -66,7 +66,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from vcbench.weights import REGISTRY, get_spec, resolve
+    from vcbench.weights import REGISTRY, get_spec, resolve  # lazy: CLI start-up (its http.client, ssl)
 
     names = sorted(REGISTRY) if args.name == "all" else [get_spec(args.name).name]
     failures: list[str] = []
@@ -89,7 +89,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from vcbench.weights import REGISTRY, get_spec
+    from vcbench.weights import REGISTRY, get_spec  # lazy: CLI start-up (its http.client, ssl)
 
     if args.name:
         rows = _rows([get_spec(args.name).name])

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from vcbench import weights as registry
 from vcbench.errors import WeightsError
 
 ZIP_NAME = "colorization_checkpoint.zip"
@@ -46,10 +47,8 @@ class DEVCWeights:
 
 
 def _load_bytes(data: bytes, what: str, where: Path) -> dict[str, torch.Tensor]:
-    from vcbench.weights import load_state_dict
-
     try:
-        obj = load_state_dict(where, data=data)
+        obj = registry.load_state_dict(where, data=data)
     except WeightsError as exc:
         reason = str(exc).removeprefix(f"{where}: ")
         if exc.hint:
@@ -113,8 +112,6 @@ def load_devc_weights(path: str | Path | None = None, *, download: bool = True,
         source = Path(path)
         blobs, member_sha = _from_folder(source)
     else:
-        from vcbench import weights as registry
-
         try:
             resolved = registry.resolve("devc", path, download=download,
                                         allow_unverified=allow_unverified, quiet=quiet)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from vcbench import weights as registry
 from vcbench.errors import WeightsError
 
 WEIGHTS_NAME = "instcolor_zip"
@@ -55,8 +56,6 @@ def _member_blobs_folder(path: Path) -> dict[str, bytes]:
 def load_instcolor_files(path: str | Path | None, *, allow_unverified: bool = False,
                          quiet: bool = False) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, str], bool]:
     """({"instance"|"fusion"|"full": state dict}, {file: sha256}, verified)."""
-    from vcbench import weights as registry
-
     sha: dict[str, str] = {}
     verified = True
     if path is not None and Path(path).is_dir():
