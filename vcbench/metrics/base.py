@@ -150,6 +150,22 @@ class Metric(ABC):
         return mean_of_clips(self.per_clip)
 
 
+class FrameMetric(Metric):
+    """A metric with one value per frame from that frame's (pred, gt) alone (PSNR, SSIM, LPIPS,
+    colourfulness); the clip value is the mean of its frames'."""
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.device = torch.device(device)
+
+    @abstractmethod
+    def frame_values(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        """One value per frame of the batch (a 1-D tensor)."""
+
+    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
+        self._current.extend(float(v) for v in self.frame_values(pred, gt).cpu().tolist())
+
+
 def mean_of_clips(per_clip: dict[str, float | None]) -> float | None:
     """Dataset value from per-clip values: their mean, undefined (None/NaN) clips left out."""
     vals = [v for v in per_clip.values() if v is not None and not math.isnan(v)]

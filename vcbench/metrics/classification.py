@@ -19,8 +19,7 @@ import torch
 from vcbench.errors import InputError
 from vcbench.metrics.base import Metric
 from vcbench.metrics.context import FrameContext
-from vcbench.metrics.memo import BatchMemo
-from vcbench.metrics.network import build_loaded, forward_in_chunks, load_network
+from vcbench.metrics.network import SharedNetwork, build_loaded, forward_in_chunks, load_network, shared_network
 
 #: Per-frame true ImageNet labels (int64, 0..999) when the benchmark set has them.
 LABELS_KEY = "labels"
@@ -28,49 +27,32 @@ LABELS_KEY = "labels"
 GT_TOP1_KEY = "vgg19_gt_top1"
 
 
-class VGG19Classifier:
+class VGG19Classifier(SharedNetwork):
     """torchvision VGG19 with IMAGENET1K_V1's transforms; weights through vcbench's resolver."""
 
     def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
                  allow_unverified: bool = False, batch_size: int = 16) -> None:
         from torchvision.models import VGG19_Weights, vgg19
 
+        super().__init__()
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.resolved, self.net = load_network("vgg19", lambda sd: build_loaded(lambda: vgg19(weights=None), sd),
                                                self.device, what="a torchvision VGG19", weights_path=weights_path,
                                                allow_unverified=allow_unverified)
         self.transforms = VGG19_Weights.IMAGENET1K_V1.transforms()
-        self._memo = BatchMemo(2)  # prediction and GT of one update
-
-    def weights_used(self) -> dict[str, Any]:
-        return {self.resolved.path.name: self.resolved}
 
     @torch.inference_mode()
     def logits(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 1000) float32 logits of uint8 RGB (N, 3, H, W) frames (the last batch is remembered)."""
-        remembered = self._memo.get(frames)
-        if remembered is not None:
-            return remembered
-        logits = forward_in_chunks(self.net, frames, self.device, self.batch_size, self.transforms, 1000)
-        return self._memo.put(frames, logits)
+        return self.remembered(frames, lambda f: forward_in_chunks(self.net, f, self.device, self.batch_size,
+                                                                   self.transforms, 1000))
 
     def top1(self, frames: torch.Tensor) -> torch.Tensor:
         return self.logits(frames).argmax(dim=1)
 
     def topk(self, frames: torch.Tensor, k: int) -> torch.Tensor:
         return self.logits(frames).topk(k, dim=1).indices
-
-
-def shared_classifier(shared: dict | None, device: str | torch.device, **kwargs: Any) -> VGG19Classifier:
-    """One classifier per (device, weights) in the caller's `shared` dict (a new one without it)."""
-    if shared is None:
-        return VGG19Classifier(device, **kwargs)
-    key = ("vgg19_classifier", str(torch.device(device)), str(kwargs.get("weights_path")),
-           bool(kwargs.get("allow_unverified", False)))
-    if key not in shared:
-        shared[key] = VGG19Classifier(device, **kwargs)
-    return shared[key]
 
 
 class _TopK(Metric):
@@ -83,8 +65,8 @@ class _TopK(Metric):
                  shared: dict | None = None) -> None:
         super().__init__()
         self.device = torch.device(device)
-        self.classifier = classifier or shared_classifier(shared, self.device, weights_path=weights_path,
-                                                          allow_unverified=allow_unverified)
+        self.classifier = classifier or shared_network(shared, VGG19Classifier, self.device, weights_path=weights_path,
+                                                       allow_unverified=allow_unverified)
 
     def weights_used(self) -> dict[str, Any]:
         return self.classifier.weights_used()

@@ -12,8 +12,7 @@ import math
 
 import torch
 
-from vcbench.metrics.base import Metric
-from vcbench.metrics.context import FrameContext
+from vcbench.metrics.base import FrameMetric
 from vcbench.metrics.sizing import frame_chunks
 
 
@@ -43,15 +42,11 @@ def colorfulness_frames(frames: torch.Tensor) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float64)
 
 
-class Colorfulness(Metric):
+class Colorfulness(FrameMetric):
     """The prediction's colourfulness per frame/clip/dataset. The GT's own value beside it (the ranking
     is by closeness to it) is the suite's GT twin: this metric fed the GT (`MetricSuite.gt_twins`)."""
 
     name = "colorfulness"
 
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        super().__init__()
-        self.device = torch.device(device)
-
-    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
-        self._current.extend(colorfulness_frames(pred.to(self.device)).cpu().tolist())
+    def frame_values(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        return colorfulness_frames(pred.to(self.device))

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from vcbench.errors import InputError
-from vcbench.metrics.base import Metric
-from vcbench.metrics.context import FrameContext
+from vcbench.metrics.base import FrameMetric
 from vcbench.metrics.sizing import frame_chunks
 
 #: Per-frame PSNR of identical frames (and anything above it) is reported as this (JSON has no infinity).
@@ -232,32 +231,22 @@ def _ssim_cpu(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-class PSNR(Metric):
+class PSNR(FrameMetric):
     """RGB PSNR in dB (float64, peak 255) per frame; identical frames give PSNR_CAP_DB."""
 
     name = "psnr"
 
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        super().__init__()
-        self.device = torch.device(device)
-
-    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
-        vals = psnr_frames(pred.to(self.device), gt.to(self.device))
-        self._current.extend(float(v) for v in vals.cpu().tolist())
+    def frame_values(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        return psnr_frames(pred.to(self.device), gt.to(self.device))
 
 
-class SSIM(Metric):
+class SSIM(FrameMetric):
     """SSIM (Wang 2004; Gaussian 11-tap window, sigma 1.5) per frame, mean over RGB, as skimage's."""
 
     name = "ssim"
 
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        super().__init__()
-        self.device = torch.device(device)
-
-    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
-        vals = ssim_frames(pred.to(self.device), gt.to(self.device))
-        self._current.extend(float(v) for v in vals.cpu().tolist())
+    def frame_values(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        return ssim_frames(pred.to(self.device), gt.to(self.device))
 
 
 __all__ = ["PSNR", "SSIM", "PSNR_CAP_DB", "psnr_frames", "ssim_frames"]

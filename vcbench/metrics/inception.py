@@ -28,8 +28,7 @@ import torch.nn.functional as F
 from vcbench.errors import InputError, MissingDependencyError
 from vcbench.metrics.base import Metric
 from vcbench.metrics.context import FrameContext
-from vcbench.metrics.memo import BatchMemo
-from vcbench.metrics.network import build_loaded, forward_in_chunks, load_network
+from vcbench.metrics.network import SharedNetwork, build_loaded, forward_in_chunks, load_network, shared_network
 
 FEATURE_DIM = 2048
 FID_EPS = 1e-6
@@ -84,7 +83,7 @@ def _fid_input(frames: torch.Tensor) -> torch.Tensor:
     return 2.0 * x - 1.0
 
 
-class InceptionFeatures:
+class InceptionFeatures(SharedNetwork):
     """The FID Inception on a device; `features(uint8 frames)` -> (N, 2048) float32.
 
     FID and KID can share one instance (pass it as `extractor=`); it remembers the last batch it saw,
@@ -93,34 +92,17 @@ class InceptionFeatures:
 
     def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
                  allow_unverified: bool = False, batch_size: int = 32) -> None:
+        super().__init__()
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.resolved, self.net = load_network("inception_fid", build_fid_inception, self.device,
                                                what="the FID InceptionV3", weights_path=weights_path,
                                                allow_unverified=allow_unverified)
-        self._memo = BatchMemo(2)  # prediction and GT of one update
-
-    def weights_used(self) -> dict[str, Any]:
-        return {self.resolved.path.name: self.resolved}
 
     @torch.inference_mode()
     def features(self, frames: torch.Tensor) -> torch.Tensor:
-        remembered = self._memo.get(frames)
-        if remembered is not None:
-            return remembered
-        feats = forward_in_chunks(self.net, frames, self.device, self.batch_size, _fid_input, FEATURE_DIM)
-        return self._memo.put(frames, feats)
-
-
-def shared_extractor(shared: dict | None, device: str | torch.device, **kwargs: Any) -> InceptionFeatures:
-    """One Inception per (device, weights) in the caller's `shared` dict (a new one without it)."""
-    if shared is None:
-        return InceptionFeatures(device, **kwargs)
-    key = ("fid_inception", str(torch.device(device)), str(kwargs.get("weights_path")),
-           bool(kwargs.get("allow_unverified", False)))
-    if key not in shared:
-        shared[key] = InceptionFeatures(device, **kwargs)
-    return shared[key]
+        return self.remembered(frames, lambda f: forward_in_chunks(self.net, f, self.device, self.batch_size,
+                                                                   _fid_input, FEATURE_DIM))
 
 
 class RunningStats:
@@ -299,8 +281,8 @@ class _InceptionMetric(Metric):
                  shared: dict | None = None) -> None:
         super().__init__()
         self.device = torch.device(device)
-        self.extractor = extractor or shared_extractor(shared, self.device, weights_path=weights_path,
-                                                       allow_unverified=allow_unverified)
+        self.extractor = extractor or shared_network(shared, InceptionFeatures, self.device, weights_path=weights_path,
+                                                     allow_unverified=allow_unverified)
         self.n_frames = 0
         self._gt_fixed = False
 

@@ -16,13 +16,17 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from vcbench.metrics.memo import BatchMemo
+
 if TYPE_CHECKING:
     from vcbench.weights import ResolvedWeights
+
+N = TypeVar("N", bound="SharedNetwork")
 
 #: Frames per forward on the CPU: activations of a few 299x299 frames stay in cache (measured best
 #: at 4-8 frames; 32 is 1.1x slower).
@@ -122,3 +126,36 @@ def forward_in_chunks(net: torch.nn.Module, frames: torch.Tensor, device: torch.
     out = [net(as_input(_prepared(frames[i:i + step], device, prepare))).flatten(1)
            for i in range(0, frames.shape[0], step)]
     return torch.cat(out) if out else torch.zeros((0, out_dim), device=device)
+
+
+class SharedNetwork:
+    """A frozen network that several metrics share (FID/KID's Inception, top1/top5's VGG19): its weight
+    file (`resolved`, set by the subclass) and its outputs for the last batches it saw (prediction and
+    GT of one update), so each batch goes through it once whichever metric asks first."""
+
+    resolved: ResolvedWeights
+
+    def __init__(self) -> None:
+        self._memo = BatchMemo(2)
+
+    def weights_used(self) -> dict[str, Any]:
+        return {self.resolved.path.name: self.resolved}
+
+    def remembered(self, frames: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """`compute(frames)`, or the output this network gave for the very same batch."""
+        hit = self._memo.get(frames)
+        if hit is not None:
+            return hit
+        return self._memo.put(frames, compute(frames))
+
+
+def shared_network(shared: dict | None, cls: type[N], device: str | torch.device, **kwargs: Any) -> N:
+    """One `cls(device, **kwargs)` per (class, device, weights) in the caller's `shared` dict (a new one
+    without it), so the metrics of one run share its weights and its outputs."""
+    if shared is None:
+        return cls(device, **kwargs)
+    key = (cls.__name__, str(torch.device(device)), str(kwargs.get("weights_path")),
+           bool(kwargs.get("allow_unverified", False)))
+    if key not in shared:
+        shared[key] = cls(device, **kwargs)
+    return shared[key]

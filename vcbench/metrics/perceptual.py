@@ -16,8 +16,7 @@ from typing import Any
 import torch
 
 from vcbench.errors import WeightsError
-from vcbench.metrics.base import Metric
-from vcbench.metrics.context import FrameContext
+from vcbench.metrics.base import FrameMetric
 from vcbench.metrics.network import as_input, build_loaded, inference_form
 from vcbench.metrics.sizing import work_bytes
 
@@ -127,7 +126,7 @@ def to_unit_range(frames: torch.Tensor) -> torch.Tensor:
     return frames.to(torch.float32) / 127.5 - 1.0
 
 
-class LPIPS(Metric):
+class LPIPS(FrameMetric):
     """LPIPS distance per frame (AlexNet, v0.1), lower is better."""
 
     name = "lpips"
@@ -135,10 +134,9 @@ class LPIPS(Metric):
     def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
                  allow_unverified: bool = False, batch_size: int | None = None) -> None:
         """`batch_size`: frame pairs per forward (default: from the frame size, `pairs_per_chunk`)."""
-        super().__init__()
+        super().__init__(device)
         from vcbench.weights import load_state_dict, resolve
 
-        self.device = torch.device(device)
         self.batch_size = batch_size
         self._resolved = resolve("alexnet", weights_path, allow_unverified=allow_unverified)
         self._linear_path = lpips_linear_weights_path()
@@ -169,5 +167,5 @@ class LPIPS(Metric):
             out.append(self.net(a, b))
         return torch.cat(out) if out else torch.zeros(0, device=self.device)
 
-    def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
-        self._current.extend(float(v) for v in self.distances(pred, gt).cpu().tolist())
+    def frame_values(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        return self.distances(pred, gt)
