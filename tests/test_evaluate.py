@@ -121,6 +121,43 @@ def test_auto_flow_from_python_is_the_estimator_it_picks(env, monkeypatch, flown
     assert named.reused and named.record.run_key == auto.record.run_key
 
 
+def test_one_evaluate_hashes_each_gt_file_once_and_a_second_hits_the_gt_cache(env, monkeypatch):
+    """The benchmark's checksum reads each GT file once, and the GT cache's clip key is built from those
+    digests (`Benchmark.clip_digest`), so one `vcbench evaluate` hashes every GT file exactly once (every
+    read of vcbench.hashing counted, whoever calls it); a second run, another model, finds the GT
+    flow in the cache (frames-kind keys as before) and hashes each file once again, for its checksum."""
+    import collections
+    import builtins
+
+    import vcbench.hashing
+    from vcbench.metrics.gt_cache import GTCache
+
+    reads: collections.Counter = collections.Counter()
+
+    def counting_open(path, *args, **kwargs):
+        reads[Path(path)] += 1
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(vcbench.hashing, "open", counting_open, raising=False)
+    loads: list[tuple[int, str, bool]] = []
+    real_load = GTCache.load
+
+    def load(self, kind, key, n):
+        arr = real_load(self, kind, key, n)
+        loads.append((run, kind, arr is not None))
+        return arr
+
+    monkeypatch.setattr(GTCache, "load", load)
+    runs = []
+    for run, model in enumerate(("gray", "reinhard")):
+        reads.clear()
+        assert _evaluate(env, model=model, metrics="psnr,warp_error") == 0
+        runs.append(dict(reads))
+    paths = [p for c in _bench().clips for p in c.frame_paths()]
+    assert len(paths) == 6 and runs == [{p: 1 for p in paths}] * 2
+    assert [(r, kind, hit) for r, kind, hit in loads] == [(0, "flow", False)] * 2 + [(1, "flow", True)] * 2
+
+
 def test_gt_frames_are_decoded_once(env, monkeypatch):
     bench = _bench()
     paths = [p for c in bench.clips for p in c.frame_paths()]

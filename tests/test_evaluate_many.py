@@ -102,14 +102,14 @@ def test_each_gt_clip_is_decoded_once_and_its_flow_computed_once(env, monkeypatc
     """Three models: counted at the real call sites (the frame reader, the clip decoder, the flow
     estimator, the GT flicker), each GT clip is decoded and its flow computed once, not per model."""
     from vcbench.evaluate import evaluate_models
-    from vcbench.flow.base import FlowEstimator
+    from vcbench.flow.classic import DISFlow
     from vcbench.metrics.temporal import Flicker
 
     bench = load_benchmark("sample", options=SAMPLE)  # builds the PNG clips before anything is counted
     counts = _counters(monkeypatch, [
         (frames_mod, "read_image", lambda path: str(path)),
         (frames_mod.Clip, "iter_frames", lambda clip: clip.name),
-        (FlowEstimator, "__call__", lambda est, a, b: int(a.shape[0])),  # pairs per call
+        (DISFlow, "pair_flows", lambda est, frames: int(frames.shape[0])),  # frames per call (since F4)
         (Flicker, "gt_side", lambda metric, gt, ctx: ctx.clip),
     ])
     evs = evaluate_models(["gray", "reinhard", "welsh"], bench, db=ResultsDB(env / "r.sqlite"), device="cpu",
@@ -119,7 +119,7 @@ def test_each_gt_clip_is_decoded_once_and_its_flow_computed_once(env, monkeypatc
     frame_files = [str(p) for clip in bench.clips for p in clip.frame_paths()]
     assert len(frame_files) == 10 and counts["read_image"] == {p: 1 for p in frame_files}
     assert counts["iter_frames"] == {"bikes": 1, "carphone": 1}
-    assert counts["__call__"] == {8: 2}  # per clip one call: 4 forward + 4 backward pairs of 5 frames
+    assert counts["pair_flows"] == {5: 2}  # per clip one call: the 4 pairs (forward and backward) of 5 frames
     assert counts["gt_side"] == {"bikes": 1, "carphone": 1}
     assert len({ev.record.gt_metrics["flicker"] for ev in evs}) == 1
 

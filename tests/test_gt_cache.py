@@ -106,3 +106,25 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch, mode):
         w.write(np.ones((1, 2), np.float32))
     w.abort()
     assert _parts(tmp_path) == [] and list((tmp_path / "flow").iterdir()) == []
+
+
+def test_clip_keys_come_from_file_digests(tmp_path):
+    """The content key of a clip is built from its files' sha256 (`hashing.frames_digest` /
+    `video_digest`), so `vcbench score` and `vcbench evaluate` (whose benchmark hashed the files for its
+    checksum) key the same GT alike. Frames keys are the bytes they always were; a video's is the
+    digest of its file's digest (plan decision 6: a one-time miss, never a stale hit)."""
+    import hashlib
+    import shutil
+
+    from vcbench.frames import Clip, sample_videos, write_frames
+
+    video = tmp_path / "carphone.mp4"
+    shutil.copy(sample_videos()["carphone_pristine"], video)
+    raw = hashlib.sha256(video.read_bytes()).digest()
+    assert gt_cache.clip_digest(Clip("carphone", video, "video")) == hashlib.sha256(b"video\0" + raw).hexdigest()
+    frames = Clip("carphone", video, "video").iter_frames()
+    write_frames(tmp_path / "f" / "carphone", [next(frames) for _ in range(3)])
+    clip = Clip("carphone", tmp_path / "f" / "carphone", "frames")
+    want = hashlib.sha256(b"frames\0" + b"".join(hashlib.sha256(p.read_bytes()).digest()
+                                                 for p in clip.frame_paths()))
+    assert gt_cache.clip_digest(clip) == want.hexdigest()

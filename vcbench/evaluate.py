@@ -367,7 +367,8 @@ def _run_and_score(models: Sequence[Colorizer], names: Sequence[str], bench: Ben
     items = ((clip, _clip_pairs(models, names, bench, clip, timers, save_dirs)) for clip in bench.clips)
     total = sum(c.num_frames() for c in bench.clips)
     with torch.inference_mode():
-        results = scorer.score_pairs_many(items, len(models), total=total, labels=bench.labels or None)
+        results = scorer.score_pairs_many(items, len(models), total=total, labels=bench.labels or None,
+                                          digest_of=bench.clip_digest)  # the checksum's digests: no GT file read twice
     for result in results:
         result.protocol["dataset"] = bench.protocol
         result.protocol["reference_mode"] = bench.reference_mode

@@ -19,7 +19,7 @@ import itertools
 import operator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -90,7 +90,7 @@ class _ClipCache:
     """GT-side cache entries of one clip: readers for what exists, writers for what is computed now."""
 
     def __init__(self, cache: GTCache, suite: MetricSuite, clip: Clip, n: int, size: tuple[int, int],
-                 resize_policy: str):
+                 resize_policy: str, digest_of: Callable[[Clip], str]):
         self.cache, self.suite, self.n = cache, suite, n
         self.flow: np.ndarray | None = None
         self.flow_writer = None
@@ -99,7 +99,7 @@ class _ClipCache:
         self.feat_keys: dict[str, str] = {}
         if not cache.enabled:
             return
-        digest = clip_digest(clip)
+        digest = digest_of(clip)
         est = suite.estimator
         if est is not None and not est.precomputed:  # precomputed flow is already on disk
             parts = {"estimator": est.name, "params": est.params,
@@ -240,7 +240,7 @@ class Scorer:
         counts = {p.name: p.n_frames for p in pairs}
         streams = ((p.gt, p.pred.iter_batches(self.batch_for(p.size))) for p in pairs)
         return self._run(self._decoded(streams, counts), 1, total=sum(counts.values()), counts=counts,
-                         labels=labels)[0]
+                         labels=labels, digest_of=clip_digest)[0]
 
     def score_streams(self, streams: Iterable[tuple[Clip, Iterable[Any]]], *, total: int | None = None,
                       labels: Mapping[str, int] | None = None) -> ScoreResult:
@@ -252,33 +252,38 @@ class Scorer:
         if labels is not None:
             check_labels(labels, [])  # which clips come is known only as they arrive
         counts: dict[str, int] = {}  # filled as the clips arrive
-        return self._run(self._decoded(streams, counts), 1, total=total, counts=counts, labels=labels)[0]
+        return self._run(self._decoded(streams, counts), 1, total=total, counts=counts, labels=labels,
+                         digest_of=clip_digest)[0]
 
     def score_pairs(self, items: Iterable[tuple[Clip, Iterable[tuple[Any, Any]]]], *, total: int | None = None,
-                    labels: Mapping[str, int] | None = None) -> ScoreResult:
+                    labels: Mapping[str, int] | None = None,
+                    digest_of: Callable[[Clip], str] = clip_digest) -> ScoreResult:
         """Score (GT batch, predicted batch) pairs the caller decoded, clip by clip.
 
         Each item is (GT clip, iterable of (B, ...) batch pairs of equal length, any length, in frame
         order); the clip gives the name, frame count, size and files (the GT cache's key). Pairs are
         re-cut to the scoring batch, so the metrics see the batches `score_streams` would give them.
+        `digest_of(clip)` is the clip's GT-cache content key (default: hash its files; a benchmark that
+        hashed them already passes `Benchmark.clip_digest`, so no GT file is read twice).
         """
-        return self.score_pairs_many(_one_each(items), 1, total=total, labels=labels)[0]
+        return self.score_pairs_many(_one_each(items), 1, total=total, labels=labels, digest_of=digest_of)[0]
 
     def score_pairs_many(self, items: Iterable[tuple[Clip, Iterable[tuple[Any, Sequence[Any]]]]], n: int, *,
-                         total: int | None = None, labels: Mapping[str, int] | None = None) -> list[ScoreResult]:
+                         total: int | None = None, labels: Mapping[str, int] | None = None,
+                         digest_of: Callable[[Clip], str] = clip_digest) -> list[ScoreResult]:
         """Score `n` predictions of the same GT in one pass (several models in one `vcbench evaluate`).
 
         Each item is (GT clip, iterable of (GT batch, one predicted batch per prediction)). Each GT
         batch is used once for all `n`, and so is its GT-side work (flow and occlusion, Inception
         features, the GT's classes and flicker), computed or read from the GT cache: `suite_for(0)`
         computes it and `suite_for(1..)` receive the very same tensors, so each result equals a
-        separate run's.
+        separate run's. `digest_of` as in `score_pairs`.
         """
         if n < 1:
             raise ValueError("score_pairs_many needs at least one prediction per clip")
         if labels is not None:
             check_labels(labels, [])  # which clips come is known only as they arrive
-        return self._run(items, n, total=total, counts=None, labels=labels)
+        return self._run(items, n, total=total, counts=None, labels=labels, digest_of=digest_of)
 
     def _decoded(self, streams: Iterable[tuple[Clip, Iterable[Any]]], counts: dict[str, int]
                  ) -> Iterator[tuple[Clip, Iterator[tuple[Any, list[Any]]]]]:
@@ -291,8 +296,8 @@ class Scorer:
 
     # ------------------------------------------------------------------------------ the pass
     def _run(self, items: Iterable[tuple[Clip, Iterable[tuple[Any, Sequence[Any]]]]], n_streams: int, *,
-             total: int | None, counts: dict[str, int] | None, labels: Mapping[str, int] | None = None
-             ) -> list[ScoreResult]:
+             total: int | None, counts: dict[str, int] | None, labels: Mapping[str, int] | None,
+             digest_of: Callable[[Clip], str]) -> list[ScoreResult]:
         from tqdm import tqdm
 
         suites = [self.suite_for(i) for i in range(n_streams)]
@@ -309,7 +314,7 @@ class Scorer:
                             raise InputError(f"no label for clip {gt_clip.name!r}", path=gt_clip.path,
                                              hint="give every clip its ImageNet class, or no labels at all")
                         label = int(labels[gt_clip.name])
-                    self._score_clip(gt_clip, pairs, suites, n, bar, label)
+                    self._score_clip(gt_clip, pairs, suites, n, bar, label, digest_of)
         finally:
             bar.close()
         batch = self.batch_size if self.batch_size is not None else "auto (from frame size and device)"
@@ -319,10 +324,10 @@ class Scorer:
         return [suite.result(decoder=decoder_description(), protocol_extra=extra) for suite in suites]
 
     def _score_clip(self, gt_clip: Clip, pairs: Iterable[tuple[Any, Sequence[Any]]], suites: Sequence[MetricSuite],
-                    n: int, bar: Any, label: int | None = None) -> None:
+                    n: int, bar: Any, label: int | None, digest_of: Callable[[Clip], str]) -> None:
         lead = suites[0]  # computes (or reads from the GT cache) the GT side; the others get its tensors
         size = gt_clip.size()
-        cc = _ClipCache(self.cache, lead, gt_clip, n, size, self._resize_policy())
+        cc = _ClipCache(self.cache, lead, gt_clip, n, size, self._resize_policy(), digest_of)
         for suite in suites:
             suite.next_clip(gt_clip.name)
         t = 0
