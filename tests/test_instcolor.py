@@ -72,6 +72,33 @@ def instcolor_home(torch_home, instcolor_files):
     return states
 
 
+def test_detector_is_the_files_mask_rcnn_frozen_and_refuses_another_network(torch_home, instcolor_files):
+    """build_detector loads through vcbench.weights (resolver, meta-device build, strict assign): the
+    file's tensors, contiguous, frozen, in eval mode; another network under the file's name is one
+    WeightsError naming the file and the download command."""
+    from torchvision.models import alexnet
+
+    from vcbench.baselines.instcolor.detector import build_detector
+
+    root, _ = instcolor_files
+    ckpt = torch_home / "hub" / "checkpoints" / MASKRCNN
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.symlink_to(root / MASKRCNN)
+    resolved, net = build_detector(torch.device("cpu"), allow_unverified=True)
+    assert resolved.path.name == MASKRCNN and resolved.verified is False
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    want = torch.load(root / MASKRCNN, weights_only=True)
+    got = net.state_dict()
+    assert set(got) == set(want)
+    for k, v in got.items():
+        assert v.is_contiguous() and torch.equal(v, want[k]), k
+    ckpt.unlink()
+    torch.save(alexnet(weights=None).state_dict(), ckpt)  # an AlexNet under Mask R-CNN's name
+    with pytest.raises(WeightsError, match="not a torchvision Mask R-CNN ResNet-50 FPN v2 state dict") as err:
+        build_detector(torch.device("cpu"), allow_unverified=True)
+    assert MASKRCNN in str(err.value) and "vcbench weights download maskrcnn_v2" in str(err.value)
+
+
 def test_official_keys_and_shapes():
     gen, fus = ColorGenerator().state_dict(), FusionGenerator().state_dict()
     for k, s in GEN_KEYS:

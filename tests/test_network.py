@@ -64,7 +64,7 @@ def test_chunk_size_caps_cpu_batches_only():
 def test_build_loaded_equals_a_normal_load_and_keeps_float32():
     from torchvision.models import alexnet
 
-    from vcbench.metrics.network import build_loaded
+    from vcbench.weights import build_loaded
 
     torch.manual_seed(3)
     state = alexnet(weights=None).state_dict()
@@ -81,7 +81,7 @@ def test_build_loaded_equals_a_normal_load_and_keeps_float32():
 def test_build_loaded_refuses_missing_and_misshapen_keys():
     from torchvision.models import alexnet
 
-    from vcbench.metrics.network import build_loaded
+    from vcbench.weights import build_loaded
 
     state = alexnet(weights=None).state_dict()
     missing = {k: v for k, v in state.items() if not k.startswith("classifier.6")}
@@ -96,7 +96,8 @@ def test_load_network_names_a_file_that_is_not_the_network(torch_home):
     from torchvision.models import alexnet, vgg19
 
     from vcbench.errors import WeightsError
-    from vcbench.metrics.network import build_loaded, load_network
+    from vcbench.metrics.network import load_network
+    from vcbench.weights import build_loaded
 
     wrong = torch_home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
     wrong.parent.mkdir(parents=True, exist_ok=True)

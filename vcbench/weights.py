@@ -15,13 +15,16 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from vcbench import hashing
 from vcbench.download import OFFLINE_ENV, offline
 from vcbench.download import download as _download_file
 from vcbench.errors import DownloadError, WeightsError
 from vcbench.paths import cache_dir
+
+if TYPE_CHECKING:
+    import torch
 
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})$")
 
@@ -308,6 +311,42 @@ def load_state_dict(path: str | Path, key: str | None = None, *, data: bytes | N
     if not isinstance(obj, dict):
         raise WeightsError(f"checkpoint holds a {type(obj).__name__}, not a state dict", path=path)
     return obj
+
+
+def build_loaded(build: Callable[[], torch.nn.Module], state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """`build()` on the meta device, then `state_dict` loaded strictly into it (assigned, not copied).
+
+    A torchvision constructor spends ~0.2-0.3 s drawing a random init that loading then overwrites;
+    on the meta device nothing is drawn. Raises RuntimeError (as `load_state_dict` does) on missing or
+    unexpected keys, and when a shape differs.
+    """
+    import torch
+
+    with torch.device("meta"):
+        net = build()
+    want = {k: t.dtype for k, t in net.state_dict().items()}
+    # Assigning keeps a tensor's dtype; the network's own (float32) is what copying would have given.
+    state_dict = {k: v.to(want[k]) if k in want and v.is_floating_point() else v for k, v in state_dict.items()}
+    net.load_state_dict(state_dict, strict=True, assign=True)
+    left = [n for n, t in [*net.named_parameters(), *net.named_buffers()] if t.is_meta]
+    if left:
+        raise RuntimeError(f"not set by the state dict: {', '.join(left[:5])}")
+    return net
+
+
+def load_built(name: str, build: Callable[[dict[str, Any]], torch.nn.Module], *, what: str,
+               path: str | Path | None = None,
+               allow_unverified: bool = False) -> tuple[ResolvedWeights, torch.nn.Module]:
+    """Resolve the weight file `name` and `build(state_dict)` strictly (usually through `build_loaded`),
+    as the metrics' networks and InstColor's detector load. A state dict that does not fit is a
+    `WeightsError` naming the file (`what` says what it should be)."""
+    resolved = resolve(name, path, allow_unverified=allow_unverified)
+    try:
+        net = build(load_state_dict(resolved.path))
+    except (RuntimeError, KeyError) as exc:
+        raise WeightsError(f"not {what} state dict ({str(exc).splitlines()[0][:200]})", path=resolved.path,
+                           hint=f"vcbench weights download {name}") from None
+    return resolved, net
 
 
 def weights_record(resolved: list[ResolvedWeights]) -> dict[str, str]:

@@ -19,7 +19,8 @@ import torch
 from vcbench.errors import InputError
 from vcbench.metrics.base import Metric
 from vcbench.metrics.context import FrameContext
-from vcbench.metrics.network import SharedNetwork, build_loaded, forward_in_chunks, load_network, shared_network
+from vcbench.metrics.network import SharedNetwork, forward_in_chunks, load_network, shared_network
+from vcbench.weights import build_loaded
 
 #: Per-frame true ImageNet labels (int64, 0..999) when the benchmark set has them.
 LABELS_KEY = "labels"

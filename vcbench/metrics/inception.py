@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from vcbench.errors import InputError, MissingDependencyError
 from vcbench.metrics.base import Metric
 from vcbench.metrics.context import FrameContext
-from vcbench.metrics.network import SharedNetwork, build_loaded, forward_in_chunks, load_network, shared_network
+from vcbench.metrics.network import SharedNetwork, forward_in_chunks, load_network, shared_network
+from vcbench.weights import build_loaded
 
 FEATURE_DIM = 2048
 FID_EPS = 1e-6

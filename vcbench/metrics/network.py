@@ -22,6 +22,7 @@ import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from vcbench.metrics.memo import BatchMemo
+from vcbench.weights import load_built
 
 if TYPE_CHECKING:
     from vcbench.weights import ResolvedWeights
@@ -31,25 +32,6 @@ N = TypeVar("N", bound="SharedNetwork")
 #: Frames per forward on the CPU: activations of a few 299x299 frames stay in cache (measured best
 #: at 4-8 frames; 32 is 1.1x slower).
 CPU_CHUNK = 8
-
-
-def build_loaded(build: Callable[[], torch.nn.Module], state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """`build()` on the meta device, then `state_dict` loaded strictly into it (assigned, not copied).
-
-    A torchvision constructor spends ~0.2-0.3 s drawing a random init that loading then overwrites;
-    on the meta device nothing is drawn. Raises RuntimeError (as `load_state_dict` does) on missing or
-    unexpected keys, and when a shape differs.
-    """
-    with torch.device("meta"):
-        net = build()
-    want = {k: t.dtype for k, t in net.state_dict().items()}
-    # Assigning keeps a tensor's dtype; the network's own (float32) is what copying would have given.
-    state_dict = {k: v.to(want[k]) if k in want and v.is_floating_point() else v for k, v in state_dict.items()}
-    net.load_state_dict(state_dict, strict=True, assign=True)
-    left = [n for n, t in [*net.named_parameters(), *net.named_buffers()] if t.is_meta]
-    if left:
-        raise RuntimeError(f"not set by the state dict: {', '.join(left[:5])}")
-    return net
 
 
 def fold_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
@@ -103,19 +85,9 @@ def _prepared(frames: torch.Tensor, device: torch.device, prepare: Callable[[tor
 def load_network(weights: str, build: Callable[[dict[str, torch.Tensor]], torch.nn.Module], device: torch.device, *,
                  what: str, weights_path: str | Path | None = None,
                  allow_unverified: bool = False) -> tuple[ResolvedWeights, torch.nn.Module]:
-    """Resolve the weight file `weights`, `build(state_dict)` strictly, and return it in inference form.
-
-    A state dict that does not fit is a `WeightsError` naming the file (`what` says what it should be).
-    """
-    from vcbench.errors import WeightsError
-    from vcbench.weights import load_state_dict, resolve
-
-    resolved = resolve(weights, weights_path, allow_unverified=allow_unverified)
-    try:
-        net = build(load_state_dict(resolved.path))
-    except (RuntimeError, KeyError) as exc:
-        raise WeightsError(f"not {what} state dict ({str(exc).splitlines()[0][:200]})", path=resolved.path,
-                           hint=f"vcbench weights download {weights}") from None
+    """`vcbench.weights.load_built` (the weight file `weights`, `build(state_dict)` strictly; a state
+    dict that does not fit is a `WeightsError` naming the file), returned in inference form."""
+    resolved, net = load_built(weights, build, what=what, path=weights_path, allow_unverified=allow_unverified)
     return resolved, inference_form(net, device)
 
 

@@ -17,8 +17,9 @@ import torch
 
 from vcbench.errors import WeightsError
 from vcbench.metrics.base import FrameMetric
-from vcbench.metrics.network import as_input, build_loaded, inference_form
+from vcbench.metrics.network import as_input, inference_form
 from vcbench.metrics.sizing import work_bytes
+from vcbench.weights import build_loaded
 
 #: AlexNet `features` indices whose outputs (after ReLU) LPIPS compares: relu1..relu5.
 _TAPS = (1, 4, 7, 9, 11)

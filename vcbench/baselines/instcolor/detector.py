@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vcbench.weights import build_loaded, load_built
+
 WEIGHTS_NAME = "maskrcnn_v2"
 SCORE_THRESH, MAX_BOXES, MIN_SIZE, MAX_SIZE = 0.7, 8, 800, 1333
 
@@ -25,16 +27,14 @@ def build_detector(device: torch.device, *, weights: str | Path | None = None, a
     """(ResolvedWeights, the frozen Mask R-CNN) loaded strictly through the resolver."""
     from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
 
-    from vcbench.metrics.network import build_loaded, load_network
-
     def build(state):
         return build_loaded(lambda: maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None,
                                                              box_score_thresh=score_thresh, min_size=min_size,
                                                              max_size=max(MAX_SIZE, min_size)), state)
 
-    resolved, net = load_network(WEIGHTS_NAME, build, device, what="a torchvision Mask R-CNN ResNet-50 FPN v2",
-                                 weights_path=weights, allow_unverified=allow_unverified)
-    return resolved, net.to(memory_format=torch.contiguous_format)
+    resolved, net = load_built(WEIGHTS_NAME, build, what="a torchvision Mask R-CNN ResNet-50 FPN v2", path=weights,
+                               allow_unverified=allow_unverified)
+    return resolved, net.requires_grad_(False).eval().to(device, memory_format=torch.contiguous_format)
 
 
 def grey_for_detector(L: torch.Tensor) -> torch.Tensor:
