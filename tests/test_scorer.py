@@ -306,6 +306,33 @@ def test_score_pairs_recuts_pairs_to_the_scoring_batch(gt_pred_dirs, monkeypatch
     assert "\n" not in str(err.value)
 
 
+def test_a_run_reading_no_gt_pixels_decodes_and_hashes_no_gt(gt_pred_dirs, tmp_path, monkeypatch):
+    """CDC compares the prediction's frames with each other (`MetricInfo.reads_gt` False): a CDC-only
+    `score_dirs` decodes no GT frame and, with nothing to cache, hashes none, and gives the values of a
+    run that decodes the GT; a metric that reads the GT (psnr) still decodes every GT frame once."""
+    import collections
+
+    import vcbench.hashing
+    from vcbench import frames as frames_mod
+
+    pred_dir, gt_dir = gt_pred_dirs
+    decoded: collections.Counter = collections.Counter()
+    hashed: list[str] = []
+    real_read, real_open = frames_mod.read_image, open
+    monkeypatch.setattr(frames_mod, "read_image", lambda p: decoded.update([Path(p).parent.parent]) or real_read(p))
+    monkeypatch.setattr(vcbench.hashing, "open", lambda p, *a, **k: hashed.append(str(p)) or real_open(p, *a, **k),
+                        raising=False)
+    kw = dict(batch_size=4, cache_dir=tmp_path / "cache", progress=False)
+    alone = Scorer(["cdc"], **kw).score_dirs(pred_dir, gt_dir)
+    assert decoded == {pred_dir: 20} and hashed == []
+    decoded.clear()
+    both = Scorer(["cdc", "psnr"], **kw).score_dirs(pred_dir, gt_dir)
+    assert decoded == {pred_dir: 20, gt_dir: 20}
+    assert alone.metrics["cdc"] == both.metrics["cdc"]
+    assert {c: v["cdc"] for c, v in alone.per_clip.items()} == {c: v["cdc"] for c, v in both.per_clip.items()}
+    assert {c: v["cdc"] for c, v in alone.per_frame.items()} == {c: v["cdc"] for c, v in both.per_frame.items()}
+
+
 def test_json_schema(gt_pred_dirs):
     pred_dir, gt_dir = gt_pred_dirs
     res = Scorer(["psnr", "colorfulness", "warp_error"], use_cache=False, progress=False).score_dirs(pred_dir, gt_dir)

@@ -70,6 +70,10 @@ class MetricInfo(Spec):
     min_frames: int = 1
     #: Leaderboard column rank; None sorts after the ranked ones, by name.
     column: int | None = None
+    #: The metric itself reads the GT's frames (CDC compares the prediction's frames with each other:
+    #: False). A GT twin, GT flow or GT side needs them regardless; with none of those, `vcbench score`
+    #: decodes no GT frame (`Scorer.reads_gt`).
+    reads_gt: bool = True
 
     @property
     def direction(self) -> Direction:
@@ -109,7 +113,7 @@ for _info in (
                column=9,
                description=f"mean |warped prev - current| (0-255) on non-occluded pixels; GT value beside; "
                            f"{_FLOW_WEIGHTS_NOTE}"),
-    MetricInfo("cdc", "vcbench.metrics.cdc:CDC", False, min_frames=5, column=10,
+    MetricInfo("cdc", "vcbench.metrics.cdc:CDC", False, min_frames=5, column=10, reads_gt=False,
                description="TCVC colour distribution consistency (JS divergence of histograms, d=1,2,4)"),
 ):
     METRICS.add(_info)

@@ -97,18 +97,20 @@ class _ClipCache:
         self.feats: dict[str, np.ndarray] = {}
         self.feat_writers: dict[str, Any] = {}
         self.feat_keys: dict[str, str] = {}
-        if not cache.enabled:
-            return
-        digest = digest_of(clip)
         est = suite.estimator
-        if est is not None and not est.precomputed:  # precomputed flow is already on disk
+        providers = suite.gt_side_providers()
+        cache_flow = est is not None and not est.precomputed  # precomputed flow is already on disk
+        if not cache.enabled or not (cache_flow or providers):
+            return  # nothing of this run is cached: the GT's files need no hashing
+        digest = digest_of(clip)
+        if cache_flow:
             parts = {"estimator": est.name, "params": est.params,
                      "weights": _weights_of(est), "size": list(size), "resize": resize_policy}
             key = entry_key("flow", digest, parts)
             self.flow = cache.load("flow", key, max(n - 1, 0))
             if self.flow is None and n > 1:
                 self.flow_writer = cache.writer("flow", key, (n - 1, 3, *size), np.float32)
-        for fkey, provider in suite.gt_side_providers().items():
+        for fkey, provider in providers.items():
             parts = {"provider": type(provider).__name__, "weights": _weights_of(provider), "size": list(size),
                      "resize": resize_policy}
             if "flow" in provider.needs:  # computed on the GT flow: keyed by the estimator
@@ -239,7 +241,9 @@ class Scorer:
             check_labels(labels, [p.name for p in pairs])
         counts = {p.name: p.n_frames for p in pairs}
         streams = ((p.gt, p.pred.iter_batches(self.batch_for(p.size))) for p in pairs)
-        return self._run(self._decoded(streams, counts), 1, total=sum(counts.values()), counts=counts,
+        # pair_clips checked the sizes, so without a resize a run that reads no GT pixel decodes no GT frame
+        decode_gt = self.resize or self.reads_gt()
+        return self._run(self._decoded(streams, counts, decode_gt), 1, total=sum(counts.values()), counts=counts,
                          labels=labels, digest_of=clip_digest)[0]
 
     def score_streams(self, streams: Iterable[tuple[Clip, Iterable[Any]]], *, total: int | None = None,
@@ -285,14 +289,27 @@ class Scorer:
             check_labels(labels, [])  # which clips come is known only as they arrive
         return self._run(items, n, total=total, counts=None, labels=labels, digest_of=digest_of)
 
-    def _decoded(self, streams: Iterable[tuple[Clip, Iterable[Any]]], counts: dict[str, int]
-                 ) -> Iterator[tuple[Clip, Iterator[tuple[Any, list[Any]]]]]:
+    def _decoded(self, streams: Iterable[tuple[Clip, Iterable[Any]]], counts: dict[str, int],
+                 decode_gt: bool = True) -> Iterator[tuple[Clip, Iterator[tuple[Any, list[Any]]]]]:
         """`score_pairs_many` items of (GT clip, predicted batches) streams: the GT decoded here in the
-        scoring batch, each prediction re-cut to it; `counts` gets each clip's GT frame count."""
+        scoring batch, each prediction re-cut to it; `counts` gets each clip's GT frame count. Without
+        `decode_gt` (no metric reads a GT pixel: `reads_gt`) the prediction stands in for the GT frames
+        nothing reads, so none is decoded; the frame counts are still checked."""
         for clip, pred_batches in streams:
             if clip.name not in counts:
                 counts[clip.name] = clip.num_frames()
-            yield clip, _paired(clip, pred_batches, self.batch_for(clip.size()), counts[clip.name])
+            batch = self.batch_for(clip.size())
+            if decode_gt:
+                yield clip, _paired(clip, pred_batches, batch, counts[clip.name])
+            else:
+                yield clip, ((pred, [pred]) for pred in iter_chunks(pred_batches, batch))
+
+    def reads_gt(self) -> bool:
+        """Whether scoring needs the GT's frames: a metric reads them (`MetricInfo.reads_gt`), or a GT
+        twin, the GT flow or a GT side is computed from them (CDC alone needs none)."""
+        suite = self.suite
+        return (suite.needs_flow or bool(suite.gt_twins) or bool(suite.gt_side_providers())
+                or any(m.spec.reads_gt for m in suite.metrics.values()))
 
     # ------------------------------------------------------------------------------ the pass
     def _run(self, items: Iterable[tuple[Clip, Iterable[tuple[Any, Sequence[Any]]]]], n_streams: int, *,
