@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vcbench.atomic import atomic_write_text, check_writable
+from vcbench.atomic import check_writable
+from vcbench.cli.common import check_json_dest, metric_list, write_json_text
 from vcbench.cli.score import format_table
 from vcbench.errors import InputError
 from vcbench.reports.db import ResultsDB
@@ -125,15 +126,10 @@ def run(args: argparse.Namespace) -> int:
     from vcbench.reports.stats import json_ready  # lazy: CLI start-up (numpy)
 
     models = check_model_list([m.strip() for m in args.model.split(",") if m.strip()], args.weights)
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    if args.metrics is not None and not metrics:
-        raise InputError("--metrics is empty", hint="pass names such as psnr,ssim or leave it out for all")
+    metrics = metric_list(args.metrics)
     # Output mistakes (a folder for --json, a file for --save-frames, no permission) surface now, not
     # after the model has run.
-    if args.json and args.json != "-":
-        if Path(args.json).is_dir():
-            raise InputError("--json points at a folder", path=args.json, hint="give a file name such as results.json")
-        check_writable(args.json)
+    check_json_dest(args.json)
     if args.save_frames is not None:
         check_writable(args.save_frames, folder=True)
     if args.weights is not None and not args.weights.exists():
@@ -160,11 +156,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         runs = [_result_json(ev, db.path) for ev in evs]
         data = runs[0] if len(runs) == 1 else {"runs": runs}
-        text = json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n"
-        if args.json == "-":
-            sys.stdout.write(text)
-        else:
-            atomic_write_text(args.json, text)
+        write_json_text(args.json, json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n")
     print("\n\n".join(format_run(ev, db.path) for ev in evs), file=out)
     for model, ev in zip(models, evs):
         if ev.reused and args.save_frames is not None:

@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from vcbench.atomic import atomic_write_text, check_writable
+from vcbench.cli.common import check_json_dest, metric_list, write_json_text
 from vcbench.cli.table import format_table as _table
-from vcbench.errors import InputError
 from vcbench.labels import read_class_labels
 
 FLOW_HELP = (
@@ -117,22 +116,15 @@ def _read_labels(arg: Path) -> dict[str, int]:
 def run(args: argparse.Namespace) -> int:
     from vcbench.metrics.scorer import Scorer  # lazy: CLI start-up (torch; every command module loads)
 
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    if args.metrics is not None and not metrics:
-        raise InputError("--metrics is empty", hint="pass names such as psnr,ssim or leave it out for all")
-    if args.json and args.json != "-":
-        if Path(args.json).is_dir():
-            raise InputError("--json points at a folder", path=args.json, hint="give a file name such as results.json")
-        check_writable(args.json)  # a bad output path fails now, not after the whole scoring pass
+    metrics = metric_list(args.metrics)
+    check_json_dest(args.json)
     labels = _read_labels(args.labels) if args.labels is not None else None
     scorer = Scorer(metrics, device=args.device, flow=args.flow, batch_size=args.batch_size,
                     cache_dir=args.cache_dir, use_cache=not args.no_cache, resize=args.resize,
                     allow_unverified_weights=args.allow_unverified_weights, progress=not args.quiet)
     result = scorer.score_dirs(args.pred, args.gt, labels=labels, images=args.images)
     table_out: TextIO = sys.stderr if args.json == "-" else sys.stdout
-    if args.json == "-":
-        sys.stdout.write(result.dumps() + "\n")
-    elif args.json:
-        atomic_write_text(args.json, result.dumps() + "\n")
+    if args.json:
+        write_json_text(args.json, result.dumps() + "\n")
     print(format_table(result), file=table_out)
     return 0

@@ -35,8 +35,6 @@ class ScoreResult:
     n_frames: int
     #: Not part of the JSON: the GT's own per-clip values {clip: {metric: value}} (GT twins).
     gt_per_clip: dict[str, dict[str, float | None]] = field(default_factory=dict, repr=False)
-    #: Not part of the JSON: ranking direction per metric (True up, False down, None closeness to GT).
-    directions: dict[str, bool | None] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN and infinities become null; JSON has neither)."""

@@ -343,7 +343,6 @@ class MetricSuite:
             for c, vs in m.per_frame.items():
                 if vs:
                     per_frame.setdefault(c, {})[n] = [_finite(x) for x in vs]
-        directions = {n: get_info(n).higher_is_better for n in self.names}
         return ScoreResult(
             metrics={n: values.get(n) for n in self.names},
             unavailable=dict(self.unavailable),
@@ -354,7 +353,6 @@ class MetricSuite:
             protocol=self.protocol(decoder=decoder, extra=protocol_extra),
             n_clips=len(self.clip_frames),
             n_frames=sum(self.clip_frames.values()),
-            directions=directions,
         )
 
 
