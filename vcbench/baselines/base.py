@@ -22,7 +22,7 @@ class Colorizer(ABC):
     name: ClassVar[str]
     #: One-line description shown by `vcbench models list`.
     description: ClassVar[str] = ""
-    #: What a leaderboard row cites (built-ins have theirs in `baselines.registry.CITATIONS`).
+    #: What a leaderboard row cites (built-ins have theirs in `vcbench.citations.CITATIONS`).
     citation: ClassVar[str] = ""
     #: Names of weight files (keys of `vcbench.weights.REGISTRY`) the model needs; empty = none.
     weights: ClassVar[tuple[str, ...]] = ()

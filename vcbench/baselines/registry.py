@@ -27,6 +27,7 @@ import torch
 
 from vcbench.baselines.base import Colorizer
 from vcbench.baselines.wrappers import Wrapper, make_wrapped_class
+from vcbench.citations import CITATIONS, citation
 from vcbench.errors import InputError, VcbenchError
 from vcbench.registry import Registry, Spec
 
@@ -73,23 +74,6 @@ MODELS.update({
     "tcvc": "vcbench.baselines.tcvc:TCVC",
 })
 
-#: What a leaderboard row cites, for the built-ins (a class attribute `citation` serves plug-ins).
-CITATIONS: dict[str, str] = {
-    "gray": "floor baseline: GT L with zero chroma (vcbench)",
-    "reinhard": "Reinhard, Ashikhmin, Gooch & Shirley, Color Transfer between Images, IEEE CG&A 2001",
-    "welsh": "Welsh, Ashikhmin & Mueller, Transferring Color to Greyscale Images, SIGGRAPH 2002",
-    "propagate": "optical-flow colour propagation from the first frame, Welsh et al. 2002 refill (vcbench baseline)",
-    "devc": "Zhang, He, Liao, Sander et al., Deep Exemplar-based Video Colorization, CVPR 2019",
-    "zhang16": "Zhang, Isola & Efros, Colorful Image Colorization, ECCV 2016",
-    "zhang17": "Zhang, Zhu, Isola, Geng, Lin, Yu & Efros, Real-Time User-Guided Image Colorization with Learned "
-               "Deep Priors, SIGGRAPH 2017",
-    "instcolor": "Su, Chu & Huang, Instance-aware Image Colorization, CVPR 2020",
-    "tcvc": "Liu, Zhao, Chan, Wang, Loy, Qiao & Dong, Temporally Consistent Video Colorization with Deep Feature "
-            "Propagation and Self-regularization Learning, arXiv:2110.04562, 2021",
-    "dvp": "Lei, Xing & Chen, Blind Video Temporal Consistency via Deep Video Prior, NeurIPS 2020",
-    "lai18": "Lai, Huang, Wang, Shechtman, Yumer & Yang, Learning Blind Video Temporal Consistency, ECCV 2018",
-}
-
 #: Post-processing wrappers, used as `BASE+NAME`.
 WRAPPERS: Registry[Spec] = Registry("wrapper", base=Wrapper, unknown=_unknown_wrapper)
 WRAPPERS.update({
@@ -97,19 +81,18 @@ WRAPPERS.update({
     "lai18": "vcbench.baselines.lai18:Lai18",
 })
 
-#: Published systems that cannot be run and verified here: name -> (citation, exactly what is missing).
-UNAVAILABLE_MODELS: dict[str, tuple[str, str]] = {
-    "he18": ("He et al. 2018, Deep Exemplar-based Colorization (msracver/Deep-Exemplar-based-Colorization)",
-             "its similarity sub-net and the Deep Image Analogy correspondence it needs exist only as "
-             "Windows/Caffe CUDA code (similarity_combo.exe, vgg19_bn_gray_ft_iter_150000.caffemodel); only "
-             "the colorization sub-net (example_net.pth) is PyTorch, and it cannot run without those maps"),
-    "meyer18": ("Meyer et al. 2018, Deep Video Color Propagation (BMVC)",
-                "no public code or weights were released (Disney Research / ETH; only the paper and a "
-                "patent application are public)"),
+#: Published systems that cannot be run and verified here: name -> exactly what is missing (their
+#: citations are in `vcbench.citations.CITATIONS`).
+UNAVAILABLE_MODELS: dict[str, str] = {
+    "he18": "its similarity sub-net and the Deep Image Analogy correspondence it needs exist only as "
+            "Windows/Caffe CUDA code (similarity_combo.exe, vgg19_bn_gray_ft_iter_150000.caffemodel); only "
+            "the colorization sub-net (example_net.pth) is PyTorch, and it cannot run without those maps",
+    "meyer18": "no public code or weights were released (Disney Research / ETH; only the paper and a "
+               "patent application are public)",
 }
 #: The unrunnable systems are entries too: `models list` shows why, `model_class` refuses them.
-MODELS.update({name: ModelEntry(name, unavailable=f"{cite}: {why}")
-               for name, (cite, why) in UNAVAILABLE_MODELS.items()})
+MODELS.update({name: ModelEntry(name, unavailable=f"{CITATIONS[name]}: {why}")
+               for name, why in UNAVAILABLE_MODELS.items()})
 
 
 @dataclass
@@ -126,22 +109,18 @@ class ModelInfo:
     error: str | None = None
 
 
+def _plugin_citation(name: str) -> str:
+    """A plug-in's class attribute `citation`; "" for an unknown or broken model (never raises)."""
+    try:
+        return str(model_class(name).citation or "")
+    except Exception:  # noqa: BLE001 - an unknown or broken model simply has no citation
+        return ""
+
+
 def model_citation(name: str) -> str:
-    """The citation of a model name (`BASE+WRAPPER` cites both, base first); a plug-in's class attribute
-    `citation`; "" when nothing is known. Never raises: reports call it for names of old runs too."""
-    parts = []
-    for part in name.split("+"):
-        cite = CITATIONS.get(part)
-        if cite is None and part in UNAVAILABLE_MODELS:
-            cite = UNAVAILABLE_MODELS[part][0]
-        if cite is None:
-            try:
-                cite = str(model_class(part).citation or "")
-            except Exception:  # noqa: BLE001 - an unknown or broken model simply has no citation
-                cite = ""
-        if cite:
-            parts.append(cite)
-    return "; ".join(parts)
+    """The citation of a model name (`BASE+WRAPPER` cites both, base first): the built-in table
+    (`vcbench.citations`), else a plug-in's class attribute `citation`; "" when nothing is known."""
+    return citation(name, plugin=_plugin_citation)
 
 
 @functools.lru_cache(maxsize=None)

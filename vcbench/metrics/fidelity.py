@@ -16,6 +16,7 @@ import torch
 
 from vcbench.errors import InputError
 from vcbench.metrics.base import FrameMetric
+from vcbench.metrics.parallel import thread_map
 from vcbench.metrics.sizing import frame_chunks
 
 #: Per-frame PSNR of identical frames (and anything above it) is reported as this (JSON has no infinity).
@@ -220,8 +221,6 @@ def _ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
 
 def _ssim_cpu(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """CPU SSIM per frame: one task per (frame, channel) plane on the metric thread pool."""
-    from vcbench.metrics.parallel import thread_map
-
     p = pred.contiguous().numpy()
     g = gt.contiguous().numpy()
     n = p.shape[0]

@@ -22,6 +22,7 @@ import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from vcbench.metrics.memo import BatchMemo
+from vcbench.metrics.sizing import frame_chunks
 from vcbench.weights import load_built
 
 if TYPE_CHECKING:
@@ -75,8 +76,6 @@ def chunk_size(device: torch.device, batch_size: int | None) -> int:
 def _prepared(frames: torch.Tensor, device: torch.device, prepare: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """`prepare` (which resizes to the network's input) applied in groups whose float32 full-resolution
     temporaries (two per frame) fit `sizing.work_bytes`: a 1080p frame alone is 50 MB of them."""
-    from vcbench.metrics.sizing import frame_chunks
-
     per_frame = 8 * math.prod(int(s) for s in frames.shape[1:])
     parts = [prepare(frames[s].to(device)) for s in frame_chunks(frames.shape[0], per_frame, device)]
     return parts[0] if len(parts) == 1 else torch.cat(parts)

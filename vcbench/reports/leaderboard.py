@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from vcbench.atomic import atomic_path
+from vcbench.citations import citation
 from vcbench.errors import InputError, VcbenchError
 from vcbench.metrics.registry import METRICS, Direction
 from vcbench.metrics.result import _finite
@@ -77,7 +78,8 @@ class Row:
     n_clips: int
     n_frames: int
     cells: dict[str, Cell] = field(default_factory=dict)
-    #: The model's paper (`baselines.registry.model_citation`; a wrapped model cites base and wrapper).
+    #: The model's paper (`vcbench.citations.citation`: the built-in table; a wrapped model cites base and
+    #: wrapper). A plug-in's class attribute needs the model registry, which the reports do not import.
     citation: str = ""
 
 
@@ -175,8 +177,6 @@ def _assign_slugs(tables: list[Table], keys: list[tuple]) -> None:
 
 
 def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resamples: int) -> Table:
-    from vcbench.baselines.registry import model_citation
-
     first = runs[0]
     missing: list[str] = []
     if metrics is None:
@@ -198,7 +198,7 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
         label = r.model if len(names_count[r.model]) == 1 else f"{r.model} [{r.model_id[:6]}]"
         row = Row(model=r.model, label=label, run_id=r.id, model_id=r.model_id, unverified=r.unverified_weights,
                   fps=_finite(r.fps), device=r.device, created=r.created, n_clips=r.n_clips, n_frames=r.n_frames,
-                  citation=model_citation(r.model))
+                  citation=citation(r.model))
         for m in metrics:
             raw = r.metrics.get(m)
             value = _finite(raw)
