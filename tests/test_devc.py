@@ -23,6 +23,7 @@ from vcbench.baselines.devc.weights import load_devc_weights, load_strict
 from vcbench.errors import InputError, WeightsError
 from vcbench.lab import rgb_uint8_to_lab
 from vcbench.random_weights import DEVC_ZIP_LAYOUT, devc_states, write_devc_zip
+from vcbench.weights import digests
 
 # Read off the official models/NonlocalNet.py and models/ColorVidNet.py (module, key, shape).
 OFFICIAL_KEYS = [
@@ -300,7 +301,7 @@ def test_release_zip_loads_strictly_and_colorizes_real_frames(devc_home, officia
         for k in ("theta.weight", "layer.1.prelu.weight", "conv10_ab.weight", "conv1_1.0.bias", "conv5_4.weight"):
             if k in state:
                 torch.testing.assert_close(loaded[k], state[k], rtol=0, atol=0)
-    sha = model.weights_used()
+    sha = digests(model.weights_used())
     assert sha["colorization_checkpoint.zip"] == hashlib.sha256(release_zip.read_bytes()).hexdigest()
     with zipfile.ZipFile(release_zip) as zf:
         assert sha["colornet_iter_76000.pth"] == hashlib.sha256(zf.read(DEVC_ZIP_LAYOUT["colornet"])).hexdigest()

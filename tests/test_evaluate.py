@@ -290,16 +290,14 @@ def test_two_evaluations_at_once_both_land(env):
 
 
 def test_unverified_model_weights_are_refused_or_marked(env, monkeypatch, capsys):
-    from vcbench.evaluate import unverified_model_weights
+    from vcbench.weights import WeightFile
 
     class Reported(Reinhard):
-        verified = False
-
         def weights_used(self):
-            return {"model.pth": "ab" * 32}
+            return {"model.pth": WeightFile("ab" * 32, verified=False)}
 
-    assert unverified_model_weights(Reported()) == ["model.pth"]
-    assert unverified_model_weights(Reinhard()) == []
+    assert Reported().unverified_weights == ["model.pth"] and not Reported().verified
+    assert Reinhard().unverified_weights == [] and Reinhard().verified
     monkeypatch.setitem(registry.MODELS, "reported", registry.ModelEntry("reported", obj=Reported))
     assert _evaluate(env, model="reported") == 2
     assert "--allow-unverified-weights" in capsys.readouterr().err

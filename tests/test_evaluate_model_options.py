@@ -15,7 +15,7 @@ from vcbench.baselines.devc.inference import DEVCOptions
 from vcbench.baselines.reinhard import Reinhard
 from vcbench.cli import main
 from vcbench.errors import InputError
-from vcbench.evaluate import model_options_for, unverified_model_weights
+from vcbench.evaluate import model_options_for
 from vcbench.reports.db import ResultsDB
 
 SAMPLE_OPTS = ["--dataset-option", "frames=2", "--dataset-option", "width=48", "--dataset-option", "clips=carphone"]
@@ -55,7 +55,7 @@ def test_devc_reports_unverified_weights_to_the_harness(tmp_path, monkeypatch):
     monkeypatch.setattr(devc_mod, "build_devc_net", lambda w, device: torch.nn.Conv2d(1, 1, 1))
     model = DEVC("cpu", weights=str(tmp_path))
     assert model.verified is False and model.devc_options.geometry == "official"
-    assert unverified_model_weights(model) == ["colornet_iter_76000.pth"]
+    assert model.unverified_weights == ["colornet_iter_76000.pth"]
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from vcbench.baselines.welsh import Welsh
 from vcbench.errors import WeightsError
 from vcbench.evaluate import build_model
 from vcbench.lab import rgb_uint8_to_lab
+from vcbench.weights import digests
 
 FILE = "ECCV18_blind_consistency.pth"
 
@@ -53,7 +54,7 @@ def test_strict_load_from_cache_and_path_records_sha256(torch_home, tmp_path):
     state = official_state()
     _save(torch_home, state)
     model = Lai18(Welsh(samples=30))
-    (name, digest), = [(k, v) for k, v in model.weights_used().items() if k == FILE]
+    (name, digest), = [(k, v) for k, v in digests(model.weights_used()).items() if k == FILE]
     from vcbench.weights import sha256_file
 
     assert digest == sha256_file(torch_home / "hub" / "checkpoints" / FILE)
@@ -62,7 +63,7 @@ def test_strict_load_from_cache_and_path_records_sha256(torch_home, tmp_path):
     other = tmp_path / "mine.pth"
     torch.save({"model": official_state(1)}, other)
     m2 = build_model("welsh+lai18", torch.device("cpu"), {"lai18.weights": str(other)})
-    assert m2.weights_used()["mine.pth"] == sha256_file(other)
+    assert m2.weights_used()["mine.pth"].sha256 == sha256_file(other)
     # one missing key is refused, naming it
     bad = dict(state)
     bad.pop("deconv2.conv2d.bias")

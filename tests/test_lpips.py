@@ -77,7 +77,7 @@ def test_metric_records_weights_and_batches_match(alex_home, sample_frames):
     used = a.weights_used()
     assert used[ALEX_FILE].sha256 == sha256_file(alex_home / "hub" / "checkpoints" / ALEX_FILE)
     assert used[ALEX_FILE].verified is False  # random weights do not carry the published hash
-    assert used["lpips-v0.1-alex.pth"] == sha256_file(lpips_linear_weights_path())
+    assert used["lpips-v0.1-alex.pth"].sha256 == sha256_file(lpips_linear_weights_path())
 
 
 def test_unverified_weights_are_refused_by_default(alex_home):

@@ -16,6 +16,7 @@ from vcbench.cli import main
 from vcbench.errors import InputError
 from vcbench.frames import Clip, sample_videos
 from vcbench.lab import rgb_uint8_to_lab
+from vcbench.weights import WeightFile
 
 PLUGIN_MODULE = '''
 import numpy as np
@@ -33,6 +34,9 @@ class Sepia(Colorizer):
 
     def start_clip(self, references):
         self.clips = getattr(self, "clips", 0) + 1
+
+    def weights_used(self):  # the {file: sha256} strings of the interface before WeightFile
+        return {"sepia.pth": "cd" * 32}
 
     def colorize(self, luminance):
         L = luminance.float()
@@ -91,6 +95,8 @@ def test_plugin_is_listed_and_runs(plugin):
     assert entries["sepia"].origin == "vcb-sepia-plugin 0.3"
     model = registry.get_model("sepia", "cpu")
     assert isinstance(model, Colorizer)
+    # converted once where the plug-in's class is loaded: every reader gets WeightFile values
+    assert model.weights_used() == {"sepia.pth": WeightFile("cd" * 32)} and model.verified
     frame = _frame()
     L = rgb_uint8_to_lab(torch.from_numpy(frame).permute(2, 0, 1)[None])[:, :1]
     model.start_clip([])

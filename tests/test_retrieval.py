@@ -16,6 +16,7 @@ from vcbench.retrieval.descriptors import (DESCRIPTORS, VGG19_RELU5_4, WeightFre
                                            to_gray_rgb)
 from vcbench.retrieval.index import GalleryIndex, brute_force, normalize, recall_at_k
 from vcbench.retrieval.topk import key_frame_indices, top_k_for_clip
+from vcbench.weights import digests
 
 
 def _stills() -> dict[str, np.ndarray]:
@@ -167,7 +168,7 @@ def test_vgg_descriptor_with_random_weights_matches_torchvision(torch_home, stil
     with pytest.raises(Exception, match="does not match"):
         get_descriptor("vgg19")  # random weights contradict the file name's hash prefix
     desc = get_descriptor("vgg19", allow_unverified=True, batch=2)
-    assert not desc.resolved.verified and desc.weights_used() == {"vgg19-dcbb9e9d.pth": desc.resolved.sha256}
+    assert not desc.resolved.verified and digests(desc.weights_used()) == {"vgg19-dcbb9e9d.pth": desc.resolved.sha256}
     ims = [stills["chelsea"][:96, :128], stills["coffee"][:96, :128], stills["rocket"][:80, :80]]
     desc.SIZE = (32, 32)  # downscaled for 2 CI cores; the trunk is size-agnostic (relu5_4 is 2x2 here)
     got = desc(ims)

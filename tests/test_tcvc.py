@@ -20,6 +20,7 @@ from vcbench.errors import InputError, WeightsError
 from vcbench.flow.warp import backward_warp
 from vcbench.lab import lab_to_rgb, rgb_uint8_to_lab
 from vcbench.random_weights import tcvc_state, write_random_weights
+from vcbench.weights import WeightFile, digests
 
 FILE = "TCVC_IDC_80000_G.pth"
 
@@ -92,7 +93,7 @@ def test_strict_load_from_cache_and_path_records_sha256(torch_home, tcvc_file, t
 
     (torch_home / "hub" / "checkpoints" / FILE).symlink_to(tcvc_file)
     m = TCVC(net_size=64)
-    assert m.weights_used() == {FILE: sha256_file(tcvc_file)} and m.verified  # no published hash to contradict
+    assert m.weights_used() == {FILE: WeightFile(sha256_file(tcvc_file))} and m.verified  # no published hash to contradict
     state = torch.load(tcvc_file, weights_only=True)
     assert torch.equal(m.net.flow.flownetfusion.predict_flow0.weight, state["flow.flownetfusion.predict_flow0.weight"])
     assert torch.equal(m.net.weigting.conv1.weight, state["weigting.conv1.weight"])
@@ -102,7 +103,7 @@ def test_strict_load_from_cache_and_path_records_sha256(torch_home, tcvc_file, t
     folder.mkdir(parents=True)
     (folder / MEMBER).symlink_to(tcvc_file)
     m2 = build_model("tcvc", torch.device("cpu"), {"weights": str(tmp_path), "net_size": 64})
-    assert m2.weights_used() == {MEMBER: sha256_file(tcvc_file)}
+    assert digests(m2.weights_used()) == {MEMBER: sha256_file(tcvc_file)}
     # one missing key and one wrong shape are refused, naming them
     bad = dict(state)
     bad.pop("flow.flownets_d.inter_conv2.0.bias")

@@ -16,14 +16,16 @@ import vcbench.cli
 from vcbench.errors import WeightsError
 from vcbench.weights import (
     REGISTRY,
+    WeightFile,
     WeightSpec,
     checkpoints_dir,
+    digests,
     hash_prefix_from_filename,
     load_state_dict,
     resolve,
     sha256_file,
     torch_home,
-    weights_record,
+    unverified,
 )
 from vcbench.weights import _sha256_cached
 
@@ -86,7 +88,8 @@ def test_resolve_cache_then_explicit_path_wins(torch_home, tiny, tmp_path):
     cached.write_bytes(data)
     r = resolve("tinynet")
     assert (r.path, r.sha256, r.verified, r.source) == (cached, digest, True, "cache")
-    assert weights_record([r]) == {spec.filename: digest}
+    assert r.used() == {spec.filename: WeightFile(digest)} and digests(r.used()) == {spec.filename: digest}
+    assert unverified(r.used()) == []
 
     other = _state_dict_bytes(1)
     explicit = tmp_path / "elsewhere.pth"
@@ -98,6 +101,9 @@ def test_resolve_cache_then_explicit_path_wins(torch_home, tiny, tmp_path):
     r2 = resolve("tinynet", explicit, allow_unverified=True)
     assert (r2.path, r2.verified, r2.source) == (explicit, False, "explicit")
     assert r2.sha256 == hashlib.sha256(other).hexdigest()
+    assert unverified(r2.used()) == ["elsewhere.pth"]
+    # A component that reports its file as verified is still caught when the registry contradicts it.
+    assert unverified({spec.filename: WeightFile(r2.sha256)}) == [spec.filename]
     with pytest.raises(WeightsError, match=r"missing.pth.*not found"):
         resolve("tinynet", tmp_path / "missing.pth")
 

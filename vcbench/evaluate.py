@@ -46,7 +46,7 @@ from vcbench.metrics.scorer import Scorer
 from vcbench.metrics.sizing import default_batch_size
 from vcbench.options import coerce_all, parameter_types
 from vcbench.reports.db import ResultsDB, RunRecord
-from vcbench.weights import REGISTRY
+from vcbench.weights import digests
 
 #: Packages whose versions are recorded with every run (those that can change a number).
 VERSIONED_PACKAGES: tuple[str, ...] = ("vcbench", "torch", "torchvision", "numpy", "scipy", "scikit-image",
@@ -121,20 +121,6 @@ def build_model(name: str, device: torch.device, options: Mapping[str, Any], *,
         raise InputError(f"model {name!r} does not take the option(s) {', '.join(sorted(kwargs))} ({exc})",
                          hint=f"its options: {', '.join(accepted) or 'none'}") from exc
     return cls(device=device, **kwargs)
-
-
-def unverified_model_weights(model: Colorizer) -> list[str]:
-    """Files the model used whose sha256 contradicts the weights registry, or that the model reports as
-    unverified (`verified = False` or an `unverified_weights` list)."""
-    used = model.weights_used()
-    bad = set(model.unverified_weights)
-    if not model.verified:  # models that resolved their files themselves say so
-        bad.update(used)
-    for spec in REGISTRY.values():
-        digest = used.get(spec.filename)
-        if digest is not None and spec.has_hash and not spec.matches(digest):
-            bad.add(spec.filename)
-    return sorted(bad)
 
 
 class _Timer:
@@ -252,7 +238,7 @@ def evaluate_models(model_names: Sequence[str], bench: Benchmark, *, db: Results
     flow = resolve_flow(flow)  # `auto`: the estimator it picks names the run's protocol and identity
     models = [build_model(name, dev, model_options or {}, allow_unverified_weights=allow_unverified_weights,
                           reference_mode=bench.reference_mode, weights=weights) for name in names]
-    bad = [unverified_model_weights(model) for model in models]
+    bad = [model.unverified_weights for model in models]
     for name, files in zip(names, bad):
         if files and not allow_unverified_weights:
             raise WeightsError(f"model {name!r} uses weights that could not be verified against the registry "
@@ -322,7 +308,7 @@ def _run_record(model_name: str, model: Colorizer, bad: list[str], scorer: Score
         identity["weights_path"] = str(Path(weights).expanduser().resolve())
     return RunRecord(
         model=model_name, dataset=bench.name, protocol=str(proto["name"]), model_config=model.config(),
-        weights=dict(model.weights_used()), unverified_weights=bool(bad or proto.get("unverified_weights")),
+        weights=digests(model.weights_used()), unverified_weights=bool(bad or proto.get("unverified_weights")),
         dataset_checksum=bench.checksum, flow=flow_record, reference_mode=bench.reference_mode,
         versions=package_versions(), device=device_description(dev), identity_extra=identity,
     )

@@ -15,7 +15,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from vcbench import hashing
 from vcbench.download import OFFLINE_ENV, offline
@@ -83,9 +83,19 @@ class ResolvedWeights:
     def filename(self) -> str:
         return self.path.name
 
-    def record(self) -> dict[str, str]:
-        """{file: sha256}, the protocol's `weights` entry for this file."""
-        return {self.path.name: self.sha256}
+    def used(self) -> dict[str, WeightFile]:
+        """{file: WeightFile}, this file as a `weights_used()` entry."""
+        return {self.path.name: WeightFile(self.sha256, self.verified)}
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One weight file a model, metric, flow estimator or descriptor used: what every `weights_used()`
+    maps file names to. `verified` is False when the file contradicts its published hash (or the
+    component cannot vouch for it); `digests` gives the {file: sha256} that runs and builds record."""
+
+    sha256: str
+    verified: bool = True
 
 
 def _builtin_specs() -> dict[str, WeightSpec]:
@@ -349,9 +359,17 @@ def load_built(name: str, build: Callable[[dict[str, Any]], torch.nn.Module], *,
     return resolved, net
 
 
-def weights_record(resolved: list[ResolvedWeights]) -> dict[str, str]:
-    """{file name: sha256} for a run's protocol record."""
-    out: dict[str, str] = {}
-    for r in resolved:
-        out.update(r.record())
-    return out
+def digests(used: Mapping[str, WeightFile]) -> dict[str, str]:
+    """{file name: sha256} of a `weights_used()` dict: the protocol's, a run's and a build's record."""
+    return {name: f.sha256 for name, f in used.items()}
+
+
+def unverified(used: Mapping[str, WeightFile]) -> list[str]:
+    """The files of a `weights_used()` dict that are not verified: reported so, or whose sha256
+    contradicts the registry's published hash (a file the component loaded without the resolver)."""
+    bad = {name for name, f in used.items() if not f.verified}
+    for spec in REGISTRY.values():
+        f = used.get(spec.filename)
+        if f is not None and spec.has_hash and not spec.matches(f.sha256):
+            bad.add(spec.filename)
+    return sorted(bad)

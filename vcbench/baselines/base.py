@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 import torch
 
+from vcbench.weights import WeightFile, unverified
+
 
 class Colorizer(ABC):
     """Base class for every registered model (baselines, DEVC, image colorizers, plug-ins)."""
@@ -43,13 +45,6 @@ class Colorizer(ABC):
     #: {option: type} of options a model taking `**options` accepts (checked and coerced by the
     #: harness beside the constructor's annotated parameters).
     option_types: ClassVar[Mapping[str, Any]] = {}
-    #: False once the model loaded a weight file whose sha256 could not be verified against the
-    #: registry (set by models that resolve their own files); the harness then marks or refuses the run.
-    verified: bool = True
-    #: Files of `weights_used()` the model reports as unverified one by one (a wrapper: its base's and
-    #: its own); the harness marks or refuses the run for them as for `verified = False`.
-    unverified_weights: Sequence[str] = ()
-
     def __init__(self, device: str | torch.device = "cpu", **options) -> None:
         self.device = torch.device(device)
         self.options = options
@@ -66,9 +61,20 @@ class Colorizer(ABC):
         Returns (N, 3, H, W) uint8 RGB on any device.
         """
 
-    def weights_used(self) -> dict[str, str]:
-        """{file name: sha256} of every weight file loaded, recorded with each run."""
+    def weights_used(self) -> dict[str, WeightFile]:
+        """Every weight file loaded: {file name: WeightFile(sha256, verified)}; a run records their
+        sha256 (`weights.digests`) and is marked or refused for the unverified ones."""
         return {}
+
+    @property
+    def unverified_weights(self) -> list[str]:
+        """Files of `weights_used()` that are not verified (`weights.unverified`)."""
+        return unverified(self.weights_used())
+
+    @property
+    def verified(self) -> bool:
+        """False once the model used a weight file that is not verified."""
+        return not self.unverified_weights
 
     def config(self) -> dict:
         """Options that change the output; recorded with each run and part of its identity."""

@@ -184,8 +184,7 @@ class Lai18(Wrapper):
         # No working URL: never try to download; a missing file is one clear line.
         resolved = registry.resolve(WEIGHTS_NAME, weights, download=False,
                                     allow_unverified=bool(allow_unverified_weights), quiet=quiet)
-        self._own_verified = resolved.verified
-        self._own_weights = {resolved.path.name: resolved.sha256}
+        self._own_weights = resolved.used()
         self.net = load_transformnet(resolved.path).eval().requires_grad_(False).to(self.device)
         self.batch_size = int(getattr(base, "batch_size", 8))
         self.start_clip_own(())

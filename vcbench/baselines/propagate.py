@@ -32,6 +32,7 @@ from vcbench.flow.occlusion import occlusion_mask
 from vcbench.flow.registry import get_estimator
 from vcbench.flow.warp import backward_warp
 from vcbench.lab import lab_to_rgb_uint8
+from vcbench.weights import WeightFile
 
 
 def luminance_image(L: torch.Tensor) -> torch.Tensor:
@@ -61,7 +62,7 @@ class Propagate(Colorizer):
         cfg["flow"] = {"estimator": self._estimator.name, "params": dict(self._estimator.params)}
         return cfg
 
-    def weights_used(self) -> dict[str, str]:
+    def weights_used(self) -> dict[str, WeightFile]:
         return dict(self._estimator.weights_used())
 
     def start_clip(self, references: Sequence[np.ndarray]) -> None:

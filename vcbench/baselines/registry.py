@@ -30,6 +30,7 @@ from vcbench.baselines.wrappers import Wrapper, make_wrapped_class
 from vcbench.citations import CITATIONS, citation
 from vcbench.errors import InputError, VcbenchError
 from vcbench.registry import Registry, Spec
+from vcbench.weights import WeightFile
 
 ENTRY_POINT_GROUP = "vcbench.models"
 
@@ -141,7 +142,23 @@ def model_class(name: str) -> type[Colorizer]:
     if entry.unavailable:
         raise InputError(f"model {name!r} is not available: {entry.unavailable}",
                          hint="see `vcbench models list`")
-    return MODELS.load(name)
+    cls = MODELS.load(name)
+    return cls if entry.origin == "built-in" else _plugin_class(cls)
+
+
+@functools.cache
+def _plugin_class(cls: type[Colorizer]) -> type[Colorizer]:
+    """A `vcbench.models` plug-in's class as the harness reads it. A plug-in written against the older
+    interface returns {file: sha256} strings from `weights_used()`; they become `WeightFile`s here,
+    once, so every reader gets one type (a string names no verification: the registry's hash check in
+    `weights.unverified` still applies to it)."""
+
+    def weights_used(self: Colorizer) -> dict[str, WeightFile]:
+        used = cls.weights_used(self)
+        return {f: w if isinstance(w, WeightFile) else WeightFile(str(w)) for f, w in used.items()}
+
+    return type(cls.__name__, (cls,), {"weights_used": weights_used, "__module__": cls.__module__,
+                                        "__qualname__": cls.__qualname__, "__doc__": cls.__doc__})
 
 
 def get_model(name: str, device: str | torch.device = "cpu", **options) -> Colorizer:

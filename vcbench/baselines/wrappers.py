@@ -21,6 +21,7 @@ import torch
 
 from vcbench.baselines.base import Colorizer
 from vcbench.errors import InputError
+from vcbench.weights import WeightFile
 
 
 class Wrapper(Colorizer):
@@ -40,22 +41,11 @@ class Wrapper(Colorizer):
         self.name = f"{base.name}+{self.wrapper_name}"
         self.uses_reference = base.uses_reference
         self.supports_propagation = base.supports_propagation
-        self._own_verified = True
-        self._own_weights: dict[str, str] = {}
+        self._own_weights: dict[str, WeightFile] = {}
 
     # -- what the harness reads -------------------------------------------------------------
-    @property
-    def verified(self) -> bool:  # type: ignore[override]
-        return bool(getattr(self.base, "verified", True)) and self._own_verified
-
-    @property
-    def unverified_weights(self) -> list[str]:
-        out = list(getattr(self.base, "unverified_weights", ()) or ())
-        if not self._own_verified:
-            out += list(self._own_weights)
-        return out
-
-    def weights_used(self) -> dict[str, str]:
+    def weights_used(self) -> dict[str, WeightFile]:
+        """The base's files and the wrapper's own (`verified` and `unverified_weights` follow)."""
         return {**self.base.weights_used(), **self._own_weights}
 
     def config(self) -> dict:

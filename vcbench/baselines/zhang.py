@@ -28,6 +28,7 @@ from vcbench.baselines.base import Colorizer
 from vcbench.baselines.devc.weights import load_strict, strip_module_prefix
 from vcbench.errors import InputError, WeightsError
 from vcbench.lab import lab_to_rgb_uint8
+from vcbench.weights import WeightFile
 
 L_CENT, L_NORM, AB_NORM = 50.0, 100.0, 110.0
 NET_SIZE = 256
@@ -148,8 +149,7 @@ class _Zhang(Colorizer):
         resolved = registry.resolve(self.name, options.get("weights"), download=options.get("download", True),
                                     allow_unverified=bool(options.get("allow_unverified_weights", False)),
                                     quiet=bool(options.get("quiet", False)))
-        self.verified = resolved.verified
-        self._sha = {resolved.path.name: resolved.sha256}
+        self._used = resolved.used()
         state = registry.load_state_dict(resolved.path)
         if not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise WeightsError("not a state dict of tensors", path=resolved.path)
@@ -175,8 +175,8 @@ class _Zhang(Colorizer):
             lab = lab.double()  # the official demo converts with skimage in float64
         return lab_to_rgb_uint8(lab)
 
-    def weights_used(self) -> dict[str, str]:
-        return dict(self._sha)
+    def weights_used(self) -> dict[str, WeightFile]:
+        return dict(self._used)
 
     def config(self) -> dict:
         return {"net_size": self.net_size}

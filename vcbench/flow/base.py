@@ -8,12 +8,14 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from vcbench.weights import WeightFile
+
 
 class FlowEstimator(ABC):
     """Dense flow from frame a to frame b for batches of uint8 RGB frames (N, 3, H, W).
 
     `name` and `params` go into the protocol record: warp error and flicker are comparable only
-    under the same estimator and parameters. `weights_used()` gives {file name: sha256}.
+    under the same estimator and parameters. `weights_used()` gives {file name: WeightFile}.
     `precomputed`: the flow is read from files by clip and frame index (`PrecomputedFlow.pairs`), not
     computed from frames; `flow_pairs` and the GT cache branch on it.
     """
@@ -25,7 +27,7 @@ class FlowEstimator(ABC):
         self.device = torch.device(device)
         self.params: dict[str, Any] = {}
 
-    def weights_used(self) -> dict[str, str]:
+    def weights_used(self) -> dict[str, WeightFile]:
         return {}
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -133,8 +133,8 @@ class FlowNet2Flow(FlowEstimator):
         self.params = {"model": "ptlflow flownet2", "checkpoint": "things", "input": "BGR in [0, 1]",
                        "pad": f"replicate to a multiple of {PAD_MULTIPLE}", "ptlflow": ptlflow.__version__}
 
-    def weights_used(self) -> dict[str, str]:
-        return {self._resolved.path.name: self._resolved.sha256}
+    def weights_used(self) -> dict[str, vw.WeightFile]:
+        return self._resolved.used()
 
     @torch.inference_mode()
     def _flow(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

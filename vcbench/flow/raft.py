@@ -40,8 +40,8 @@ class RAFTFlow(FlowEstimator):
                        "num_flow_updates": NUM_FLOW_UPDATES, "input": "RGB scaled to [-1, 1]",
                        "pad": f"replicate to a multiple of {PAD_MULTIPLE}, at least {MIN_SIZE}", "torchvision": torchvision.__version__}
 
-    def weights_used(self) -> dict[str, str]:
-        return {self._resolved.path.name: self._resolved.sha256}
+    def weights_used(self) -> dict[str, vw.WeightFile]:
+        return self._resolved.used()
 
     @staticmethod
     def normalise(x: torch.Tensor) -> torch.Tensor:

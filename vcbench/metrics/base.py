@@ -19,6 +19,7 @@ import torch
 
 from vcbench.metrics.context import ClipCursor, FrameContext
 from vcbench.metrics.registry import METRICS, MetricInfo
+from vcbench.weights import WeightFile
 
 T = TypeVar("T")
 
@@ -95,8 +96,8 @@ class Metric(ABC):
         """Why this run's value may mislead (FID below its frame floor); the protocol records them."""
         return []
 
-    def weights_used(self) -> dict[str, Any]:
-        """The weight files this metric used ({file name: sha256 or ResolvedWeights})."""
+    def weights_used(self) -> dict[str, WeightFile]:
+        """The weight files this metric used ({file name: WeightFile})."""
         return {}
 
     def update(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext | None = None) -> None:

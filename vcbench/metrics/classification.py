@@ -12,7 +12,6 @@ remembers the last batch's logits, so each frame goes through the network once.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -20,7 +19,7 @@ from vcbench.errors import InputError
 from vcbench.metrics.base import Metric
 from vcbench.metrics.context import FrameContext
 from vcbench.metrics.network import SharedNetwork, forward_in_chunks, load_network, shared_network
-from vcbench.weights import build_loaded
+from vcbench.weights import WeightFile, build_loaded
 
 #: Per-frame true ImageNet labels (int64, 0..999) when the benchmark set has them.
 LABELS_KEY = "labels"
@@ -69,7 +68,7 @@ class _TopK(Metric):
         self.classifier = classifier or shared_network(shared, VGG19Classifier, self.device, weights_path=weights_path,
                                                        allow_unverified=allow_unverified)
 
-    def weights_used(self) -> dict[str, Any]:
+    def weights_used(self) -> dict[str, WeightFile]:
         return self.classifier.weights_used()
 
     def gt_side(self, gt: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from vcbench.errors import InputError, MissingDependencyError
 from vcbench.metrics.base import Metric
 from vcbench.metrics.context import FrameContext
 from vcbench.metrics.network import SharedNetwork, forward_in_chunks, load_network, shared_network
-from vcbench.weights import build_loaded
+from vcbench.weights import WeightFile, build_loaded
 
 FEATURE_DIM = 2048
 FID_EPS = 1e-6
@@ -287,7 +287,7 @@ class _InceptionMetric(Metric):
         self.n_frames = 0
         self._gt_fixed = False
 
-    def weights_used(self) -> dict[str, Any]:
+    def weights_used(self) -> dict[str, WeightFile]:
         return self.extractor.weights_used()
 
     def gt_side(self, gt: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from vcbench.metrics.memo import BatchMemo
 from vcbench.metrics.sizing import frame_chunks
-from vcbench.weights import load_built
+from vcbench.weights import WeightFile, load_built
 
 if TYPE_CHECKING:
     from vcbench.weights import ResolvedWeights
@@ -109,8 +109,8 @@ class SharedNetwork:
     def __init__(self) -> None:
         self._memo = BatchMemo(2)
 
-    def weights_used(self) -> dict[str, Any]:
-        return {self.resolved.path.name: self.resolved}
+    def weights_used(self) -> dict[str, WeightFile]:
+        return self.resolved.used()
 
     def remembered(self, frames: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """`compute(frames)`, or the output this network gave for the very same batch."""

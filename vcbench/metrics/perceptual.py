@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -19,7 +18,7 @@ from vcbench.errors import WeightsError
 from vcbench.metrics.base import FrameMetric
 from vcbench.metrics.network import as_input, inference_form
 from vcbench.metrics.sizing import work_bytes
-from vcbench.weights import build_loaded
+from vcbench.weights import WeightFile, build_loaded
 
 #: AlexNet `features` indices whose outputs (after ReLU) LPIPS compares: relu1..relu5.
 _TAPS = (1, 4, 7, 9, 11)
@@ -150,12 +149,12 @@ class LPIPS(FrameMetric):
                                path=self._resolved.path,
                                hint="vcbench weights download alexnet") from None
 
-    def weights_used(self) -> dict[str, Any]:
+    def weights_used(self) -> dict[str, WeightFile]:
         from vcbench.weights import sha256_file
 
         if self._linear_sha256 is None:
             self._linear_sha256 = sha256_file(self._linear_path)
-        return {self._resolved.path.name: self._resolved, f"lpips-v0.1-{self._linear_path.name}": self._linear_sha256}
+        return {**self._resolved.used(), f"lpips-v0.1-{self._linear_path.name}": WeightFile(self._linear_sha256)}
 
     @torch.inference_mode()
     def distances(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

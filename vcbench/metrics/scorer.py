@@ -31,7 +31,8 @@ from vcbench.metrics.classification import LABELS_KEY
 from vcbench.metrics.gt_cache import GTCache, clip_digest, entry_key
 from vcbench.metrics.sizing import default_batch_size
 from vcbench.metrics.result import ScoreResult
-from vcbench.metrics.suite import MetricSuite, _weights_of, check_request, iter_chunks, to_frames_tensor
+from vcbench.metrics.suite import MetricSuite, check_request, iter_chunks, to_frames_tensor
+from vcbench.weights import digests
 
 __all__ = ["ClipPair", "Scorer", "pair_clips"]
 
@@ -105,18 +106,18 @@ class _ClipCache:
         digest = digest_of(clip)
         if cache_flow:
             parts = {"estimator": est.name, "params": est.params,
-                     "weights": _weights_of(est), "size": list(size), "resize": resize_policy}
+                     "weights": digests(est.weights_used()), "size": list(size), "resize": resize_policy}
             key = entry_key("flow", digest, parts)
             self.flow = cache.load("flow", key, max(n - 1, 0))
             if self.flow is None and n > 1:
                 self.flow_writer = cache.writer("flow", key, (n - 1, 3, *size), np.float32)
         for fkey, provider in providers.items():
-            parts = {"provider": type(provider).__name__, "weights": _weights_of(provider), "size": list(size),
+            parts = {"provider": type(provider).__name__, "weights": digests(provider.weights_used()), "size": list(size),
                      "resize": resize_policy}
             if "flow" in provider.needs:  # computed on the GT flow: keyed by the estimator
                 if est is None or est.precomputed:  # precomputed flow files may change: not cached
                     continue
-                parts["flow"] = {"estimator": est.name, "params": est.params, "weights": _weights_of(est)}
+                parts["flow"] = {"estimator": est.name, "params": est.params, "weights": digests(est.weights_used())}
             key = entry_key(fkey, digest, parts)
             self.feat_keys[fkey] = key
             arr = cache.load(fkey, key, n)

@@ -31,6 +31,7 @@ from vcbench.metrics.base import Metric
 from vcbench.metrics.context import ClipCursor, FrameContext
 from vcbench.metrics.registry import create_metric, get_info, metric_names
 from vcbench.metrics.result import ScoreResult, _finite
+from vcbench.weights import digests, unverified
 
 #: Resampling used when a prediction's size differs from its GT and resizing was asked for.
 RESIZE_FILTER = "bicubic, antialiased (torch.nn.functional.interpolate, align_corners=False), rounded to uint8"
@@ -64,34 +65,6 @@ def resize_to(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     out = torch.nn.functional.interpolate(frames.float(), size=tuple(size), mode="bicubic", align_corners=False,
                                           antialias=True)
     return out.round_().clamp_(0, 255).to(torch.uint8)
-
-
-def _weights_of(obj: Any) -> dict[str, str]:
-    """{file name: sha256} from an object's `weights_used()` (dict, or items with .path/.sha256)."""
-    fn = getattr(obj, "weights_used", None)
-    if fn is None:
-        return {}
-    used = fn() or {}
-    out: dict[str, str] = {}
-    items = used.items() if isinstance(used, dict) else ((None, u) for u in used)
-    for k, v in items:
-        if isinstance(v, str):
-            out[str(k)] = v
-        else:
-            path = getattr(v, "path", None) or k
-            name = getattr(path, "name", None) or str(path).rsplit("/", 1)[-1]
-            out[str(name)] = str(getattr(v, "sha256", v))
-    return out
-
-
-def _unverified_of(obj: Any) -> list[str]:
-    fn = getattr(obj, "weights_used", None)
-    if fn is None:
-        return []
-    used = fn() or {}
-    vals = used.values() if isinstance(used, dict) else used
-    return [str(getattr(getattr(v, "path", None), "name", getattr(v, "path", "")))
-            for v in vals if getattr(v, "verified", True) is False]
 
 
 def _create(name: str, device: torch.device, allow_unverified: bool, shared: dict[str, Any],
@@ -300,14 +273,14 @@ class MetricSuite:
         """The run's protocol record: what makes two runs' numbers comparable."""
         flow: dict[str, Any] | None = None
         weights: dict[str, str] = {}
-        unverified: list[str] = []
+        not_verified: list[str] = []
         if self.estimator is not None:
             flow = {"name": self.estimator.name, "params": dict(self.estimator.params)}
-            weights.update(_weights_of(self.estimator))
-            unverified += _unverified_of(self.estimator)
+            weights.update(digests(self.estimator.weights_used()))
+            not_verified += unverified(self.estimator.weights_used())
         for m in self.metrics.values():
-            weights.update(_weights_of(m))
-            unverified += _unverified_of(m)
+            weights.update(digests(m.weights_used()))
+            not_verified += unverified(m.weights_used())
         flow_label = flow["name"] if flow else self.flow_name
         n_frames = sum(self.clip_frames.values())
         pooled = {n: n_frames for n, m in self.metrics.items() if m.pooled}
@@ -322,7 +295,7 @@ class MetricSuite:
             "resize": f"pred resized to GT size: {RESIZE_FILTER}" if self.resize else "none (sizes must match)",
             "device": str(self.device),
             "weights": dict(sorted(weights.items())),
-            "unverified_weights": sorted(set(unverified)),
+            "unverified_weights": sorted(set(not_verified)),
             "pooled_frames": pooled,
             "notes": notes,
         }

@@ -33,6 +33,7 @@ from vcbench.flow.warp import backward_warp
 from vcbench.metrics.base import Metric
 from vcbench.metrics.context import FrameContext
 from vcbench.metrics.sizing import frame_chunks
+from vcbench.weights import WeightFile
 
 
 def _check(first: torch.Tensor, second: torch.Tensor, pairs: FlowPairs) -> None:
@@ -82,7 +83,7 @@ class _FlowPairMetric(Metric):
         self.estimator = get_estimator(flow, self.device, allow_unverified=allow_unverified)
         self._own_flow_used = False
 
-    def weights_used(self) -> dict[str, str]:
+    def weights_used(self) -> dict[str, WeightFile]:
         """The estimator's weights, when this metric estimated flow itself (else the scorer's count)."""
         return dict(self.estimator.weights_used()) if self._own_flow_used else {}
 

@@ -21,6 +21,7 @@ from vcbench.retrieval.descriptors import Descriptor, get_descriptor
 from vcbench.retrieval.index import META_FILE, GalleryIndex, default_nlist, list_checksum
 from vcbench.retrieval.topk import Reference, top_k_for_clip
 from vcbench.stills import list_stills
+from vcbench.weights import WeightFile
 
 CHUNK = 1024
 #: Above this many images an IVF index replaces exhaustive search (on a CPU a flat search over
@@ -131,7 +132,7 @@ class Gallery:
             self._pos = {g: i for i, g in enumerate(self.index.ids)}
         return self.index.paths[self._pos[gallery_id]]
 
-    def weights_used(self) -> dict[str, str]:
+    def weights_used(self) -> dict[str, WeightFile]:
         return self.descriptor.weights_used()
 
 

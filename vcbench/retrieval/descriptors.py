@@ -38,7 +38,7 @@ class Descriptor(ABC):
     dim: int
     batch: int
 
-    def weights_used(self) -> dict[str, str]:
+    def weights_used(self) -> dict[str, vw.WeightFile]:
         return {}
 
     def __call__(self, images: Images) -> np.ndarray:
@@ -187,8 +187,8 @@ class VGGDescriptor(Descriptor):
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
 
-    def weights_used(self) -> dict[str, str]:
-        return self.resolved.record()
+    def weights_used(self) -> dict[str, vw.WeightFile]:
+        return self.resolved.used()
 
     @torch.no_grad()
     def _batch(self, ims: list[np.ndarray]) -> np.ndarray:

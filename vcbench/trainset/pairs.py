@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import torch  # noqa: F401  (loaded before single_threaded, so its thread count is pinned too)
 
+from vcbench import weights as vw
 from vcbench.atomic import atomic_write_text
 from vcbench.devices import resolve_device
 from vcbench.errors import InputError, VcbenchError, WeightsError
@@ -178,8 +179,9 @@ def run_pair_shard(task: PairShardTask) -> dict:
     try:
         with single_threaded():
             desc = get_descriptor(cfg.features, device=device, allow_unverified=task.allow_unverified)
-            if desc.weights_used() != dict(task.weights.files):
-                raise WeightsError(f"shard {task.index}: this worker loaded weights {desc.weights_used()} but the "
+            used = vw.digests(desc.weights_used())
+            if used != dict(task.weights.files):
+                raise WeightsError(f"shard {task.index}: this worker loaded weights {used} but the "
                                    f"build uses {dict(task.weights.files)}", hint="give every worker the same weight files")
             images, kept, digests, files = [], [], [], []
             for item in task.images:

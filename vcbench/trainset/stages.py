@@ -33,6 +33,7 @@ from vcbench.trainset.labels import gallery_labels
 from vcbench.trainset.layout import BuildLayout
 from vcbench.trainset.manifest import write_manifest
 from vcbench.stills import Still, list_stills
+from vcbench.weights import WeightFile, digests
 
 TOP_K = 5
 
@@ -143,8 +144,8 @@ class ClipStages:
             if cfg.features != "none" else None
         self._stills: dict[str, np.ndarray] = {}
 
-    def weights_used(self) -> dict[str, str]:
-        """{file name: sha256} of the weights this worker's stages loaded."""
+    def weights_used(self) -> dict[str, WeightFile]:
+        """The weight files this worker's stages loaded."""
         used = dict(self.flow.estimator.weights_used()) if self.flow is not None else {}
         if self.refs is not None:
             used.update(self.refs.gallery.weights_used())
@@ -227,7 +228,7 @@ def run_shard(task: ShardTask) -> dict:
     try:
         with single_threaded():
             stages = build_clip_stages(cfg, out_root, allow_unverified=task.allow_unverified)
-            used = stages.weights_used()
+            used = digests(stages.weights_used())
             if used != dict(task.weights.files):  # e.g. a Ray worker whose weights cache holds other files
                 raise WeightsError(f"shard {task.index}: this worker loaded weights {used} but the build uses "
                                    f"{dict(task.weights.files)}", hint="give every worker the same weight files")

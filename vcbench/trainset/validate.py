@@ -22,16 +22,17 @@ from vcbench.trainset.labels import gallery_labels
 from vcbench.trainset.layout import BuildLayout
 from vcbench.trainset.manifest import read_build_metadata
 from vcbench.trainset.stages import stage_weight_names
-from vcbench.weights import resolve
+from vcbench.weights import WeightFile, digests, resolve, unverified
 
 
 def resolve_build_weights(cfg: BuildConfig, *, allow_unverified: bool = False, quiet: bool = True) -> WeightsRecord:
     """Find (and hash-check) every weight file the build's flow and descriptors need, without
     building a network: run before any source is fetched or video decoded, so missing or bad
     weights fail in a second with the resolver's one-line WeightsError."""
-    resolved = [resolve(name, allow_unverified=allow_unverified, quiet=quiet) for name in stage_weight_names(cfg)]
-    return WeightsRecord(tuple(sorted((r.filename, r.sha256) for r in resolved)),
-                         any(not r.verified for r in resolved))
+    used: dict[str, WeightFile] = {}
+    for name in stage_weight_names(cfg):
+        used.update(resolve(name, allow_unverified=allow_unverified, quiet=quiet).used())
+    return WeightsRecord(tuple(sorted(digests(used).items())), bool(unverified(used)))
 
 
 def check_build_options(cfg: BuildConfig) -> tuple[dict[str, str] | None, dict[str, str] | None]:

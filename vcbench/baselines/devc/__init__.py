@@ -15,6 +15,7 @@ from vcbench.baselines.devc.inference import DEVCEngine, DEVCNet, DEVCOptions, o
 from vcbench.baselines.devc.weights import (COLORNET_FILE, VGG_FILE, WARPNET_FILE, DEVCWeights, load_devc_weights,
                                             load_strict)
 from vcbench.errors import InputError
+from vcbench.weights import WeightFile
 
 __all__ = ["DEVC", "DEVCNet", "DEVCOptions", "DEVCEngine", "build_devc_net", "official_colorize"]
 
@@ -66,8 +67,8 @@ class DEVC(Colorizer):
         w = load_devc_weights(options.get("weights"), download=options.get("download", True),
                               allow_unverified=bool(options.get("allow_unverified_weights", False)),
                               quiet=bool(options.get("quiet", False)))
-        self._sha256 = dict(w.sha256)
-        self.verified = w.verified  # read by the harness: unverified weights mark (or refuse) the run
+        # Unverified files (a folder of .pth files: no hash covers it) mark, or refuse, the run.
+        self._used = {f: WeightFile(sha, w.verified) for f, sha in w.sha256.items()}
         self.net = build_devc_net(w, self.device)
         del w
         self.engine = DEVCEngine(self.net, self.devc_options)
@@ -86,8 +87,8 @@ class DEVC(Colorizer):
             raise InputError(f"expected (N, 1, H, W) luminance, got {tuple(luminance.shape)}")
         return self.engine.colorize(luminance.unsqueeze(0))[0]
 
-    def weights_used(self) -> dict[str, str]:
-        return dict(self._sha256)
+    def weights_used(self) -> dict[str, WeightFile]:
+        return dict(self._used)
 
     def config(self) -> dict:
         """Options that change the output (the correlation's chunk size only bounds memory)."""

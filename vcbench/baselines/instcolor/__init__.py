@@ -29,6 +29,7 @@ from vcbench.baselines.instcolor.files import HOW, MEMBERS, WEIGHTS_NAME, load_i
 from vcbench.baselines.instcolor.networks import ColorGenerator, FusionGenerator, box_info
 from vcbench.errors import InputError
 from vcbench.lab import lab_to_rgb
+from vcbench.weights import WeightFile
 
 L_CENT, L_NORM, AB_NORM, MASK_CENT, NET_SIZE = 50.0, 100.0, 110.0, 0.5, 256
 
@@ -70,21 +71,20 @@ class InstColor(Colorizer):
         resolved, self.detector = build_detector(self.device, weights=detector_weights,
                                                  allow_unverified=allow_unverified_weights,
                                                  score_thresh=float(score_thresh), min_size=detector_size)
-        states, self._sha, verified = load_instcolor_files(weights, allow_unverified=allow_unverified_weights,
+        states, sha, verified = load_instcolor_files(weights, allow_unverified=allow_unverified_weights,
                                                                 quiet=quiet)
         self.instance_net, self.full_net, self.fusion_net = ColorGenerator(), ColorGenerator(), FusionGenerator()
         for net, key in ((self.instance_net, "instance"), (self.full_net, "full"), (self.fusion_net, "fusion")):
             _load(net, states[key], MEMBERS[key])
             net.eval().requires_grad_(False).to(self.device)
-        self._sha[resolved.path.name] = resolved.sha256
-        self.verified = bool(verified and resolved.verified)
+        self._used = {**{f: WeightFile(d, verified) for f, d in sha.items()}, **resolved.used()}
         self.last_boxes: list[np.ndarray] = []
 
     def start_clip(self, references: Sequence[np.ndarray]) -> None:
         """Automatic colorization: no references and no state between frames."""
 
-    def weights_used(self) -> dict[str, str]:
-        return dict(self._sha)
+    def weights_used(self) -> dict[str, WeightFile]:
+        return dict(self._used)
 
     @torch.no_grad()
     def colorize(self, luminance: torch.Tensor) -> torch.Tensor:

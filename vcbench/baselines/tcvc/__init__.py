@@ -34,6 +34,7 @@ from vcbench.baselines.tcvc.flownet2 import MULTIPLE
 from vcbench.baselines.tcvc.networks import INTERVAL, NET_SIZE, TCVCNet, anchor_frames, segments
 from vcbench.errors import InputError
 from vcbench.lab import lab_to_rgb
+from vcbench.weights import WeightFile
 
 L_CENT, L_NORM, AB_NORM = 50.0, 100.0, 110.0
 #: Frames converted back to full-resolution RGB at a time (bounds memory at 1080p).
@@ -76,8 +77,8 @@ class TCVC(Colorizer):
         if net_size < MULTIPLE or net_size % MULTIPLE:
             raise InputError(f"tcvc net_size must be a multiple of {MULTIPLE} (FlowNet2), got {net_size}")
         super().__init__(device, interval=interval, net_size=net_size)
-        state, self._sha, self.verified, source = load_tcvc_state(weights, allow_unverified=allow_unverified_weights,
-                                                                  quiet=quiet)
+        state, sha, verified, source = load_tcvc_state(weights, allow_unverified=allow_unverified_weights, quiet=quiet)
+        self._used = {f: WeightFile(d, verified) for f, d in sha.items()}
         self.net = load_tcvc_net(state, source).eval().requires_grad_(False).to(self.device)
         self._done = False
 
@@ -85,8 +86,8 @@ class TCVC(Colorizer):
         """Automatic colorization: references are not used; the next call starts a new clip."""
         self._done = False
 
-    def weights_used(self) -> dict[str, str]:
-        return dict(self._sha)
+    def weights_used(self) -> dict[str, WeightFile]:
+        return dict(self._used)
 
     @torch.inference_mode()
     def predict_ab(self, luminance: torch.Tensor) -> torch.Tensor:
