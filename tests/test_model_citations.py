@@ -4,11 +4,15 @@ Markdown, CSV, JSON, LaTeX and HTML tables and in the HTML report."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 
 from report_fixtures import synthetic_run
+from vcbench.baselines import registry
+from vcbench.baselines.gray import Gray
 from vcbench.baselines.registry import model_citation
+from vcbench.cli import main
 from vcbench.reports.db import ResultsDB
 from vcbench.reports.leaderboard import build_tables, render
 
@@ -39,3 +43,24 @@ def test_every_format_carries_the_citation(tmp_path):
     assert "NeurIPS 2020" in render(tables, "latex")
     html = render(tables, "html")
     assert "<th>citation</th>" in html and html.count('<td class="cite">') == 2
+
+
+def test_a_plugins_own_citation_reaches_the_leaderboard_and_report(tmp_path, monkeypatch, capsys):
+    """A plug-in cites through its class attribute: the reports read only the built-in table, so the
+    commands hand them the model registry's lookup (cli.common.cite_model)."""
+    cite = "Doe & Roe, A Plug-in Colorizer, 2030"
+
+    class Cited(Gray):
+        citation = cite
+
+    monkeypatch.setitem(registry.MODELS, "cited", registry.ModelEntry("cited", obj=Cited))
+    db = ResultsDB(tmp_path / "r.sqlite")
+    db.record(synthetic_run("cited", seed=1))
+    db.record(synthetic_run("welsh", psnr_shift=-0.5, seed=2))
+    assert {r.model: r.citation for r in build_tables(db.runs())[0].rows} == {"cited": "", "welsh": WELSH}
+    assert main(["leaderboard", "--db", str(db.path), "--format", "json", "--resamples", "200"]) == 0
+    rows = json.loads(capsys.readouterr().out)["tables"][0]["rows"]
+    assert {r["model"]: r["citation"] for r in rows} == {"cited": cite, "welsh": WELSH}
+    assert main(["report", "--db", str(db.path), "--out", str(tmp_path / "rep"), "--resamples", "200", "--quiet"]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert html.escape(cite) in page and html.escape(WELSH) in page

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vcbench.atomic import atomic_write_text
+from vcbench.cli.common import cite_model
 from vcbench.errors import InputError, VcbenchError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise InputError(f"no recorded run has metric(s) {', '.join(unknown)}; recorded: {', '.join(known)}",
                              hint="fix --metrics")
-    tables = build_tables(runs, metrics=metrics, n_resamples=args.resamples)
+    tables = build_tables(runs, metrics=metrics, n_resamples=args.resamples, cite=cite_model)
     text = render(tables, "json" if args.json else args.format)
     ranked = latest_runs(runs)
     if args.export_clips is not None:

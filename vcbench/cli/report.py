@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vcbench.cli.common import cite_model
 from vcbench.cli.plot import add_source_args, check_args, gt_clips_for
 
 
@@ -28,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     db, runs = check_args(args)
     gt = gt_clips_for(args, {r.dataset for r in runs})
     path = build_report(db, args.out, dataset=args.dataset, protocol=args.protocol, frames=args.frames,
-                        gt_root=args.gt, gt_clips=gt, embed=args.embed, n_resamples=args.resamples)
+                        gt_root=args.gt, gt_clips=gt, embed=args.embed, n_resamples=args.resamples,
+                        cite=cite_model)
     if not args.quiet:
         print(path)
     return 0

@@ -13,10 +13,11 @@ import html
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from vcbench import __version__
 from vcbench.atomic import atomic_write_text
+from vcbench.citations import citation
 from vcbench.reports.db import ResultsDB, RunRecord
 from vcbench.reports.leaderboard import N_RESAMPLES, TABLE_CSS, Table, _fmt, build_tables, header, render_html_tables
 from vcbench.reports.plots import PlotFile, make_plots, table_slug
@@ -153,14 +154,15 @@ def render_report(tables: Sequence[Table], runs: Mapping[int, RunRecord], plots:
 def build_report(db: ResultsDB, out_dir: str | Path, *, dataset: str | None = None, protocol: str | None = None,
                  frames: Any = None, gt_root: str | Path | None = None,
                  gt_clips: Mapping[str, Any] | None = None, embed: bool = False,
-                 n_resamples: int = N_RESAMPLES) -> Path:
+                 n_resamples: int = N_RESAMPLES, cite: Callable[[str], str] = citation) -> Path:
     """Write `out_dir/index.html` (and `out_dir/plots/*.png`); returns the page's path.
 
-    `frames` locates saved frames for the strips (`plots.FrameSources` or its specs)."""
+    `frames` locates saved frames for the strips (`plots.FrameSources` or its specs); `cite` is
+    `build_tables`' (the rows' citations)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     all_runs = db.runs(dataset=dataset, protocol=protocol)
-    tables = build_tables(all_runs, n_resamples=n_resamples)
+    tables = build_tables(all_runs, n_resamples=n_resamples, cite=cite)
     plots = make_plots(db, out / "plots", dataset=dataset, protocol=protocol, frames=frames,
                        gt_root=gt_root, gt_clips=gt_clips, n_resamples=n_resamples, tables=tables)
     shown = {row.run_id for t in tables for row in t.rows}

@@ -21,7 +21,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from vcbench.atomic import atomic_path
 from vcbench.citations import citation
@@ -78,8 +78,7 @@ class Row:
     n_clips: int
     n_frames: int
     cells: dict[str, Cell] = field(default_factory=dict)
-    #: The model's paper (`vcbench.citations.citation`: the built-in table; a wrapped model cites base and
-    #: wrapper). A plug-in's class attribute needs the model registry, which the reports do not import.
+    #: The model's paper (`build_tables`' `cite`; a wrapped model cites base and wrapper).
     citation: str = ""
 
 
@@ -140,14 +139,17 @@ def latest_runs(runs: Iterable[RunRecord]) -> list[RunRecord]:
 
 
 def build_tables(runs: Iterable[RunRecord], *, dataset: str | None = None, protocol: str | None = None,
-                 metrics: Sequence[str] | None = None, n_resamples: int = N_RESAMPLES) -> list[Table]:
-    """Group runs into comparable tables, keep the latest run per model, fill intervals and bests."""
+                 metrics: Sequence[str] | None = None, n_resamples: int = N_RESAMPLES,
+                 cite: Callable[[str], str] = citation) -> list[Table]:
+    """Group runs into comparable tables, keep the latest run per model, fill intervals and bests.
+    `cite(model)` gives a row's citation: by default the built-in table; the CLI hands in one that
+    also asks a plug-in's class (the reports may not load model classes themselves)."""
     chosen = [r for r in runs if (dataset is None or r.dataset == dataset) and (protocol is None or r.protocol == protocol)]
     groups: dict[tuple, list[RunRecord]] = {}
     for r in latest_runs(chosen):
         groups.setdefault(_group_key(r), []).append(r)
     ordered = sorted(groups.items(), key=lambda kv: kv[0])
-    tables = [_build_table(rs, metrics, n_resamples) for _, rs in ordered]
+    tables = [_build_table(rs, metrics, n_resamples, cite) for _, rs in ordered]
     _note_splits(tables)
     _assign_slugs(tables, [k for k, _ in ordered])
     return tables
@@ -176,7 +178,8 @@ def _assign_slugs(tables: list[Table], keys: list[tuple]) -> None:
         t.slug = b
 
 
-def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resamples: int) -> Table:
+def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resamples: int,
+                 cite: Callable[[str], str]) -> Table:
     first = runs[0]
     missing: list[str] = []
     if metrics is None:
@@ -198,7 +201,7 @@ def _build_table(runs: list[RunRecord], metrics: Sequence[str] | None, n_resampl
         label = r.model if len(names_count[r.model]) == 1 else f"{r.model} [{r.model_id[:6]}]"
         row = Row(model=r.model, label=label, run_id=r.id, model_id=r.model_id, unverified=r.unverified_weights,
                   fps=_finite(r.fps), device=r.device, created=r.created, n_clips=r.n_clips, n_frames=r.n_frames,
-                  citation=citation(r.model))
+                  citation=cite(r.model))
         for m in metrics:
             raw = r.metrics.get(m)
             value = _finite(raw)
