@@ -45,6 +45,7 @@ class Colorizer(ABC):
     #: {option: type} of options a model taking `**options` accepts (checked and coerced by the
     #: harness beside the constructor's annotated parameters).
     option_types: ClassVar[Mapping[str, Any]] = {}
+
     def __init__(self, device: str | torch.device = "cpu", **options) -> None:
         self.device = torch.device(device)
         self.options = options
