@@ -19,7 +19,8 @@ from vcbench.baselines.devc.inference import (OFFICIAL_SIZE, DEVCEngine, DEVCNet
                                               leaderboard_size, official_center_pad, official_colorize, pad_amounts)
 from vcbench.baselines.devc.vgg import CAFFE_MEAN_BGR, caffe_preprocess
 from vcbench.baselines.devc.warpnet import WarpNet, channel_normalize
-from vcbench.baselines.devc.weights import load_devc_weights, load_strict
+from vcbench.baselines.checkpoints import load_strict
+from vcbench.baselines.devc.weights import STRICT_HINT, load_devc_weights
 from vcbench.errors import InputError, WeightsError
 from vcbench.lab import rgb_uint8_to_lab
 from vcbench.random_weights import DEVC_ZIP_LAYOUT, devc_states, write_devc_zip
@@ -112,7 +113,8 @@ def test_other_layouts_module_prefix_and_folders(tmp_path, official_state):
     assert w.warpnet["module.w"][0] == 0
     # a DataParallel `module.` prefix loads strictly into the real architecture
     warp = WarpNet()
-    load_strict(warp, {"module." + k: v for k, v in official_state["warpnet"].items()}, "warpnet", None)
+    load_strict(warp, {"module." + k: v for k, v in official_state["warpnet"].items()}, "warpnet", None,
+                model="DEVC", hint=STRICT_HINT)
     torch.testing.assert_close(warp.theta.weight, official_state["warpnet"]["theta.weight"], rtol=0, atol=0)
 
 
@@ -131,12 +133,12 @@ def test_wrong_architecture_and_code_pickles_are_refused(tmp_path, official_stat
     colornet = dict(official_state["colornet"])
     del colornet["conv10_ab.bias"]
     with pytest.raises(WeightsError, match="missing 1 keys .*conv10_ab.bias"):
-        load_strict(ColorVidNet(), colornet, "colornet_iter_76000.pth", None)
+        load_strict(ColorVidNet(), colornet, "colornet_iter_76000.pth", None, model="DEVC", hint=STRICT_HINT)
     warp = dict(official_state["warpnet"])
     warp["theta.weight"] = torch.zeros(128, 256, 1, 1)
     warp["extra.weight"] = torch.zeros(1)
     with pytest.raises(WeightsError, match="unexpected 1 keys .*extra.weight.*wrong shapes .*theta.weight"):
-        load_strict(WarpNet(), warp, "nonlocal_net_iter_76000.pth", None)
+        load_strict(WarpNet(), warp, "nonlocal_net_iter_76000.pth", None, model="DEVC", hint=STRICT_HINT)
     tiny = {k: {"w": torch.zeros(1)} for k in DEVC_ZIP_LAYOUT}
     z = write_devc_zip(tmp_path / "c.zip", tiny)
     with zipfile.ZipFile(z, "a") as zf:  # a second vgg19_conv.pth is ambiguous

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from vcbench import weights as registry
 from vcbench.baselines.base import Colorizer
-from vcbench.baselines.devc.weights import load_strict, strip_module_prefix
+from vcbench.baselines.checkpoints import load_strict, strip_module_prefix
 from vcbench.errors import InputError, WeightsError
 from vcbench.lab import lab_to_rgb_uint8
 from vcbench.weights import WeightFile

@@ -12,8 +12,9 @@ import torch
 
 from vcbench.baselines.base import Colorizer
 from vcbench.baselines.devc.inference import DEVCEngine, DEVCNet, DEVCOptions, official_colorize
-from vcbench.baselines.devc.weights import (COLORNET_FILE, VGG_FILE, WARPNET_FILE, DEVCWeights, load_devc_weights,
-                                            load_strict)
+from vcbench.baselines.checkpoints import load_strict
+from vcbench.baselines.devc.weights import (COLORNET_FILE, STRICT_HINT, VGG_FILE, WARPNET_FILE, DEVCWeights,
+                                            load_devc_weights)
 from vcbench.errors import InputError
 from vcbench.weights import WeightFile
 
@@ -29,9 +30,9 @@ _OPTION_TYPES = {**{k: v for k, v in typing.get_type_hints(DEVCOptions).items() 
 def build_devc_net(weights: DEVCWeights, device: str | torch.device = "cpu") -> DEVCNet:
     """The three networks with the official state dicts loaded strictly, in eval mode."""
     net = DEVCNet()
-    load_strict(net.warpnet, weights.warpnet, WARPNET_FILE, weights.source)
-    load_strict(net.colornet, weights.colornet, COLORNET_FILE, weights.source)
-    load_strict(net.vgg, weights.vgg, VGG_FILE, weights.source)
+    load_strict(net.warpnet, weights.warpnet, WARPNET_FILE, weights.source, model="DEVC", hint=STRICT_HINT)
+    load_strict(net.colornet, weights.colornet, COLORNET_FILE, weights.source, model="DEVC", hint=STRICT_HINT)
+    load_strict(net.vgg, weights.vgg, VGG_FILE, weights.source, model="DEVC", hint=STRICT_HINT)
     return net.eval().requires_grad_(False).to(device)
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 
 from vcbench import weights as registry
 from vcbench.errors import WeightsError
@@ -32,6 +31,8 @@ PATH_OPTION = ("or pass `--weights PATH` (Python: DEVC(weights=PATH)) with the z
                "three .pth files")
 HOW_TO_GET = (f"run `vcbench weights download devc`, or put a copy of {ZIP_URL} in $TORCH_HOME/hub/checkpoints/, "
               + PATH_OPTION)
+#: The hint of a state dict that does not fit DEVC's networks (`checkpoints.load_strict`).
+STRICT_HINT = "use the official release zip; " + HOW_TO_GET
 
 
 @dataclass
@@ -127,32 +128,3 @@ def load_devc_weights(path: str | Path | None = None, *, download: bool = True,
     sha.update(member_sha)
     dicts = {base: _load_bytes(data, base, source) for base, data in blobs.items()}
     return DEVCWeights(dicts[WARPNET_FILE], dicts[COLORNET_FILE], dicts[VGG_FILE], sha, source, verified)
-
-
-def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the `module.` prefix that nn.DataParallel adds to every key (only if all keys have it)."""
-    if state and all(k.startswith("module.") for k in state):
-        return {k[len("module."):]: v for k, v in state.items()}
-    return state
-
-
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path | None, *,
-                model: str = "DEVC", hint: str = "use the official release zip; " + HOW_TO_GET) -> None:
-    """`load_state_dict(strict=True)`, turning a mismatch into one clear WeightsError."""
-    state = strip_module_prefix(state)
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} keys (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(f"wrong shapes ({'; '.join(wrong[:3])})")
-        raise WeightsError(f"{what} does not match {model}'s architecture: " + ", ".join(parts),
-                           path=source, hint=hint)
-    module.load_state_dict(state, strict=True)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from vcbench.baselines.base import Colorizer
-from vcbench.baselines.devc.weights import load_strict, strip_module_prefix
+from vcbench.baselines.checkpoints import load_strict, strip_module_prefix
 from vcbench.baselines.instcolor.detector import MAX_BOXES, MIN_SIZE, SCORE_THRESH, build_detector, detect
 from vcbench.baselines.instcolor.files import HOW, MEMBERS, WEIGHTS_NAME, load_instcolor_files
 from vcbench.baselines.instcolor.networks import ColorGenerator, FusionGenerator, box_info

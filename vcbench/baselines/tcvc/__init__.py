@@ -19,7 +19,6 @@ same code; on CUDA cuDNN may pick non-deterministic or TF32 kernels, on the CPU 
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -28,13 +27,13 @@ import torch
 import torch.nn.functional as F
 
 from vcbench.baselines.base import Colorizer
-from vcbench.baselines.devc.weights import load_strict, strip_module_prefix
+from vcbench.baselines.checkpoints import check_state, strip_module_prefix
 from vcbench.baselines.tcvc.files import HOW, WEIGHTS_NAME, load_tcvc_state
 from vcbench.baselines.tcvc.flownet2 import MULTIPLE
 from vcbench.baselines.tcvc.networks import INTERVAL, NET_SIZE, TCVCNet, anchor_frames, segments
 from vcbench.errors import InputError
 from vcbench.lab import lab_to_rgb
-from vcbench.weights import WeightFile
+from vcbench.weights import WeightFile, build_loaded
 
 L_CENT, L_NORM, AB_NORM = 50.0, 100.0, 110.0
 #: Frames converted back to full-resolution RGB at a time (bounds memory at 1080p).
@@ -44,17 +43,17 @@ __all__ = ["TCVC", "TCVCNet", "anchor_frames", "segments", "load_tcvc_net"]
 
 
 def load_tcvc_net(state: dict[str, torch.Tensor], source: Path) -> TCVCNet:
-    """TCVCNet built on the meta device and given `state` strictly (assigned, not copied: the
-    checkpoint is ~790 MB, mostly FlowNet2); a mismatch is one WeightsError naming the keys."""
+    """TCVCNet built on the meta device and given `state` strictly (`vcbench.weights.build_loaded`:
+    assigned, not copied; the checkpoint is ~790 MB, mostly FlowNet2); a mismatch is one WeightsError
+    naming the keys, found on the meta-device network before anything is assigned."""
     state = strip_module_prefix(state)
-    with torch.device("meta"):
+
+    def build() -> TCVCNet:
         net = TCVCNet()
-    with warnings.catch_warnings():  # load_strict's own copy into the meta probe is a no-op by design
-        warnings.simplefilter("ignore", UserWarning)
-        load_strict(net, state, source.name, source, model="TCVC_IDC", hint=HOW)
-    want = {k: t.dtype for k, t in net.state_dict().items()}
-    net.load_state_dict({k: v.to(want[k]) for k, v in state.items()}, strict=True, assign=True)
-    return net
+        check_state(net, state, source.name, source, model="TCVC_IDC", hint=HOW)
+        return net
+
+    return build_loaded(build, state)
 
 
 class TCVC(Colorizer):
