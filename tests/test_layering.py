@@ -59,9 +59,7 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
 KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
-KNOWN_LAZY: dict[str, tuple[str, ...]] = {
-    'vcbench/metrics/perceptual.py': ('vcbench.weights', 'vcbench.weights'),
-}
+KNOWN_LAZY: dict[str, tuple[str, ...]] = {}
 
 
 # ---------------------------------------------------------------------------------- the graph

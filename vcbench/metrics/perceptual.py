@@ -18,7 +18,7 @@ from vcbench.errors import WeightsError
 from vcbench.metrics.base import FrameMetric
 from vcbench.metrics.network import as_input, inference_form
 from vcbench.metrics.sizing import work_bytes
-from vcbench.weights import WeightFile, build_loaded
+from vcbench.weights import WeightFile, build_loaded, load_state_dict, resolve, sha256_file
 
 #: AlexNet `features` indices whose outputs (after ReLU) LPIPS compares: relu1..relu5.
 _TAPS = (1, 4, 7, 9, 11)
@@ -135,8 +135,6 @@ class LPIPS(FrameMetric):
                  allow_unverified: bool = False, batch_size: int | None = None) -> None:
         """`batch_size`: frame pairs per forward (default: from the frame size, `pairs_per_chunk`)."""
         super().__init__(device)
-        from vcbench.weights import load_state_dict, resolve
-
         self.batch_size = batch_size
         self._resolved = resolve("alexnet", weights_path, allow_unverified=allow_unverified)
         self._linear_path = lpips_linear_weights_path()
@@ -150,8 +148,6 @@ class LPIPS(FrameMetric):
                                hint="vcbench weights download alexnet") from None
 
     def weights_used(self) -> dict[str, WeightFile]:
-        from vcbench.weights import sha256_file
-
         if self._linear_sha256 is None:
             self._linear_sha256 = sha256_file(self._linear_path)
         return {**self._resolved.used(), f"lpips-v0.1-{self._linear_path.name}": WeightFile(self._linear_sha256)}
