@@ -25,7 +25,7 @@ from vcbench import PROTOCOL_VERSION, __version__
 from vcbench.devices import resolve_device
 from vcbench.errors import InputError, WeightsError
 from vcbench.flow.base import FlowEstimator
-from vcbench.flow.pairs import FlowPairs, flow_pairs
+from vcbench.flow.pairs import FlowPairs
 from vcbench.flow.registry import get_estimator, resolve_flow
 from vcbench.metrics.base import Metric
 from vcbench.metrics.context import ClipCursor, FrameContext
