@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import IO, Iterator
+from typing import Iterator
 
 from vcbench.errors import VcbenchError
 
@@ -181,16 +181,6 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     """`Path.write_bytes` with `write_errors`: for files inside a temporary folder (no fsync, no rename)."""
     with write_errors(path, size=len(data)):
         Path(path).write_bytes(data)
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", **kwargs) -> Iterator[IO]:
-    """Open a temporary file beside `path` for writing; it replaces `path` on success only."""
-    with atomic_path(path) as tmp:
-        with open(tmp, mode, **kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

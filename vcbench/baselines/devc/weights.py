@@ -20,7 +20,6 @@ import torch
 from vcbench import weights as registry
 from vcbench.errors import WeightsError
 
-ZIP_NAME = "colorization_checkpoint.zip"
 ZIP_URL = ("https://github.com/zhangmozhe/Deep-Exemplar-based-Video-Colorization/releases/download/v1.0/"
            "colorization_checkpoint.zip")
 WARPNET_FILE = "nonlocal_net_iter_76000.pth"

@@ -41,7 +41,6 @@ HOLLYWOOD2_ARCHIVES: dict[str, Archive] = {
     "actions": Archive("ftp://ftp.irisa.fr/local/vistas/actions/Hollywood2-actions.tar.gz", md5="55948d0ef45a569a2134ea44e6f8976c"),
     "scenes": Archive("ftp://ftp.irisa.fr/local/vistas/actions/Hollywood2-scenes.tar.gz", md5="b77f9ffe18ad5ea04957bb4c7725f5ce"),
 }
-HOLLYWOOD2_PAGE = "http://www.irisa.fr/vista/actions/hollywood2"
 HOLLYWOOD3D_PAGE = "http://cvssp.org/Hollywood3D/"
 
 _LICENCE = {
