@@ -1,4 +1,4 @@
-"""The import layering of vcbench (issue 12, plan section 3.8), checked over the ast import graph.
+"""The import layering of vcbench (docs/ARCHITECTURE.md, "Layers"), checked over the ast import graph.
 
 Layers, lowest first; a module may import its own group and the groups listed for it:
 
@@ -11,9 +11,6 @@ Layers, lowest first; a module may import its own group and the groups listed fo
     reports                              -> plumbing, metrics.registry, metrics.result (torch-free)
     harness (evaluate.py)                -> everything above but trainset
     tooling (cli, random_weights, __main__) -> anything
-
-Until `vcbench/trainset/` splits (plan 3.1), its modules are placed where they are going: stills is
-plumbing, benchmarks is benchmarks, the rest is trainset.
 
 Three rules, each against an explicit list of what is true today; the lists may only shrink:
 1. no import crosses the layers upward (`KNOWN_VIOLATIONS`, pairs of modules);
@@ -81,9 +78,6 @@ def group(module: str) -> str:
     top = parts[1]
     if len(parts) == 2 and top in PLUMBING:
         return "plumbing"
-    if top == "datasets":  # today's two-job package, placed where its modules go (plan 3.1)
-        sub = parts[2] if len(parts) > 2 else ""
-        return {"stills": "plumbing", "benchmarks": "benchmarks"}.get(sub, "trainset")
     if top in ("cli", "random_weights", "__main__"):
         return "tooling"
     if top == "evaluate":
@@ -225,7 +219,7 @@ def test_every_module_has_a_layer():
 def test_no_new_upward_import():
     found = violations(all_imports())
     new = sorted(found - KNOWN_VIOLATIONS)
-    assert not new, ("imports that cross the layers upward (plan 3.8); move the code down or import "
+    assert not new, ("imports that cross the layers upward (docs/ARCHITECTURE.md, Layers); move the code down or import "
                      "the other way: " + "; ".join(f"{s} -> {d}" for s, d in new))
 
 
