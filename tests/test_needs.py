@@ -12,6 +12,8 @@ from vcbench.cli import main
 def test_estimates_scale_with_area_epochs_and_the_size_cap():
     assert estimate_seconds_per_frame("welsh", {}, 480, 854) == pytest.approx(CPU_SECONDS["welsh"])
     assert estimate_seconds_per_frame("welsh", {}, 240, 427) == pytest.approx(CPU_SECONDS["welsh"] / 4, rel=1e-2)
+    # tcvc runs at net_size 256 whatever the frame size: its figure does not scale with the area
+    assert estimate_seconds_per_frame("tcvc", {}, 1080, 1920) == pytest.approx(CPU_SECONDS["tcvc"])
     full = estimate_seconds_per_frame("welsh+dvp", {}, 480, 854)
     assert full == pytest.approx(CPU_SECONDS["welsh"] + 50 * WRAPPER_CPU_SECONDS["dvp"])
     assert estimate_seconds_per_frame("welsh+dvp", {"epochs": 5}, 480, 854) < full / 9

@@ -22,7 +22,12 @@ CPU_SECONDS: dict[str, float | None] = {
     "gray": 0.05, "reinhard": 0.061, "welsh": 0.91, "propagate": 0.42, "zhang16": 0.91, "zhang17": 2.0,
     "instcolor": 22.0,  # three generators with 8 boxes; the Mask R-CNN detector comes on top
     "devc": None,
+    # benchmarks/model_speed.py --models tcvc --frames 18, idle, 2 threads (2026-12-02)
+    "tcvc": 2.05,
 }
+#: Models whose networks run at a fixed size whatever the frame size (tcvc: net_size 256): their
+#: figure is not scaled by the frame area.
+FIXED_SIZE_MODELS = frozenset({"tcvc"})
 #: CPU seconds per frame a wrapper adds at 480x854; dvp: per epoch (one Adam step per frame and epoch).
 WRAPPER_CPU_SECONDS = {"lai18": 3.9, "dvp": 6.25}
 #: Above this many CPU seconds per frame a GPU is advised.
@@ -51,7 +56,7 @@ def estimate_seconds_per_frame(model: str, options: Mapping[str, Any], height: i
     if s is None:
         return None
     area = height * width / REF_PIXELS
-    total = s * area
+    total = s if base in FIXED_SIZE_MODELS else s * area
     for w in wrappers:
         if w == "dvp":
             epochs = int(options.get("epochs", options.get("dvp.epochs", 50)))
