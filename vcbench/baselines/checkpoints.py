@@ -48,3 +48,14 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, so
     state = strip_module_prefix(state)
     check_state(module, state, what, source, model=model, hint=hint)
     module.load_state_dict(state, strict=True)
+
+
+def load_with_bn_counters(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path | None, *,
+                          model: str, hint: str) -> None:
+    """`load_strict` for checkpoints saved before PyTorch 0.4.1, which lack BatchNorm's
+    `num_batches_tracked` counters: the module's own counters fill in (they do not affect inference)."""
+    state = dict(strip_module_prefix(state))
+    for key, value in module.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            state.setdefault(key, value)
+    load_strict(module, state, what, source, model=model, hint=hint)

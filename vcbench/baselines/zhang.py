@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from vcbench import weights as registry
 from vcbench.baselines.base import Colorizer
-from vcbench.baselines.checkpoints import load_strict, strip_module_prefix
+from vcbench.baselines.checkpoints import load_with_bn_counters
 from vcbench.errors import InputError, WeightsError
 from vcbench.lab import lab_to_rgb_uint8
 from vcbench.weights import WeightFile
@@ -119,14 +119,9 @@ class SIGGRAPH17Net(nn.Module):
 
 
 def load_zhang_state(module: nn.Module, state: dict[str, torch.Tensor], source: Path, name: str) -> None:
-    """Strict load that tolerates a `module.` prefix and BatchNorm's `num_batches_tracked` counters
-    (absent from checkpoints saved before PyTorch 0.4.1; they do not affect inference)."""
-    state = dict(strip_module_prefix(state))
-    for key, value in module.state_dict().items():
-        if key.endswith("num_batches_tracked") and key not in state:
-            state[key] = value
-    load_strict(module, state, source.name, source, model=name,
-                hint=f"use the official file (`vcbench weights download {name}`)")
+    """Strict load of a richzhang/colorization file (old files lack BatchNorm's counters)."""
+    load_with_bn_counters(module, state, source.name, source, model=name,
+                          hint=f"use the official file (`vcbench weights download {name}`)")
 
 
 class _Zhang(Colorizer):

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from vcbench.baselines.base import Colorizer
-from vcbench.baselines.checkpoints import load_strict, strip_module_prefix
+from vcbench.baselines.checkpoints import load_with_bn_counters
 from vcbench.baselines.instcolor.detector import MAX_BOXES, MIN_SIZE, SCORE_THRESH, build_detector, detect
 from vcbench.baselines.instcolor.files import HOW, MEMBERS, WEIGHTS_NAME, load_instcolor_files
 from vcbench.baselines.instcolor.networks import ColorGenerator, FusionGenerator, box_info
@@ -35,13 +35,8 @@ L_CENT, L_NORM, AB_NORM, MASK_CENT, NET_SIZE = 50.0, 100.0, 110.0, 0.5, 256
 
 
 def _load(net: torch.nn.Module, state: dict[str, torch.Tensor], member: str) -> None:
-    """Strict load; the fusion file carries nn.DataParallel's `module.` prefix, and BatchNorm counters
-    (`num_batches_tracked`) missing from a checkpoint do not change inference."""
-    state = dict(strip_module_prefix(state))
-    for key, value in net.state_dict().items():
-        if key.endswith("num_batches_tracked"):
-            state.setdefault(key, value)
-    load_strict(net, state, member, Path(member), model="InstColorization", hint=HOW)
+    """Strict load; the fusion file carries nn.DataParallel's `module.` prefix."""
+    load_with_bn_counters(net, state, member, Path(member), model="InstColorization", hint=HOW)
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
