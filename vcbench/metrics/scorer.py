@@ -14,10 +14,8 @@ inputs costs seconds, not a scoring run.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import operator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -26,65 +24,16 @@ import torch
 
 from vcbench.errors import InputError
 from vcbench.flow.pairs import FlowPairs
-from vcbench.frames import Clip, decoder_description, list_clips
+from vcbench.frames import Clip, decoder_description
 from vcbench.metrics.classification import LABELS_KEY
 from vcbench.metrics.gt_cache import GTCache, clip_digest, entry_key
+from vcbench.metrics.pairing import ClipPair, check_labels, labels_record, pair_clips
 from vcbench.metrics.sizing import default_batch_size
 from vcbench.metrics.result import ScoreResult
 from vcbench.metrics.suite import MetricSuite, check_request, iter_chunks, to_frames_tensor
 from vcbench.weights import digests
 
 __all__ = ["ClipPair", "Scorer", "pair_clips"]
-
-
-@dataclass
-class ClipPair:
-    """A predicted clip matched with its GT clip, with the GT's frame count and size."""
-
-    name: str
-    gt: Clip
-    pred: Clip
-    n_frames: int
-    size: tuple[int, int]
-
-
-def _names(clips: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(clips[:limit])
-    return shown + (f" and {len(clips) - limit} more" if len(clips) > limit else "")
-
-
-def pair_clips(pred_dir: str | Path, gt_dir: str | Path, *, resize: bool = False,
-               images: bool = False) -> list[ClipPair]:
-    """Match prediction clips to GT clips by name and check counts and sizes (headers only, no decode).
-
-    `images`: both folders are image sets (each image a one-frame clip, paired by file stem).
-    Raises `InputError` naming the missing/extra clips, the clip whose frame counts differ (with both
-    counts), or the clip whose frame sizes differ (unless `resize`).
-    """
-    gt = list_clips(gt_dir, images=images)
-    pred = {c.name: c for c in list_clips(pred_dir, images=images)}
-    gt_names = [c.name for c in gt]
-    missing = [n for n in gt_names if n not in pred]
-    extra = [n for n in pred if n not in set(gt_names)]
-    if missing:
-        raise InputError(f"{len(missing)} GT clip(s) have no prediction: {_names(missing)}", path=pred_dir,
-                         hint="produce frames for every GT clip (same clip names)")
-    if extra:
-        raise InputError(f"{len(extra)} prediction clip(s) have no GT clip: {_names(extra)}", path=pred_dir,
-                         hint="remove them or point --gt at the matching set")
-    pairs = []
-    for g in gt:
-        p = pred[g.name]
-        ng, np_ = g.num_frames(), p.num_frames()
-        if ng != np_:
-            raise InputError(f"clip {g.name}: {np_} predicted frames but {ng} GT frames", path=p.path,
-                             hint="predict exactly one frame per GT frame")
-        sg, sp = g.size(), p.size()
-        if sg != sp and not resize:
-            raise InputError(f"clip {g.name}: predicted frames are {sp[1]}x{sp[0]} but GT frames are {sg[1]}x{sg[0]}",
-                             path=p.path, hint="produce frames at the GT size, or pass --resize to resample them")
-        pairs.append(ClipPair(g.name, g, p, ng, sg))
-    return pairs
 
 
 class _ClipCache:
@@ -428,26 +377,6 @@ def _recut(pairs: Iterable[tuple[Any, Sequence[Any]]], n_streams: int, batch: in
              for i, copy in enumerate(copies[1:])]
     for gt, *cut in zip(gts, *preds):
         yield gt, cut
-
-
-def check_labels(labels: Mapping[str, int], clips: Sequence[str]) -> None:
-    """Every label an ImageNet-1k class index, every clip in `clips` labelled (InputError otherwise)."""
-    bad = [(k, v) for k, v in labels.items() if isinstance(v, bool) or not isinstance(v, (int, np.integer))
-           or not 0 <= int(v) < 1000]
-    if bad:
-        raise InputError(f"label of {bad[0][0]!r} is {bad[0][1]!r}, not an ImageNet-1k class index (0..999)",
-                         hint="labels are ILSVRC2012 class indices, as in the ctest10k list")
-    missing = [c for c in clips if c not in labels]
-    if missing:
-        raise InputError(f"{len(missing)} clip(s) have no label: {_names(missing)}",
-                         hint="give every clip its ImageNet class, or no labels at all")
-
-
-def labels_record(labels: Mapping[str, int]) -> dict[str, Any]:
-    """What the protocol records of the labels: how many, and a digest of the (name, class) pairs."""
-    text = "".join(f"{k}\t{int(labels[k])}\n" for k in sorted(labels))
-    return {"n": len(labels), "sha256": hashlib.sha256(text.encode()).hexdigest(),
-            "meaning": "top1/top5 are accuracies against these ImageNet-1k class indices"}
 
 
 def score_dirs(pred_dir: str | Path, gt_dir: str | Path, **kwargs: Any) -> ScoreResult:
