@@ -255,7 +255,7 @@ def test_the_graph_sees_known_edges():
     """The parser itself: a relative import, a function-level import and a `from vcbench import`."""
     imports = all_imports()
     top = {(i.src, i.dst) for i in imports if not i.lazy}
-    assert ("vcbench.metrics.suite", "vcbench") in top  # from vcbench import PROTOCOL_VERSION
+    assert ("vcbench.metrics.protocol", "vcbench") in top  # from vcbench import PROTOCOL_VERSION
     assert ("vcbench.__main__", "vcbench.cli") in top
     assert any(i.lazy and i.src.startswith("vcbench.cli.") for i in imports)
 

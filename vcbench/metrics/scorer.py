@@ -28,6 +28,7 @@ from vcbench.frames import Clip, decoder_description
 from vcbench.metrics.classification import LABELS_KEY
 from vcbench.metrics.gt_cache import GTCache, clip_digest, entry_key
 from vcbench.metrics.pairing import ClipPair, check_labels, labels_record, pair_clips
+from vcbench.metrics.protocol import scorer_fields
 from vcbench.metrics.sizing import default_batch_size
 from vcbench.metrics.result import ScoreResult
 from vcbench.metrics.suite import MetricSuite, check_request, iter_chunks, to_frames_tensor
@@ -284,10 +285,7 @@ class Scorer:
                     self._score_clip(gt_clip, pairs, suites, n, bar, label, digest_of)
         finally:
             bar.close()
-        batch = self.batch_size if self.batch_size is not None else "auto (from frame size and device)"
-        extra: dict[str, Any] = {"batch_size": batch, "gt_cache": "on" if self.cache.enabled else "off"}
-        if labels is not None:
-            extra["labels"] = labels_record(labels)
+        extra = scorer_fields(self.batch_size, self.cache.enabled, labels)
         return [suite.result(decoder=decoder_description(), protocol_extra=extra) for suite in suites]
 
     def _score_clip(self, gt_clip: Clip, pairs: Iterable[tuple[Any, Sequence[Any]]], suites: Sequence[MetricSuite],

@@ -21,7 +21,6 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from vcbench import PROTOCOL_VERSION, __version__
 from vcbench.devices import resolve_device
 from vcbench.errors import InputError, WeightsError
 from vcbench.flow.base import FlowEstimator
@@ -29,12 +28,11 @@ from vcbench.flow.pairs import FlowPairs
 from vcbench.flow.registry import get_estimator, resolve_flow
 from vcbench.metrics.base import Metric
 from vcbench.metrics.context import ClipCursor, FrameContext
+from vcbench.metrics.protocol import RESIZE_FILTER, protocol_record
 from vcbench.metrics.registry import create_metric, get_info, metric_names
 from vcbench.metrics.result import ScoreResult, _finite
 from vcbench.weights import digests, unverified
 
-#: Resampling used when a prediction's size differs from its GT and resizing was asked for.
-RESIZE_FILTER = "bicubic, antialiased (torch.nn.functional.interpolate, align_corners=False), rounded to uint8"
 
 
 # ------------------------------------------------------------------------------------ frames
@@ -281,27 +279,13 @@ class MetricSuite:
         for m in self.metrics.values():
             weights.update(digests(m.weights_used()))
             not_verified += unverified(m.weights_used())
-        flow_label = flow["name"] if flow else self.flow_name
         n_frames = sum(self.clip_frames.values())
         pooled = {n: n_frames for n, m in self.metrics.items() if m.pooled}
         # Metrics say themselves why a value may mislead (FID below its frame floor).
         notes = [note for m in self.metrics.values() for note in m.notes()]
-        proto: dict[str, Any] = {
-            "name": f"{PROTOCOL_VERSION}/{flow_label}",
-            "version": PROTOCOL_VERSION,
-            "vcbench": __version__,
-            "flow": flow,
-            "decoder": decoder,
-            "resize": f"pred resized to GT size: {RESIZE_FILTER}" if self.resize else "none (sizes must match)",
-            "device": str(self.device),
-            "weights": dict(sorted(weights.items())),
-            "unverified_weights": sorted(set(not_verified)),
-            "pooled_frames": pooled,
-            "notes": notes,
-        }
-        if extra:
-            proto.update(extra)
-        return proto
+        return protocol_record(flow=flow, flow_name=self.flow_name, decoder=decoder, resize=self.resize,
+                               device=str(self.device), weights=weights, unverified=not_verified, pooled=pooled,
+                               notes=notes, extra=extra)
 
     def result(self, *, decoder: str | None = None, protocol_extra: dict[str, Any] | None = None) -> ScoreResult:
         """A `ScoreResult` of everything fed so far (closes an open clip)."""
