@@ -10,7 +10,10 @@ Entries are plain `.npy` arrays written in order to a file with no name (O_TMPFI
 locked `.part` beside the target) and renamed into place when complete (`ArrayWriter`), so an
 interrupted or killed run leaves no entry that is ever read, and the next writer removes any dead
 writer's `.part` (`sweep_parts`); reads use `mmap_mode="r"`, so a long clip's flow is paged in batch
-by batch and memory stays flat.
+by batch and memory stays flat. An entry of several arrays per row (the GT flow and its 0/1 mask) is
+one record array, each field in its own dtype (`ArrayWriter.write_fields`), so its parts are
+committed together and no part is stored wider than it is. Rows go to the file from the caller's
+buffers and come out of the map with one copy into the tensor the metrics get (`rows_tensor`).
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import torch
 
 from vcbench import PROTOCOL_VERSION
 from vcbench.atomic import _os_error, atomic_path
 from vcbench.hashing import frames_digest, sha256_file, video_digest
 
 log = logging.getLogger(__name__)
-
 
 
 def default_cache_dir() -> Path:
@@ -132,6 +135,8 @@ class ArrayWriter:
         self.path = Path(path)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
+        if self.dtype.names and not _packed(self.dtype):
+            raise ValueError(f"record dtype {self.dtype} has padding: its fields cannot be written back to back")
         self._rows = 0
         self._stack = contextlib.ExitStack()
         fh = _anonymous_file(self.path.parent)
@@ -159,12 +164,40 @@ class ArrayWriter:
             self._stack.close()
             raise _os_error(exc, self.path) from exc
 
+    def _fits(self, k: int, shape: tuple[int, ...], want: tuple[int, ...]) -> None:
+        if shape != want or self._rows + k > self.shape[0]:
+            raise ValueError(f"rows {shape} do not fit the cache entry {self.shape} of {self.dtype} "
+                             f"at row {self._rows}")
+
     def write(self, rows: np.ndarray) -> None:
+        """Append rows (k, *shape[1:]), written from the array's own buffer (copied only when it is
+        not C-contiguous or not of the entry's dtype)."""
+        if self.dtype.names:
+            raise TypeError(f"cache entry {self.path.name} is a record array: pass its fields to write_fields")
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
-        if rows.shape[1:] != self.shape[1:] or self._rows + rows.shape[0] > self.shape[0]:
-            raise ValueError(f"rows {rows.shape} do not fit the cache entry {self.shape} at row {self._rows}")
-        self._guard(lambda: self._fh.write(rows.tobytes()))
+        self._fits(rows.shape[0], rows.shape, (rows.shape[0], *self.shape[1:]))
+        self._guard(lambda: self._fh.write(rows))
         self._rows += rows.shape[0]
+
+    def write_fields(self, *parts: np.ndarray) -> None:
+        """Append k rows of a record-array entry given as one array per field, in field order (field
+        f's array is (k, *f's shape) in f's dtype): each row's fields go to the file one after the
+        other from those arrays' buffers, so the interleaved records are never built in memory."""
+        names = self.dtype.names
+        if not names or len(parts) != len(names):
+            raise TypeError(f"cache entry {self.path.name} takes {len(names or ())} field arrays, got {len(parts)}")
+        fields = [self.dtype.fields[name][0] for name in names]
+        arrays = [np.ascontiguousarray(p, dtype=f.base) for p, f in zip(parts, fields)]
+        k = arrays[0].shape[0]
+        self._fits(k, tuple(tuple(a.shape) for a in arrays), tuple((k, *f.shape) for f in fields))
+
+        def rows() -> None:
+            for i in range(k):
+                for a in arrays:
+                    self._fh.write(a[i])
+
+        self._guard(rows)
+        self._rows += k
 
     def commit(self) -> None:
         if self._rows != self.shape[0]:
@@ -194,6 +227,28 @@ class ArrayWriter:
 
 class _Abort(Exception):
     pass
+
+
+def _packed(dtype: np.dtype) -> bool:
+    """Whether a record dtype's fields lie back to back in field order, with nothing after the last."""
+    offset = 0
+    for name in dtype.names or ():
+        field, at = dtype.fields[name][:2]
+        if at != offset:
+            return False
+        offset += field.itemsize
+    return offset == dtype.itemsize
+
+
+def rows_tensor(rows: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A new CPU tensor holding `rows` (e.g. a slice or a field of a memory-mapped entry), converted to
+    `dtype` (default: the rows' own) on the way: the one copy out of the map (torch.from_numpy cannot
+    take a read-only map without a warning, and copying to an array first would copy twice)."""
+    if dtype is None:
+        dtype = torch.from_numpy(np.empty(0, rows.dtype)).dtype
+    out = torch.empty(rows.shape, dtype=dtype)
+    np.copyto(out.numpy(), rows, casting="safe")
+    return out
 
 
 class GTCache:
@@ -228,6 +283,20 @@ class GTCache:
             self.misses += 1
             return None
         self.hits += 1
+        return arr
+
+    def load_as(self, kind: str, key: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray | None:
+        """`load`, and the entry must have exactly this dtype and shape (a miss otherwise): a reader
+        never takes an array of another layout for its own, whatever sits under the key."""
+        arr = self.load(kind, key, shape[0])
+        if arr is None:
+            return None
+        if arr.dtype != np.dtype(dtype) or arr.shape != tuple(shape):
+            log.warning("ignoring cache entry %s: %s %s, expected %s %s", self.path(kind, key), arr.dtype,
+                        arr.shape, np.dtype(dtype), tuple(shape))
+            self.hits -= 1
+            self.misses += 1
+            return None
         return arr
 
     def writer(self, kind: str, key: str, shape: tuple[int, ...], dtype: np.dtype | str) -> ArrayWriter | None:

@@ -26,7 +26,7 @@ from vcbench.errors import InputError
 from vcbench.flow.pairs import FlowPairs
 from vcbench.frames import Clip, decoder_description
 from vcbench.metrics.classification import LABELS_KEY
-from vcbench.metrics.gt_cache import GTCache, clip_digest, entry_key
+from vcbench.metrics.gt_cache import GTCache, clip_digest, entry_key, rows_tensor
 from vcbench.metrics.pairing import ClipPair, check_labels, labels_record, pair_clips
 from vcbench.metrics.protocol import scorer_fields
 from vcbench.metrics.sizing import default_batch_size
@@ -38,7 +38,21 @@ __all__ = ["ClipPair", "Scorer", "pair_clips"]
 
 
 class _ClipCache:
-    """GT-side cache entries of one clip: readers for what exists, writers for what is computed now."""
+    """GT-side cache entries of one clip: readers for what exists, writers for what is computed now.
+
+    The GT flow entry holds one record per consecutive pair: the forward flow as float32 and Lai's
+    non-occlusion mask, which is 0/1 by construction, as uint8 (9 bytes a pixel, not 12 with the mask
+    as a third float32 channel). The layout is part of the entry key, so an entry of the former
+    layout is never looked up, and `GTCache.load_as` refuses one of another dtype under the key.
+    """
+
+    #: Names the flow entry's layout in its key (entries written before it are a one-time miss).
+    FLOW_LAYOUT = "records: fw float32 (2,H,W), noc uint8 (1,H,W)"
+
+    @staticmethod
+    def flow_dtype(size: tuple[int, int]) -> np.dtype:
+        """The record of one pair of the GT flow entry for frames of `size` (H, W)."""
+        return np.dtype([("fw", "<f4", (2, *size)), ("noc", "u1", (1, *size))])
 
     def __init__(self, cache: GTCache, suite: MetricSuite, clip: Clip, n: int, size: tuple[int, int],
                  resize_policy: str, digest_of: Callable[[Clip], str]):
@@ -55,12 +69,13 @@ class _ClipCache:
             return  # nothing of this run is cached: the GT's files need no hashing
         digest = digest_of(clip)
         if cache_flow:
-            parts = {"estimator": est.name, "params": est.params,
-                     "weights": digests(est.weights_used()), "size": list(size), "resize": resize_policy}
+            parts = {"estimator": est.name, "params": est.params, "weights": digests(est.weights_used()),
+                     "size": list(size), "resize": resize_policy, "layout": self.FLOW_LAYOUT}
             key = entry_key("flow", digest, parts)
-            self.flow = cache.load("flow", key, max(n - 1, 0))
+            shape, dtype = (max(n - 1, 0),), self.flow_dtype(size)
+            self.flow = cache.load_as("flow", key, dtype, shape)
             if self.flow is None and n > 1:
-                self.flow_writer = cache.writer("flow", key, (n - 1, 3, *size), np.float32)
+                self.flow_writer = cache.writer("flow", key, shape, dtype)
         for fkey, provider in providers.items():
             parts = {"provider": type(provider).__name__, "weights": digests(provider.weights_used()), "size": list(size),
                      "resize": resize_policy}
@@ -76,17 +91,19 @@ class _ClipCache:
 
     def inputs(self, start: int, k: int, has_prev: bool, device: torch.device) -> tuple[FlowPairs | None, dict]:
         pairs = None
-        if self.flow is not None:
-            lo = start - 1 if has_prev else start
-            block = torch.from_numpy(np.array(self.flow[lo:start + k - 1])).to(device)
-            pairs = FlowPairs(fw=block[:, :2].contiguous(), noc=block[:, 2:3].contiguous())
-        feats = {key: torch.from_numpy(np.array(arr[start:start + k])).to(device) for key, arr in self.feats.items()}
+        if self.flow is not None:  # one copy out of the map per tensor, the mask widened to float32 on the way
+            block = self.flow[start - 1 if has_prev else start:start + k - 1]
+            pairs = FlowPairs(fw=rows_tensor(block["fw"]).to(device),
+                              noc=rows_tensor(block["noc"], torch.float32).to(device))
+        feats = {key: rows_tensor(arr[start:start + k]).to(device) for key, arr in self.feats.items()}
         return pairs, feats
 
     def store(self, ctx: Any, k: int) -> None:
         if self.flow_writer is not None and ctx.pairs is not None and ctx.pairs.fw.shape[0]:
-            rows = torch.cat([ctx.pairs.fw.float(), ctx.pairs.noc.float()], dim=1).cpu().numpy()
-            self.flow_writer.write(rows)
+            noc = ctx.pairs.noc.to(torch.uint8)
+            if not torch.equal(noc, ctx.pairs.noc):  # lossless only for an exact 0/1 mask
+                raise ValueError("the GT non-occlusion mask holds values other than 0 and 1: not cacheable as uint8")
+            self.flow_writer.write_fields(ctx.pairs.fw.to(torch.float32).cpu().numpy(), noc.cpu().numpy())
         for fkey, value in ctx.gt_cache.items():
             if fkey in self.feats or fkey not in self.feat_keys:
                 continue
