@@ -113,16 +113,30 @@ def _read_labels(arg: Path) -> dict[str, int]:
     return read_class_labels(arg)
 
 
-def run(args: argparse.Namespace) -> int:
+def _score(args: argparse.Namespace, metrics: list[str] | None, labels: dict[str, int] | None) -> Any:
+    """The run's ScoreResult: the torch-free scorer when it covers every requested metric (cdc and
+    colorfulness on the CPU: same numbers and output, no torch import), else the streaming scorer."""
+    from vcbench.metrics import light  # lazy: CLI start-up (cv2; every command module loads)
+
+    names = light.light_request(metrics, device=args.device, resize=args.resize, flow=args.flow,
+                                batch_size=args.batch_size)
+    if names is not None:
+        return light.score_dirs(args.pred, args.gt, names, flow=args.flow, batch_size=args.batch_size,
+                                use_cache=not args.no_cache, labels=labels, images=args.images,
+                                progress=not args.quiet)
     from vcbench.metrics.scorer import Scorer  # lazy: CLI start-up (torch; every command module loads)
 
-    metrics = metric_list(args.metrics)
-    check_json_dest(args.json)
-    labels = _read_labels(args.labels) if args.labels is not None else None
     scorer = Scorer(metrics, device=args.device, flow=args.flow, batch_size=args.batch_size,
                     cache_dir=args.cache_dir, use_cache=not args.no_cache, resize=args.resize,
                     allow_unverified_weights=args.allow_unverified_weights, progress=not args.quiet)
-    result = scorer.score_dirs(args.pred, args.gt, labels=labels, images=args.images)
+    return scorer.score_dirs(args.pred, args.gt, labels=labels, images=args.images)
+
+
+def run(args: argparse.Namespace) -> int:
+    metrics = metric_list(args.metrics)
+    check_json_dest(args.json)
+    labels = _read_labels(args.labels) if args.labels is not None else None
+    result = _score(args, metrics, labels)
     table_out: TextIO = sys.stderr if args.json == "-" else sys.stdout
     if args.json:
         write_json_text(args.json, result.dumps() + "\n")

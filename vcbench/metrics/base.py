@@ -11,7 +11,6 @@ metric used alone, one from the metric's own `ClipCursor` (the frames before the
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar, Generic, TypeVar
 
@@ -19,6 +18,7 @@ import torch
 
 from vcbench.metrics.context import ClipCursor, FrameContext
 from vcbench.metrics.registry import METRICS, MetricInfo
+from vcbench.metrics.result import mean_of_clips, mean_or_none
 from vcbench.weights import WeightFile
 
 T = TypeVar("T")
@@ -139,7 +139,7 @@ class Metric(ABC):
         return list(self._current)
 
     def _clip_value(self, values: list[float]) -> float | None:
-        return float(sum(values) / len(values)) if values else None
+        return mean_or_none(values)
 
     def _end_clip_state(self) -> None:
         """Hook for metrics that carry per-clip state (previous frames, histograms)."""
@@ -165,9 +165,3 @@ class FrameMetric(Metric):
 
     def accumulate(self, pred: torch.Tensor, gt: torch.Tensor, ctx: FrameContext) -> None:
         self._current.extend(float(v) for v in self.frame_values(pred, gt).cpu().tolist())
-
-
-def mean_of_clips(per_clip: dict[str, float | None]) -> float | None:
-    """Dataset value from per-clip values: their mean, undefined (None/NaN) clips left out."""
-    vals = [v for v in per_clip.values() if v is not None and not math.isnan(v)]
-    return float(sum(vals) / len(vals)) if vals else None

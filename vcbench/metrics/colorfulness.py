@@ -8,23 +8,24 @@ M = sqrt(sd_rg^2 + sd_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2) with population st
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from vcbench.metrics.base import FrameMetric
+from vcbench.metrics.colorfulness_math import colorfulness_from_sums, plane_colorfulness
 from vcbench.metrics.sizing import frame_chunks
 
 
 def colorfulness_frames(frames: torch.Tensor) -> torch.Tensor:
     """Per-frame colourfulness of uint8 RGB (N,3,H,W), float64.
 
-    rg = R - G and 2 yb = R + G - 2B are integers, so their sums and sums of squares are exact in
-    int64 and the population variance n * sum(x^2) - sum(x)^2 is an exact integer (Python ints):
-    the textbook value correctly rounded, with no float64 copy of the frames. A few frames per
-    reduction (memory bounded by `frame_chunks`, not by the batch): one op per chunk rather than per
-    frame, since each small op with torch's threads on a loaded shared CPU waits on its slowest thread.
+    On the CPU each frame's planes go to `colorfulness_math.plane_colorfulness` (numpy; the torch-free
+    scorer's function). Elsewhere the same exact integer sums are taken by torch on the device, a few
+    frames per reduction (memory bounded by `frame_chunks`, not by the batch), and end in the same
+    `colorfulness_from_sums`: the sums are exact integers either way, so the floats are the same.
     """
+    if frames.device.type == "cpu":
+        arr = frames.contiguous().numpy()
+        return torch.tensor([plane_colorfulness(f[0], f[1], f[2]) for f in arr], dtype=torch.float64)
     out: list[float] = []
     n_frames, n = frames.shape[0], frames.shape[-2] * frames.shape[-1]
     for c in frame_chunks(n_frames, 16 * n, frames.device):  # two int32 planes and their squares
@@ -33,12 +34,8 @@ def colorfulness_frames(frames: torch.Tensor) -> torch.Tensor:
         rg = r - g
         yb2 = r + g - 2 * b  # 2 * yb
         sums = torch.stack([rg.sum(dim=(1, 2)), rg.square().sum(dim=(1, 2)),
-                            yb2.sum(dim=(1, 2)), yb2.square().sum(dim=(1, 2))], dim=1)
-        for s in sums.tolist():
-            var_rg = (n * s[1] - s[0] * s[0]) / (n * n)
-            var_yb = (n * s[3] - s[2] * s[2]) / (4 * n * n)
-            mean_rg, mean_yb = s[0] / n, s[2] / (2 * n)
-            out.append(math.sqrt(var_rg + var_yb) + 0.3 * math.sqrt(mean_rg * mean_rg + mean_yb * mean_yb))
+                            yb2.sum(dim=(1, 2)), yb2.square().sum(dim=(1, 2))], dim=1)  # int64
+        out.extend(colorfulness_from_sums(n, *s) for s in sums.tolist())
     return torch.tensor(out, dtype=torch.float64)
 
 

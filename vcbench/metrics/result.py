@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 
 def _finite(v: Any) -> float | None:
@@ -19,6 +19,16 @@ def _finite(v: Any) -> float | None:
         return None
     v = float(v)
     return v if math.isfinite(v) else None
+
+
+def mean_or_none(values: Sequence[float]) -> float | None:
+    """A clip's value from its per-frame values: their mean, None where there are none."""
+    return float(sum(values) / len(values)) if values else None
+
+
+def mean_of_clips(per_clip: Mapping[str, float | None]) -> float | None:
+    """Dataset value from per-clip values: their mean, undefined (None/NaN) clips left out."""
+    return mean_or_none([v for v in per_clip.values() if v is not None and not math.isnan(v)])
 
 
 @dataclass

@@ -1,0 +1,220 @@
+"""The torch-free scorer: `vcbench score` for metrics that are integer and histogram arithmetic on uint8.
+
+CDC and colourfulness need neither torch nor a GPU, yet on the streaming scorer (`metrics.scorer`)
+importing torch alone costs about a second of a run that scores 96 frames at 854x480 in well under
+one. `vcbench score` takes this path by itself when every requested metric has a torch-free
+implementation here (`LIGHT_METRICS`), on the CPU and without `--resize` (`light_request`); the
+result is the streaming scorer's byte for byte (values, per-clip and per-frame lists, the GT's own
+values, the protocol), because every piece is the same code: the pairing checks (`metrics.pairing`),
+the decoder and its checks (`frames.Clip.iter_frames`), the arithmetic (`metrics.cdc_math`,
+`metrics.colorfulness_math`, which the torch metrics call too), the dataset means (`metrics.result`)
+and the protocol (`metrics.protocol`).
+
+Frames decode on the frames module's shared pool a bounded window ahead; each (prediction, GT) frame
+pair then goes to a small thread pool of this module that splits the planes and computes what each
+metric keeps (OpenCV's calcHist and numpy's large operations release the GIL). A frame is dropped
+when its task ends, so a clip keeps only its (N, 3, 256) histograms and per-frame floats: memory is
+flat in the number of clips and in the clip length, bounded in the frame size.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from vcbench.errors import InputError
+from vcbench.frames import decode_threads, decoder_description
+from vcbench.metrics.cdc_math import cdc_value, pair_divergences, plane_histograms
+from vcbench.metrics.colorfulness_math import plane_colorfulness
+from vcbench.metrics.pairing import ClipPair, check_labels, pair_clips
+from vcbench.metrics.protocol import protocol_record, scorer_fields
+from vcbench.metrics.registry import get_info, metric_names
+from vcbench.metrics.result import ScoreResult, _finite, mean_of_clips, mean_or_none
+
+__all__ = ["LIGHT_METRICS", "LightMetric", "light_request", "score_dirs"]
+
+#: Frame pairs in flight on the work pool per thread (decoded frames wait here, so memory stays bounded).
+_AHEAD_PER_THREAD = 2
+
+
+@dataclass(frozen=True)
+class LightMetric:
+    """A metric's torch-free implementation: `frame` maps one frame's uint8 (H, W) R, G, B planes to
+    what the clip keeps of it; `clip` maps the kept values, in frame order, to (the per-frame list,
+    the clip's value), exactly as the metric's torch class reports them."""
+
+    frame: Callable[[Sequence[np.ndarray]], Any]
+    clip: Callable[[list[Any]], tuple[list[float], float | None]]
+
+
+def _cdc_clip(hists: list[np.ndarray]) -> tuple[list[float], float | None]:
+    stacked = np.stack(hists)  # (N, 3, 256): what `CDC` concatenates from its batches
+    return pair_divergences(stacked), cdc_value(stacked)
+
+
+def _frame_values(values: list[float]) -> tuple[list[float], float | None]:
+    return list(values), mean_or_none(values)  # a FrameMetric's clip value: the mean of its frames'
+
+
+#: Metrics with a torch-free implementation (none of them loads weights or needs flow).
+LIGHT_METRICS: dict[str, LightMetric] = {
+    "cdc": LightMetric(plane_histograms, _cdc_clip),
+    "colorfulness": LightMetric(lambda planes: plane_colorfulness(*planes), _frame_values),
+}
+
+
+def light_request(metrics: Sequence[str] | None, *, device: str, resize: bool, flow: str,
+                  batch_size: int | None = None) -> list[str] | None:
+    """The metric names (in order, each once) when this module scores the request with the streaming
+    scorer's numbers and output, else None (the `Scorer` runs, and reports any mistake in the request).
+
+    Every metric in `LIGHT_METRICS`, `device` exactly "cpu" (anything else is resolved by torch),
+    no resize, a `flow` that only names the protocol ("auto" is resolved from ptlflow and its weights,
+    so it goes to the Scorer) and a valid batch size.
+    """
+    if not metrics or device != "cpu" or resize or flow == "auto" or (batch_size is not None and batch_size < 1):
+        return None
+    names = list(dict.fromkeys(metrics))
+    return names if all(n in LIGHT_METRICS for n in names) else None
+
+
+class _Record:
+    """One metric's per-clip values and per-frame lists (a `Metric`'s `per_clip` / `per_frame`)."""
+
+    def __init__(self, impl: LightMetric) -> None:
+        self.impl = impl
+        self.per_clip: dict[str, float | None] = {}
+        self.per_frame: dict[str, list[float]] = {}
+
+    def end_clip(self, clip: str, kept: list[Any]) -> None:
+        self.per_frame[clip], self.per_clip[clip] = self.impl.clip(kept)
+
+
+def score_dirs(pred_dir: str | Path, gt_dir: str | Path, metrics: Sequence[str], *, flow: str = "dis",
+               batch_size: int | None = None, use_cache: bool = True, labels: Mapping[str, int] | None = None,
+               images: bool = False, progress: bool = True) -> ScoreResult:
+    """`Scorer(metrics, device="cpu", flow=flow, ...).score_dirs(pred_dir, gt_dir, labels=, images=)`
+    for metrics `light_request` accepted, without torch: the same checks, messages and result.
+
+    `batch_size` and `use_cache` change no value here (each frame is scored alone and no metric has a
+    GT side); they are recorded in the protocol as the streaming scorer records them.
+    """
+    names = list(dict.fromkeys(metrics))
+    unknown = [n for n in names if n not in LIGHT_METRICS]
+    if unknown:
+        raise ValueError(f"no torch-free implementation of {', '.join(unknown)} (ask light_request first)")
+    pairs = pair_clips(pred_dir, gt_dir, images=images)
+    if labels is not None:
+        check_labels(labels, [p.name for p in pairs])
+    twins = [n for n in metric_names() if n in names and get_info(n).gt_twin]  # registry order, as the suite's
+    decode_gt = bool(twins) or any(get_info(n).reads_gt for n in names)
+    records = {n: _Record(LIGHT_METRICS[n]) for n in names}
+    gt_records = {n: _Record(LIGHT_METRICS[n]) for n in twins}
+    clip_frames: dict[str, int] = {}
+    threads = decode_threads()
+    bar = tqdm(total=sum(p.n_frames for p in pairs), unit="frame", desc="scoring", disable=not progress,
+               dynamic_ncols=True)
+    try:
+        with ThreadPoolExecutor(threads, thread_name_prefix="vcbench-light") as pool:
+            for pair in pairs:
+                kept: dict[str, list[Any]] = {n: [] for n in names}
+                kept_gt: dict[str, list[Any]] = {n: [] for n in twins}
+                work = _work_fn([records[n].impl.frame for n in names], [gt_records[n].impl.frame for n in twins])
+                for pred_out, gt_out in _in_order(pool, work, _frame_pairs(pair, decode_gt), threads * _AHEAD_PER_THREAD):
+                    for n, v in zip(names, pred_out):
+                        kept[n].append(v)
+                    for n, v in zip(twins, gt_out):
+                        kept_gt[n].append(v)
+                    bar.update(1)
+                for n in names:
+                    records[n].end_clip(pair.name, kept[n])
+                for n in twins:
+                    gt_records[n].end_clip(pair.name, kept_gt[n])
+                clip_frames[pair.name] = pair.n_frames
+    finally:
+        bar.close()
+    protocol = protocol_record(flow=None, flow_name=flow, decoder=decoder_description(), resize=False, device="cpu",
+                               weights={}, unverified=(), pooled={}, notes=(),
+                               extra=scorer_fields(batch_size, use_cache, labels))
+    return _result(names, records, gt_records, clip_frames, protocol)
+
+
+def _work_fn(pred_fns: list[Callable], gt_fns: list[Callable]) -> Callable[[tuple[np.ndarray, np.ndarray | None]], tuple]:
+    """The task of one frame pair: split each frame's planes once, run every metric's frame function."""
+
+    def work(frames: tuple[np.ndarray, np.ndarray | None]) -> tuple[list[Any], list[Any]]:
+        pred, gt = frames
+        planes = cv2.split(pred)
+        gt_planes = cv2.split(gt) if gt_fns else ()
+        return [f(planes) for f in pred_fns], [f(gt_planes) for f in gt_fns]
+
+    return work
+
+
+def _frame_pairs(pair: ClipPair, decode_gt: bool) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """(predicted frame, GT frame or None) of one clip in order; the GT is decoded only when a metric
+    reads it. A decode that yields another count than `pair_clips` found is refused with the
+    streaming scorer's messages (a video whose header count is wrong)."""
+    n = pair.n_frames
+    gts = pair.gt.iter_frames() if decode_gt else None
+    t = 0
+    for pred in pair.pred.iter_frames():
+        gt = next(gts, None) if gts is not None else None
+        if t >= n or (gts is not None and gt is None):
+            raise InputError(f"clip {pair.name}: the prediction has more frames than the {n} GT frames",
+                             path=pair.gt.path, hint="predict exactly one frame per GT frame")
+        yield pred, gt
+        t += 1
+    if t != n or (gts is not None and next(gts, None) is not None):
+        raise InputError(f"clip {pair.name}: the prediction has {t} frames but the GT has {n}", path=pair.gt.path,
+                         hint="predict exactly one frame per GT frame")
+
+
+def _in_order(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterator[Any], window: int) -> Iterator[Any]:
+    """`map(fn, items)` on `pool`, in order, at most `window` tasks ahead (their frames are what is held)."""
+    pending: deque[Future] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
+def _result(names: list[str], records: dict[str, _Record], gt_records: dict[str, _Record],
+            clip_frames: dict[str, int], protocol: dict[str, Any]) -> ScoreResult:
+    """The `ScoreResult` `MetricSuite.result` builds from the same values, in the same key order."""
+    per_clip: dict[str, dict[str, float | None]] = {c: {} for c in clip_frames}
+    per_frame: dict[str, dict[str, list[float | None]]] = {c: {} for c in clip_frames}
+    for n in names:
+        for c, v in records[n].per_clip.items():
+            per_clip[c][n] = _finite(v)
+        for c, vs in records[n].per_frame.items():
+            if vs:
+                per_frame[c][n] = [_finite(x) for x in vs]
+    gt_per_clip: dict[str, dict[str, float | None]] = {}
+    for n, rec in gt_records.items():
+        for c, v in rec.per_clip.items():
+            gt_per_clip.setdefault(c, {})[n] = v
+    return ScoreResult(
+        metrics={n: _finite(mean_of_clips(records[n].per_clip)) for n in names},
+        unavailable={},
+        gt_metrics={n: _finite(mean_of_clips(rec.per_clip)) for n, rec in gt_records.items()},
+        gt_per_clip=gt_per_clip,
+        per_clip=per_clip,
+        per_frame=per_frame,
+        protocol=protocol,
+        n_clips=len(clip_frames),
+        n_frames=sum(clip_frames.values()),
+    )
