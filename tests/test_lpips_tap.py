@@ -21,7 +21,10 @@ def test_tap_term_matches_the_package_form_and_is_zero_on_equal_inputs():
     xb = torch.relu(xa + 0.3 * torch.randn(xa.shape, generator=g))
     xb[0, :, :4] = 0  # all-zero feature columns: the eps keeps them finite, as in lpips
     lin = torch.rand(1, 64, 1, 1, generator=g)
-    got, want = _tap_distance(xa, xb, lin), _package_form(xa, xb, lin)
-    assert got.shape == (3,)
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
-    assert torch.equal(_tap_distance(xa, xa.clone(), lin), torch.zeros(3))
+    want = _package_form(xa, xb, lin)
+    for layout in (torch.channels_last, torch.contiguous_format):  # the CPU's and CUDA's
+        got = _tap_distance(torch.cat([xa, xb]).contiguous(memory_format=layout), 3, lin)
+        assert got.shape == (3,)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+        same = torch.cat([xa, xa]).contiguous(memory_format=layout)
+        assert torch.equal(_tap_distance(same, 3, lin), torch.zeros(3))
