@@ -378,21 +378,37 @@ class Clip:
         finally:
             container.close()
 
-    def iter_batches(self, n: int) -> Iterator[np.ndarray]:
-        """Yield (B, H, W, 3) uint8 batches of up to `n` consecutive frames (the last may be short)."""
+    def iter_batches(self, n: int, *, channels_first: bool = False) -> Iterator[np.ndarray]:
+        """Yield (B, H, W, 3) uint8 batches of up to `n` consecutive frames (the last may be short).
+
+        `channels_first`: (B, 3, H, W) batches instead, the layout torch takes (the scorer's): each
+        frame is copied once, transposed, into its batch, where stacking and then transposing the
+        stack would copy every frame twice. Each batch is a new array (callers keep views of it).
+        """
         if n < 1:
             raise ValueError("batch size must be >= 1")
-        buf: list[np.ndarray] = []
+        shape: tuple[int, ...] | None = None
+        frames: list[np.ndarray] = []  # the batch being filled, stacked when full
+        batch: np.ndarray | None = None  # channels_first: the batch being filled, written in place
+        k = 0
         for frame in self.iter_frames():
-            if buf and frame.shape != buf[0].shape:
+            if shape is None:
+                shape = frame.shape
+            elif frame.shape != shape:
                 raise InputError("frame size changes inside the video", path=self.path,
                                  hint="all frames of a clip must share one size")
-            buf.append(frame)
-            if len(buf) == n:
-                yield np.stack(buf)
-                buf = []
-        if buf:
-            yield np.stack(buf)
+            if channels_first:
+                if batch is None:
+                    batch = np.empty((n, shape[2], shape[0], shape[1]), frame.dtype)
+                batch[k] = frame.transpose(2, 0, 1)
+            else:
+                frames.append(frame)
+            k += 1
+            if k == n:
+                yield batch if batch is not None else np.stack(frames)
+                frames, batch, k = [], None, 0
+        if k:
+            yield batch[:k] if batch is not None else np.stack(frames)
 
 
 class ImageClip(Clip):

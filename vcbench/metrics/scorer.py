@@ -208,7 +208,7 @@ class Scorer:
         if labels is not None:
             check_labels(labels, [p.name for p in pairs])
         counts = {p.name: p.n_frames for p in pairs}
-        streams = ((p.gt, p.pred.iter_batches(self.batch_for(p.size))) for p in pairs)
+        streams = ((p.gt, p.pred.iter_batches(self.batch_for(p.size), channels_first=True)) for p in pairs)
         # pair_clips checked the sizes, so without a resize a run that reads no GT pixel decodes no GT frame
         decode_gt = self.resize or self.reads_gt()
         return self._run(self._decoded(streams, counts, decode_gt), 1, total=sum(counts.values()), counts=counts,
@@ -348,7 +348,7 @@ def _paired(clip: Clip, pred_batches: Iterable[Any], batch: int, n: int) -> Iter
     """(GT batch, [predicted batch]) of one clip: the GT decoded in batches of `batch`, the prediction
     (batches of any size) re-cut to match; `_checked` finds a prediction of another length than the
     `n` GT frames, which ends here as a pair without GT (`None`)."""
-    gt_iter = clip.iter_batches(batch)
+    gt_iter = clip.iter_batches(batch, channels_first=True)  # the layout to_frames_tensor keeps as is
     t = 0
     for pred in iter_chunks(pred_batches, batch):
         gt = next(gt_iter, None)
