@@ -2,9 +2,10 @@
 
 Both agree with their references frame by frame (PSNR with the textbook / TCVC's `calculate_psnr`,
 SSIM with `skimage.metrics.structural_similarity` in Wang et al.'s configuration). On the CPU, SSIM
-runs skimage's own arithmetic (scipy.ndimage's Gaussian, float64) strip by strip on a thread pool,
-1.9-2.7x faster than skimage per frame at 854x480 and 1280x720 on one core and faster again with two,
-equal to 1e-15; on CUDA the same float64 filter runs in torch (`_ssim_chunk`), equal to 1e-12.
+runs skimage's arithmetic strip by strip on a thread pool, its Gaussian means from OpenCV's separable
+float64 filter with scipy's weights on the exact integer planes (equal to skimage to ~1e-14; scipy's
+own filter, used before, was 1.7x slower per frame at 854x480); on CUDA the same float64 filter runs in
+torch (`_ssim_chunk`), equal to 1e-12.
 """
 
 from __future__ import annotations
@@ -113,9 +114,9 @@ def _ssim_chunk(x: torch.Tensor, y: torch.Tensor, taps: torch.Tensor) -> torch.T
 def ssim_frames(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """Per-frame SSIM (mean over RGB) of uint8 (N,3,H,W) batches, in float64, as skimage computes it.
 
-    On the CPU this is skimage's own arithmetic (scipy.ndimage's Gaussian per channel plane, float64),
-    in row strips that stay in cache and on `cpu_threads()` threads (scipy and numpy release the GIL):
-    values equal skimage's to ~1e-16. Elsewhere (CUDA) the same float64 filter in torch (`_ssim_chunk`).
+    On the CPU this is skimage's arithmetic per channel plane (`_ssim_plane`: OpenCV's float64 Gaussian),
+    in row strips that stay in cache and on `cpu_threads()` threads: values equal skimage's to ~1e-14.
+    Elsewhere (CUDA) the same float64 filter in torch (`_ssim_chunk`).
     """
     _check_pair(pred, gt)
     h, w = pred.shape[-2:]
@@ -137,9 +138,8 @@ def ssim_frames(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64, device=pred.device)
 
 
-#: Output rows per strip of the CPU SSIM: ~10 float64 planes of (rows + 10) x W stay in a core's L2
-#: (measured at 854x480 on this 2-core Xeon: 64 rows 0.078 s/frame, 32 rows 0.077, whole plane 0.084;
-#: skimage 0.13-0.15 s/frame).
+#: Output rows per strip of the CPU SSIM: its ~10 float64 planes of (rows + 10) x W stay near a core's
+#: L2 (854x480, OpenCV filter: 32 rows 90 ms/frame, 64 rows 97, whole plane 200, on a loaded machine).
 SSIM_STRIP_ROWS = 64
 
 
@@ -162,39 +162,37 @@ _local = threading.local()
 def _ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
     """skimage's mean SSIM of one uint8 channel plane pair (H, W), strip by strip.
 
-    Each strip is filtered with `SSIM_RADIUS` extra rows above and below, so its kept rows see exactly
-    the neighbours (and, at the frame's top and bottom, the "reflect" border) that a whole-plane filter
-    gives them: scipy computes every output from the same inputs in the same order, bit for bit.
-    Only the final mean is summed in another order (~1e-16).
+    The five Gaussian means (x, y, x^2, y^2, xy) are OpenCV's separable float64 filter with scipy's
+    weights (`_gaussian_taps`), fed the exact integer planes (uint8, and uint16 products, at most
+    255^2), so no float64 copy of the inputs is made. OpenCV filters rows before columns, scipy
+    columns first, so the means differ from skimage's in the last bits only (SSIM within ~1e-14 of
+    skimage on real frames; the tests hold it to 1e-12), at twice scipy's speed per frame. Each strip is filtered with
+    `SSIM_RADIUS` extra rows above and below, so its kept rows see exactly the neighbours a whole-plane
+    filter gives them; borders never matter, since skimage crops the radius on every side.
     """
-    from scipy.ndimage import gaussian_filter
+    import cv2
 
     planes = getattr(_local, "planes", None)
     if planes is None:
         planes = _local.planes = _Planes()
+    taps = getattr(_local, "taps", None)
+    if taps is None:
+        taps = _local.taps = _gaussian_taps(torch.device("cpu")).numpy()
     r = _SSIM_RADIUS
     h, w = a.shape
     c1 = (SSIM_K1 * DATA_RANGE) ** 2
     c2 = (SSIM_K2 * DATA_RANGE) ** 2
     total = 0.0
 
-    def blur(src: np.ndarray, name: str) -> np.ndarray:
-        return gaussian_filter(src, SSIM_SIGMA, truncate=SSIM_TRUNCATE, mode="reflect",
-                               output=planes.get(name, src.shape))
+    def blur(src: np.ndarray) -> np.ndarray:
+        return cv2.sepFilter2D(src, cv2.CV_64F, taps, taps, borderType=cv2.BORDER_REFLECT)[r:-r, r:w - r]
 
     for r0 in range(r, h - r, SSIM_STRIP_ROWS):
         r1 = min(r0 + SSIM_STRIP_ROWS, h - r)
-        lo, hi = max(0, r0 - r), min(h, r1 + r)
-        shape = (hi - lo, w)
-        x, y, t = planes.get("x", shape), planes.get("y", shape), planes.get("t", shape)
-        x[...] = a[lo:hi]
-        y[...] = b[lo:hi]
-        ux, uy = blur(x, "ux"), blur(y, "uy")
-        uxx = blur(np.multiply(x, x, out=t), "uxx")
-        uyy = blur(np.multiply(y, y, out=t), "uyy")
-        uxy = blur(np.multiply(x, y, out=t), "uxy")
-        keep = (slice(r0 - lo, r1 - lo), slice(r, w - r))  # skimage's crop of the radius
-        ux, uy, uxx, uyy, uxy = ux[keep], uy[keep], uxx[keep], uyy[keep], uxy[keep]
+        x, y = a[r0 - r:r1 + r], b[r0 - r:r1 + r]
+        x16, y16 = x.astype(np.uint16), y.astype(np.uint16)
+        ux, uy = blur(x), blur(y)
+        uxx, uyy, uxy = blur(x16 * x16), blur(y16 * y16), blur(x16 * y16)
         shape = ux.shape
         # skimage: vx = uxx - ux*ux, vy = uyy - uy*uy, vxy = uxy - ux*uy (cov_norm 1 is exact);
         # S = ((2 ux uy + C1)(2 vxy + C2)) / ((ux^2 + uy^2 + C1)(vx + vy + C2)), the same operations.
@@ -220,7 +218,8 @@ def _ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _ssim_cpu(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """CPU SSIM per frame: one task per (frame, channel) plane on the metric thread pool."""
+    """CPU SSIM per frame: one task per (frame, channel) plane on the metric thread pool (OpenCV's
+    filter and numpy's loops release the GIL)."""
     p = pred.contiguous().numpy()
     g = gt.contiguous().numpy()
     n = p.shape[0]
