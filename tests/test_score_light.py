@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -201,8 +202,8 @@ def _resize_clip(clip: Path, size: tuple[int, int], only: str | None = None) -> 
 
 
 BAD_INPUTS = {
-    "missing clip": lambda pred, gt, tmp: __import__("shutil").rmtree(pred / "bikes"),
-    "extra clip": lambda pred, gt, tmp: __import__("shutil").copytree(pred / "bikes", pred / "surplus"),
+    "missing clip": lambda pred, gt, tmp: shutil.rmtree(pred / "bikes"),
+    "extra clip": lambda pred, gt, tmp: shutil.copytree(pred / "bikes", pred / "surplus"),
     "frame count": lambda pred, gt, tmp: (pred / "bikes" / "00002.png").unlink(),
     "frame size": lambda pred, gt, tmp: _resize_clip(pred / "bikes", (40, 24)),
     "size change in a clip": lambda pred, gt, tmp: _resize_clip(pred / "bikes", (40, 24), only="00003.png"),
