@@ -16,7 +16,7 @@ _EXPORTS = {
     "ScoreResult": "vcbench.metrics.result",
     "Scorer": "vcbench.metrics.scorer",
     "score_dirs": "vcbench.metrics.scorer",
-    "pair_clips": "vcbench.metrics.scorer",
+    "pair_clips": "vcbench.metrics.pairing",
     "GTCache": "vcbench.metrics.gt_cache",
     "create_metric": "vcbench.metrics.registry",
     "metric_names": "vcbench.metrics.registry",
