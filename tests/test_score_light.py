@@ -201,13 +201,32 @@ def _resize_clip(clip: Path, size: tuple[int, int], only: str | None = None) -> 
             write_frames(clip, [small], start=int(p.stem))
 
 
+def _truncate(p: Path) -> None:
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])  # the header still reads: pair_clips passes, the decode fails
+
+
+def _two_corrupt_clips(pred: Path, gt: Path, tmp: Path) -> None:
+    """A one-frame clip whose frame is truncated, then a clip whose first frame is: a serial loop meets
+    the first one first (the torch-free path reads the one-frame clip in its work pool)."""
+    for name, n in (("a_one", 1), ("a_two", 3)):
+        for side in (gt, pred):
+            (side / name).mkdir()
+            for k in range(n):
+                shutil.copy(side / "bikes" / f"{k:05d}.png", side / name / f"{k:05d}.png")
+        _truncate(pred / name / "00000.png")
+    (tmp / "labels.txt").write_text("a_one 5\na_two 6\nbigbuckbunny 1\nbikes 2\n")
+
+
 BAD_INPUTS = {
+    "two corrupt clips": _two_corrupt_clips,
     "missing clip": lambda pred, gt, tmp: shutil.rmtree(pred / "bikes"),
     "extra clip": lambda pred, gt, tmp: shutil.copytree(pred / "bikes", pred / "surplus"),
     "frame count": lambda pred, gt, tmp: (pred / "bikes" / "00002.png").unlink(),
     "frame size": lambda pred, gt, tmp: _resize_clip(pred / "bikes", (40, 24)),
     "size change in a clip": lambda pred, gt, tmp: _resize_clip(pred / "bikes", (40, 24), only="00003.png"),
     "corrupt prediction": lambda pred, gt, tmp: _corrupt(pred / "bikes" / "00004.png"),
+    "truncated prediction": lambda pred, gt, tmp: _truncate(pred / "bikes" / "00000.png"),
     "corrupt GT": lambda pred, gt, tmp: _corrupt(gt / "bigbuckbunny" / "00001.png"),
     "label missing": lambda pred, gt, tmp: (tmp / "labels.txt").write_text("bigbuckbunny 1\n"),
 }
@@ -231,6 +250,8 @@ def test_bad_input_gives_the_streaming_scorers_line(tmp_path, gt_pred_dirs, ligh
     assert light_calls == [["cdc", "colorfulness"]]  # the first run only
     assert len(lines[0]) == 1 and lines[0][0].startswith("vcbench: error: ")
     assert lines[0] == lines[1]
+    if case == "two corrupt clips":
+        assert "a_one" in lines[0][0]
 
 
 def test_a_label_outside_imagenet_is_the_scorers_error(gt_pred_dirs):

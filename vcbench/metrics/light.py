@@ -10,9 +10,10 @@ the decoder and its checks (`frames.Clip.iter_frames`), the arithmetic (`metrics
 `metrics.colorfulness_math`, which the torch metrics call too), the dataset means (`metrics.result`)
 and the protocol (`metrics.protocol`).
 
-Frames decode on the frames module's shared pool a bounded window ahead; each (prediction, GT) frame
-pair then goes to a small thread pool of this module that splits the planes and computes what each
-metric keeps (OpenCV's calcHist and numpy's large operations release the GIL). A frame is dropped
+Frames decode on the frames module's shared pool a bounded window ahead (a one-frame clip, as in an
+image set, is read by the task itself); each (prediction, GT) frame pair then goes to a small thread
+pool of this module that splits the planes and computes what each metric keeps (Pillow's decoders,
+OpenCV's calcHist and numpy's large operations release the GIL). A frame is dropped
 when its task ends, so a clip keeps only its (N, 3, 256) histograms and per-frame floats: memory is
 flat in the number of clips and in the clip length, bounded in the frame size.
 """
@@ -30,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vcbench.errors import InputError
-from vcbench.frames import decode_threads, decoder_description
+from vcbench.frames import Clip, decode_threads, decoder_description, read_image
 from vcbench.metrics.cdc_math import cdc_value, pair_divergences, plane_histograms
 from vcbench.metrics.colorfulness_math import plane_colorfulness
 from vcbench.metrics.pairing import ClipPair, check_labels, pair_clips
@@ -121,23 +122,37 @@ def score_dirs(pred_dir: str | Path, gt_dir: str | Path, metrics: Sequence[str],
     threads = decode_threads()
     bar = tqdm(total=sum(p.n_frames for p in pairs), unit="frame", desc="scoring", disable=not progress,
                dynamic_ncols=True)
+    window = threads * _AHEAD_PER_THREAD
+    work = _work_fn([records[n].impl.frame for n in names], [gt_records[n].impl.frame for n in twins])
+    tasks = ((i, item) for i, pair in enumerate(pairs) for item in _frame_pairs(pair, decode_gt))
+    current = -1
+    kept: dict[str, list[Any]] = {}
+    kept_gt: dict[str, list[Any]] = {}
+
+    def end_clip() -> None:
+        pair = pairs[current]
+        for n in names:
+            records[n].end_clip(pair.name, kept[n])
+        for n in twins:
+            gt_records[n].end_clip(pair.name, kept_gt[n])
+        clip_frames[pair.name] = pair.n_frames
+
     try:
         with ThreadPoolExecutor(threads, thread_name_prefix="vcbench-light") as pool:
-            for pair in pairs:
-                kept: dict[str, list[Any]] = {n: [] for n in names}
-                kept_gt: dict[str, list[Any]] = {n: [] for n in twins}
-                work = _work_fn([records[n].impl.frame for n in names], [gt_records[n].impl.frame for n in twins])
-                for pred_out, gt_out in _in_order(pool, work, _frame_pairs(pair, decode_gt), threads * _AHEAD_PER_THREAD):
-                    for n, v in zip(names, pred_out):
-                        kept[n].append(v)
-                    for n, v in zip(twins, gt_out):
-                        kept_gt[n].append(v)
-                    bar.update(1)
-                for n in names:
-                    records[n].end_clip(pair.name, kept[n])
-                for n in twins:
-                    gt_records[n].end_clip(pair.name, kept_gt[n])
-                clip_frames[pair.name] = pair.n_frames
+            # One stream of frame pairs over all clips, so a run of one-frame clips (an image set) keeps
+            # the pool busy too; results come back in order, a clip ends where the next one's begin.
+            for i, (pred_out, gt_out) in _in_order(pool, work, tasks, window):
+                if i != current:
+                    if current >= 0:
+                        end_clip()
+                    current, kept, kept_gt = i, {n: [] for n in names}, {n: [] for n in twins}
+                for n, v in zip(names, pred_out):
+                    kept[n].append(v)
+                for n, v in zip(twins, gt_out):
+                    kept_gt[n].append(v)
+                bar.update(1)
+            if current >= 0:
+                end_clip()
     finally:
         bar.close()
     protocol = protocol_record(flow=None, flow_name=flow, decoder=decoder_description(), resize=False, device="cpu",
@@ -146,26 +161,38 @@ def score_dirs(pred_dir: str | Path, gt_dir: str | Path, metrics: Sequence[str],
     return _result(names, records, gt_records, clip_frames, protocol)
 
 
-def _work_fn(pred_fns: list[Callable], gt_fns: list[Callable]) -> Callable[[tuple[np.ndarray, np.ndarray | None]], tuple]:
-    """The task of one frame pair: split each frame's planes once, run every metric's frame function."""
+def _work_fn(pred_fns: list[Callable], gt_fns: list[Callable]) -> Callable[[tuple[int, tuple]], tuple[int, tuple]]:
+    """The task of one frame pair (clip index, (prediction, GT)): read a frame given as its file
+    (`_clip_frames`), split each frame's planes once, run every metric's frame function."""
 
-    def work(frames: tuple[np.ndarray, np.ndarray | None]) -> tuple[list[Any], list[Any]]:
-        pred, gt = frames
-        planes = cv2.split(pred)
-        gt_planes = cv2.split(gt) if gt_fns else ()
-        return [f(planes) for f in pred_fns], [f(gt_planes) for f in gt_fns]
+    def work(task: tuple[int, tuple[np.ndarray | Path, np.ndarray | Path | None]]) -> tuple[int, tuple]:
+        i, (pred, gt) = task
+        planes = cv2.split(read_image(pred) if isinstance(pred, Path) else pred)
+        gt_planes: Sequence[np.ndarray] = ()
+        if gt_fns:
+            gt_planes = cv2.split(read_image(gt) if isinstance(gt, Path) else gt)
+        return i, ([f(planes) for f in pred_fns], [f(gt_planes) for f in gt_fns])
 
     return work
 
 
-def _frame_pairs(pair: ClipPair, decode_gt: bool) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+def _clip_frames(clip: Clip, n: int) -> Iterator[np.ndarray | Path]:
+    """A clip's frames for the work pool: decoded by `Clip.iter_frames` (the frames module's pool, a
+    window ahead), except a one-frame folder or image, whose file is given to the task to read with
+    `read_image` (what `iter_frames` does for one frame, inline): an image set then decodes in parallel."""
+    if clip.kind == "frames" and n == 1:
+        return iter(clip.frame_paths())
+    return clip.iter_frames()
+
+
+def _frame_pairs(pair: ClipPair, decode_gt: bool) -> Iterator[tuple[np.ndarray | Path, np.ndarray | Path | None]]:
     """(predicted frame, GT frame or None) of one clip in order; the GT is decoded only when a metric
     reads it. A decode that yields another count than `pair_clips` found is refused with the
     streaming scorer's messages (a video whose header count is wrong)."""
     n = pair.n_frames
-    gts = pair.gt.iter_frames() if decode_gt else None
+    gts = _clip_frames(pair.gt, n) if decode_gt else None
     t = 0
-    for pred in pair.pred.iter_frames():
+    for pred in _clip_frames(pair.pred, n):
         gt = next(gts, None) if gts is not None else None
         if t >= n or (gts is not None and gt is None):
             raise InputError(f"clip {pair.name}: the prediction has more frames than the {n} GT frames",
@@ -178,10 +205,23 @@ def _frame_pairs(pair: ClipPair, decode_gt: bool) -> Iterator[tuple[np.ndarray, 
 
 
 def _in_order(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterator[Any], window: int) -> Iterator[Any]:
-    """`map(fn, items)` on `pool`, in order, at most `window` tasks ahead (their frames are what is held)."""
+    """`map(fn, items)` on `pool`, in order, at most `window` tasks ahead (their frames are what is held).
+
+    Errors come in the order a serial loop meets them: when `items` itself fails (a frame that does not
+    decode), the tasks submitted before it are collected first, and an earlier task's error wins.
+    """
     pending: deque[Future] = deque()
+    it = iter(items)
     try:
-        for item in items:
+        while True:
+            try:
+                item = next(it)
+            except StopIteration:
+                break
+            except BaseException:
+                while pending:
+                    yield pending.popleft().result()
+                raise
             pending.append(pool.submit(fn, item))
             if len(pending) >= window:
                 yield pending.popleft().result()
