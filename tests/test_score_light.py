@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from conftest import degrade, write_video
@@ -35,9 +36,9 @@ def _grey(frames: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def light_dirs(tmp_path, sample_frames) -> tuple[Path, Path]:
-    """(pred_dir, gt_dir) with six clips: bigbuckbunny and bikes (10 frames, degraded predictions),
-    `short` (4 frames: CDC undefined), `one` (1 frame), `grey` (R = G = B: colourfulness 0) and
-    `video` (mp4 files, decoded by PyAV)."""
+    """(pred_dir, gt_dir) with seven clips: bigbuckbunny and bikes (10 frames, degraded predictions),
+    `short` (4 frames: CDC undefined), `one` (1 frame), `grey` (R = G = B: colourfulness 0), and
+    `video` and `padded` (mp4 files, decoded by PyAV)."""
     gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
     bbb, bikes = sample_frames["bigbuckbunny"], sample_frames["bikes"]
     clips = {"bigbuckbunny": (bbb, degrade(bbb, "jpeg+chroma", seed=0)),
@@ -50,6 +51,10 @@ def light_dirs(tmp_path, sample_frames) -> tuple[Path, Path]:
         write_frames(pred_dir / name, pred)
     write_video(gt_dir / "video.mp4", np.ascontiguousarray(bikes[:6]))
     write_video(pred_dir / "video.mp4", degrade(bikes[:6], "hue", seed=5))
+    # 166 px wide: PyAV's rgb24 rows are padded (498 bytes in a longer line), so its frames are strided views
+    wide = np.stack([cv2.resize(f, (166, 68), interpolation=cv2.INTER_AREA) for f in bikes[:5]])
+    write_video(gt_dir / "padded.mp4", wide)
+    write_video(pred_dir / "padded.mp4", degrade(wide, "chroma", seed=6))
     return pred_dir, gt_dir
 
 
@@ -100,11 +105,11 @@ def test_light_json_and_table_are_the_streaming_scorers(light_dirs, light_calls,
     if "cdc" in metrics:
         assert doc["per_clip"]["short"]["cdc"] is None and doc["per_clip"]["bikes"]["cdc"] > 0
         assert len(doc["per_frame"]["short"]["cdc"]) == 3 and "cdc" not in doc["per_frame"]["one"]
-        assert doc["per_clip"]["video"]["cdc"] > 0
+        assert doc["per_clip"]["video"]["cdc"] > 0 and doc["per_clip"]["padded"]["cdc"] > 0
     if "colorfulness" in metrics:
         assert doc["per_clip"]["grey"]["colorfulness"] == 0.0 and res.gt_per_clip["grey"]["colorfulness"] == 0.0
         assert doc["gt_metrics"]["colorfulness"] > 0 and doc["per_clip"]["video"]["colorfulness"] > 0
-    assert doc["protocol"]["device"] == "cpu" and doc["protocol"]["weights"] == {} and doc["n_clips"] == 6
+    assert doc["protocol"]["device"] == "cpu" and doc["protocol"]["weights"] == {} and doc["n_clips"] == 7
 
 
 def test_light_gt_per_clip_and_values_equal_the_streaming_scorers(light_dirs):
