@@ -260,6 +260,20 @@ def test_gt_features_from_cache_and_gt_state(inception_home, sample_frames):
         cached.update(P, G, FrameContext(clip="c", gt_cache={GT_FEATURES_KEY: feats[:2]}))
 
 
+def test_fid_input_is_pytorch_fids_preprocessing_bit_for_bit(sample_frames):
+    """pytorch-fid's steps (ToTensor's float / 255, bilinear resize to 299, 2x - 1) on real frames."""
+    import torch.nn.functional as F
+
+    from vcbench.metrics.inception import _fid_input
+
+    frames = _t(sample_frames["bikes"][:3])
+    x = F.interpolate(frames.to(torch.float32) / 255.0, size=(299, 299), mode="bilinear", align_corners=False)
+    want = 2 * x - 1
+    assert torch.equal(_fid_input(frames), want)
+    assert torch.equal(_fid_input(frames.to(torch.float64)), want)  # non-uint8 input: float32 first, as before
+    assert want.min() < -0.5 and want.max() > 0.5
+
+
 def test_batched_features_equal_frame_by_frame(inception_home, sample_frames):
     """Tolerance 1e-4 absolute on pool3 features (float32 convolutions regroup sums by batch size)."""
     from vcbench.metrics.inception import InceptionFeatures

@@ -114,7 +114,7 @@ def test_forward_in_chunks_equals_one_forward():
     block = inference_form(_inception_block_with_statistics(4), torch.device("cpu"))
     frames = torch.randint(0, 256, (19, 16, 9, 11), dtype=torch.uint8)
     prepare = lambda x: x.float() / 255.0  # noqa: E731
-    got = forward_in_chunks(block, frames, torch.device("cpu"), 32, prepare, 0)  # 3 chunks of <= 8
+    got = forward_in_chunks(block, frames, torch.device("cpu"), 32, prepare, 0)  # chunks of CPU_CHUNK
     with torch.no_grad():
         want = block(prepare(frames)).flatten(1)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -1,14 +1,23 @@
 """Frozen metric networks in their inference form, for the device they run on.
 
-A metric network never trains, so two things can go that only training needs, without changing the
+A metric network never trains, so three things can go that only training needs, without changing the
 function it computes:
 - BatchNorm after a convolution is a fixed affine map, folded into the convolution's weights and bias
   (Inception's pool3 features move by ~2e-7, float rounding; FID by far less than its 1e-3 tolerance).
 - On the CPU, oneDNN's convolutions are faster on channels-last tensors, and in chunks of a few frames
   whose activations stay in cache.
+- On the CPU, a convolution directly followed by a ReLU runs as one oneDNN call (`ConvReLU`), bit-equal
+  to the two (tests/test_network_fusion.py), one pass less over every activation.
 Measured on 2 cores (FID Inception at 299x299, 48 frames): 129 ms/frame eager in batches of 32,
 100 ms folded, 62 ms folded + channels-last in chunks of 8 (`benchmarks/score_throughput.py` shows the
-effect on a whole scoring run).
+effect on a whole scoring run). With conv+ReLU fused (16 real 854x480 frames, same process, old and
+new alternated, shared machine at load 2.5-5): 42.1 ms/frame against 43.0 unfused (best of 7 wall
+times, 2 threads), and chunks of 4 frames 1-6% below 8 (41.6 vs 42.1 ms wall; 79 vs 87 ms CPU on one
+thread). Whole `vcbench score --metrics fid` on 4x24 frame pairs at 854x480, cache cold: 14.0/14.6 s
+-> 13.9/14.0 s wall, 24.3/25.0 -> 24.1/24.1 CPU-s. Not kept, because they measured no faster:
+prepacked oneDNN weights (1.7x slower), and Inception's sibling 1x1 branches run as one convolution.
+The Inception stays ~2.6x above its FLOP floor: its 17x17 and 8x8 convolutions run at ~150 GFLOP/s
+(84% of its time, torch.profiler), against ~350 for AlexNet's larger ones.
 """
 
 from __future__ import annotations
@@ -30,9 +39,9 @@ if TYPE_CHECKING:
 
 N = TypeVar("N", bound="SharedNetwork")
 
-#: Frames per forward on the CPU: activations of a few 299x299 frames stay in cache (measured best
-#: at 4-8 frames; 32 is 1.1x slower).
-CPU_CHUNK = 8
+#: Frames per forward on the CPU: activations of a few 299x299 frames stay in cache (32 is 1.1x
+#: slower than 8; 4 measured 1-6% faster than 8 with the fused convolutions, see the module docstring).
+CPU_CHUNK = 4
 
 
 def fold_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
