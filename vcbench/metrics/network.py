@@ -16,6 +16,10 @@ times, 2 threads), and chunks of 4 frames 1-6% below 8 (41.6 vs 42.1 ms wall; 79
 thread). Whole `vcbench score --metrics fid` on 4x24 frame pairs at 854x480, cache cold: 14.0/14.6 s
 -> 13.9/14.0 s wall, 24.3/25.0 -> 24.1/24.1 CPU-s. Not kept, because they measured no faster:
 prepacked oneDNN weights (1.7x slower), and Inception's sibling 1x1 branches run as one convolution.
+LPIPS at 854x480 (fused trunk plus its own fewer-pass input and tap terms, 8 real pairs, HEAD's
+module and the new one alternated in one process): 164 -> 151 CPU-ms per pair on 2 threads with
+passive OpenMP waits (156 -> 139 on one thread); 1 and 2 pairs per forward equal within 2%, 4 slower;
+whole `vcbench score --metrics lpips`, 96 pairs: 11.6/11.7 s -> 11.2/11.0 s wall (load 2.2).
 The Inception stays ~2.6x above its FLOP floor: its 17x17 and 8x8 convolutions run at ~150 GFLOP/s
 (84% of its time, torch.profiler), against ~350 for AlexNet's larger ones.
 """
