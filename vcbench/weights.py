@@ -302,8 +302,12 @@ def load_state_dict(path: str | Path, key: str | None = None, *, data: bytes | N
     import torch
 
     path = Path(path)
+    # A file in torch's zip format is memory-mapped: only the tensors a network uses are read (LPIPS
+    # needs 10 of AlexNet's 233 MB, the classifier never; 125 -> 10 ms), and none is held twice.
+    mmap = data is None and zipfile.is_zipfile(path)
     try:
-        obj = torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
+        obj = torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True,
+                         mmap=mmap)
     except FileNotFoundError as exc:
         raise WeightsError("weights file not found", path=path) from exc
     except pickle.UnpicklingError as exc:
