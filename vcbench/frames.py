@@ -88,6 +88,39 @@ def _orientation(im) -> int:
     return value if 1 <= value <= 8 else 1
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_has_exif_chunk(path: str | Path) -> bool:
+    """Whether a PNG file holds an eXIf chunk anywhere, from its chunk headers alone (each chunk's
+    data is skipped, not read). A damaged chunk list answers True: the caller then asks Pillow."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != _PNG_SIGNATURE:
+                return True
+            while True:
+                head = fh.read(8)
+                if len(head) < 8:
+                    return True  # truncated before IEND
+                kind = head[4:]
+                if kind == b"eXIf":
+                    return True
+                if kind == b"IEND":
+                    return False
+                fh.seek(int.from_bytes(head[:4], "big") + 4, os.SEEK_CUR)  # the data and its CRC
+    except OSError:
+        return True
+
+
+def _header_orientation(im, path: str | Path) -> int:
+    """`_orientation` without decoding the pixels where that can be avoided: a PNG's EXIF block may
+    follow its pixel data, so Pillow's `getexif` decodes the whole image to look for it (~11 ms for a
+    480p frame against 0.02 ms for the header); a PNG whose chunk list has no eXIf chunk is upright."""
+    if im.format == "PNG" and "exif" not in im.info and not _png_has_exif_chunk(path):
+        return 1
+    return _orientation(im)
+
+
 def _bomb_error(path: Path, exc: Exception) -> InputError:
     """The one line for an image above Pillow's decompression-bomb limit, whichever reader met it."""
     return InputError(f"image too large to decode safely ({exc})", path=path, hint="downscale the frames before scoring")
@@ -159,7 +192,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             w, h = im.size
-            if _orientation(im) in _SWAPS_SIDES:
+            if _header_orientation(im, path) in _SWAPS_SIDES:
                 w, h = h, w
     except Image.DecompressionBombError as exc:
         raise _bomb_error(Path(path), exc) from exc
