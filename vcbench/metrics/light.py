@@ -37,7 +37,7 @@ from vcbench.metrics.colorfulness_math import plane_colorfulness
 from vcbench.metrics.pairing import ClipPair, check_labels, pair_clips
 from vcbench.metrics.protocol import protocol_record, scorer_fields
 from vcbench.metrics.registry import get_info, metric_names
-from vcbench.metrics.result import ScoreResult, _finite, mean_of_clips, mean_or_none
+from vcbench.metrics.result import ScoreResult, _finite, clip_tables, gt_clip_table, mean_of_clips, mean_or_none
 
 __all__ = ["LIGHT_METRICS", "LightMetric", "light_request", "score_dirs"]
 
@@ -235,23 +235,12 @@ def _in_order(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterato
 def _result(names: list[str], records: dict[str, _Record], gt_records: dict[str, _Record],
             clip_frames: dict[str, int], protocol: dict[str, Any]) -> ScoreResult:
     """The `ScoreResult` `MetricSuite.result` builds from the same values, in the same key order."""
-    per_clip: dict[str, dict[str, float | None]] = {c: {} for c in clip_frames}
-    per_frame: dict[str, dict[str, list[float | None]]] = {c: {} for c in clip_frames}
-    for n in names:
-        for c, v in records[n].per_clip.items():
-            per_clip[c][n] = _finite(v)
-        for c, vs in records[n].per_frame.items():
-            if vs:
-                per_frame[c][n] = [_finite(x) for x in vs]
-    gt_per_clip: dict[str, dict[str, float | None]] = {}
-    for n, rec in gt_records.items():
-        for c, v in rec.per_clip.items():
-            gt_per_clip.setdefault(c, {})[n] = v
+    per_clip, per_frame = clip_tables(records, clip_frames)
     return ScoreResult(
         metrics={n: _finite(mean_of_clips(records[n].per_clip)) for n in names},
         unavailable={},
         gt_metrics={n: _finite(mean_of_clips(rec.per_clip)) for n, rec in gt_records.items()},
-        gt_per_clip=gt_per_clip,
+        gt_per_clip=gt_clip_table(gt_records),
         per_clip=per_clip,
         per_frame=per_frame,
         protocol=protocol,

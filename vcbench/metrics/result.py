@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 
 def _finite(v: Any) -> float | None:
@@ -29,6 +29,38 @@ def mean_or_none(values: Sequence[float]) -> float | None:
 def mean_of_clips(per_clip: Mapping[str, float | None]) -> float | None:
     """Dataset value from per-clip values: their mean, undefined (None/NaN) clips left out."""
     return mean_or_none([v for v in per_clip.values() if v is not None and not math.isnan(v)])
+
+
+class ClipValues(Protocol):
+    """What a metric (or the torch-free scorer's record of one) holds per clip: its value and frames'."""
+
+    per_clip: dict[str, float | None]
+    per_frame: dict[str, list[float]]
+
+
+def clip_tables(records: Mapping[str, ClipValues], clips: Iterable[str]
+                ) -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, list[float | None]]]]:
+    """`ScoreResult.per_clip` and `.per_frame` ({clip: {metric: ...}}) of `records` by metric name, every
+    clip in `clips` present, in the order of `records` (non-finite values None, empty lists left out):
+    the one conversion both scorers use."""
+    per_clip: dict[str, dict[str, float | None]] = {c: {} for c in clips}
+    per_frame: dict[str, dict[str, list[float | None]]] = {c: {} for c in per_clip}
+    for n, rec in records.items():
+        for c, v in rec.per_clip.items():
+            per_clip.setdefault(c, {})[n] = _finite(v)
+        for c, vs in rec.per_frame.items():
+            if vs:
+                per_frame.setdefault(c, {})[n] = [_finite(x) for x in vs]
+    return per_clip, per_frame
+
+
+def gt_clip_table(twins: Mapping[str, ClipValues]) -> dict[str, dict[str, float | None]]:
+    """`ScoreResult.gt_per_clip` ({clip: {metric: value}}) of the GT twins by metric name."""
+    out: dict[str, dict[str, float | None]] = {}
+    for n, twin in twins.items():
+        for clip, value in twin.per_clip.items():
+            out.setdefault(clip, {})[n] = value
+    return out
 
 
 @dataclass

@@ -30,7 +30,7 @@ from vcbench.metrics.base import Metric
 from vcbench.metrics.context import ClipCursor, FrameContext
 from vcbench.metrics.protocol import RESIZE_FILTER, protocol_record
 from vcbench.metrics.registry import create_metric, get_info, metric_names
-from vcbench.metrics.result import ScoreResult, _finite
+from vcbench.metrics.result import ScoreResult, _finite, clip_tables, gt_clip_table
 from vcbench.weights import digests, unverified
 
 
@@ -261,11 +261,7 @@ class MetricSuite:
 
     def gt_per_clip(self) -> dict[str, dict[str, float | None]]:
         """The GT's own per-clip values {clip: {metric: value}} of the metrics with a GT twin."""
-        out: dict[str, dict[str, float | None]] = {}
-        for n, twin in self.gt_twins.items():
-            for clip, value in twin.per_clip.items():
-                out.setdefault(clip, {})[n] = value
-        return out
+        return gt_clip_table(self.gt_twins)
 
     def protocol(self, *, decoder: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """The run's protocol record: what makes two runs' numbers comparable."""
@@ -290,16 +286,7 @@ class MetricSuite:
     def result(self, *, decoder: str | None = None, protocol_extra: dict[str, Any] | None = None) -> ScoreResult:
         """A `ScoreResult` of everything fed so far (closes an open clip)."""
         values = self.compute()
-        per_clip: dict[str, dict[str, float | None]] = {c: {} for c in self.clip_frames}
-        per_frame: dict[str, dict[str, list[float | None]]] = {c: {} for c in self.clip_frames}
-        for n, m in self.metrics.items():
-            if m.pooled:
-                continue
-            for c, v in m.per_clip.items():
-                per_clip.setdefault(c, {})[n] = _finite(v)
-            for c, vs in m.per_frame.items():
-                if vs:
-                    per_frame.setdefault(c, {})[n] = [_finite(x) for x in vs]
+        per_clip, per_frame = clip_tables({n: m for n, m in self.metrics.items() if not m.pooled}, self.clip_frames)
         return ScoreResult(
             metrics={n: values.get(n) for n in self.names},
             unavailable=dict(self.unavailable),
