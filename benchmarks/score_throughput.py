@@ -260,11 +260,11 @@ def network_gflop(size: tuple[int, int]) -> dict[str, float]:
     import torchvision
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vcbench.metrics.inception import fid_inception_v3
+    from vcbench.metrics.inception_net import FIDInceptionV3
 
     out = {}
     for name, net, shape in (("alexnet", torchvision.models.alexnet().features[:12], (1, 3, *size)),
-                             ("inception", fid_inception_v3(), (1, 3, 299, 299))):
+                             ("inception", FIDInceptionV3().trunk(), (1, 3, 299, 299))):
         net.eval()
         with torch.no_grad(), FlopCounterMode(display=False) as fc:
             net(torch.zeros(shape))

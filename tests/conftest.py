@@ -207,3 +207,19 @@ def one_torch_thread():
 def gt_luminance(frames: np.ndarray) -> torch.Tensor:
     """What a model receives: the L channel (N,1,H,W) float32 of uint8 RGB frames (N,H,W,3)."""
     return rgb_uint8_to_lab(torch.from_numpy(frames).permute(0, 3, 1, 2))[:, :1].contiguous()
+
+
+def pytorch_fid_inception3() -> torch.nn.Module:
+    """pytorch-fid's FID InceptionV3 as `pytorch_fid.inception.fid_inception_v3` builds it (torchvision's
+    Inception3 with pytorch-fid's patched blocks), unloaded: that function downloads its weights."""
+    from pytorch_fid import inception as pf
+    from torchvision.models import inception_v3
+
+    net = inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
+    for attr, block in [("Mixed_5b", pf.FIDInceptionA(192, 32)), ("Mixed_5c", pf.FIDInceptionA(256, 64)),
+                        ("Mixed_5d", pf.FIDInceptionA(288, 64)), ("Mixed_6b", pf.FIDInceptionC(768, 128)),
+                        ("Mixed_6c", pf.FIDInceptionC(768, 160)), ("Mixed_6d", pf.FIDInceptionC(768, 160)),
+                        ("Mixed_6e", pf.FIDInceptionC(768, 192)), ("Mixed_7b", pf.FIDInceptionE_1(1280)),
+                        ("Mixed_7c", pf.FIDInceptionE_2(2048))]:
+        setattr(net, attr, block)
+    return net

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import degrade, requires_gpu
+from conftest import degrade, pytorch_fid_inception3, requires_gpu
 
 from vcbench.errors import InputError
 from vcbench.metrics.context import FrameContext
@@ -24,16 +24,7 @@ INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 
 def _random_fid_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """Keys and shapes of pytorch-fid's FID InceptionV3, random values."""
-    from pytorch_fid import inception as pf
-    from torchvision.models import inception_v3
-
-    net = inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
-    for attr, block in [("Mixed_5b", pf.FIDInceptionA(192, 32)), ("Mixed_5c", pf.FIDInceptionA(256, 64)),
-                        ("Mixed_5d", pf.FIDInceptionA(288, 64)), ("Mixed_6b", pf.FIDInceptionC(768, 128)),
-                        ("Mixed_6c", pf.FIDInceptionC(768, 160)), ("Mixed_6d", pf.FIDInceptionC(768, 160)),
-                        ("Mixed_6e", pf.FIDInceptionC(768, 192)), ("Mixed_7b", pf.FIDInceptionE_1(1280)),
-                        ("Mixed_7c", pf.FIDInceptionE_2(2048))]:
-        setattr(net, attr, block)
+    net = pytorch_fid_inception3()
     g = torch.Generator().manual_seed(seed)
     state = {}
     for k, v in net.state_dict().items():

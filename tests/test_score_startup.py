@@ -1,7 +1,8 @@
 """A `vcbench score` process imports only what its metrics use: start-up is paid on every run.
 
-torchvision (1-1.7 s: it imports every model family) is not needed by LPIPS, whose AlexNet trunk
-vcbench builds itself; PyAV (0.2-0.5 s) is not needed to score frame folders.
+torchvision (1-3 s: it imports every model family and torch._dynamo) is needed neither by LPIPS,
+whose AlexNet trunk vcbench builds itself, nor by FID/KID, whose Inception vcbench builds too
+(`metrics.inception_net`); PyAV (0.2-0.5 s) is not needed to score frame folders.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _score_modules(tmp_path: Path, pred: Path, gt: Path, metrics: str) -> dict:
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("metrics", ["lpips", "cdc,colorfulness"])
+@pytest.mark.parametrize("metrics", ["lpips", "fid", "psnr,ssim,lpips,fid,warp_error,cdc,colorfulness", "cdc,colorfulness"])
 def test_scoring_frame_folders_imports_neither_torchvision_nor_pyav(tmp_path, gt_pred_dirs, weights_home, metrics):
     pred, gt = gt_pred_dirs
     got = _score_modules(tmp_path, pred, gt, metrics)

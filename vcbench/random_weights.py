@@ -50,10 +50,28 @@ def vgg19_state(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def fid_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """pytorch-fid's FID InceptionV3 (`pt_inception-2015-12-05-6726825d.pth`); pytorch-fid's own
-    strict loader accepts it. Needs the pytorch-fid package (its Inception blocks)."""
-    from vcbench.metrics.inception import fid_inception_v3  # lazy: random_weights is tooling, loaded by tests
+    strict loader accepts it. Weights Kaiming-normal (sqrt(2 / fan_in): activations keep their scale
+    through the 94 convolutions), the fc bias small, BatchNorm the identity (unit scale and variance,
+    zero shift and mean). Built on vcbench's own copy of the architecture, so neither torchvision nor
+    pytorch-fid is needed (a bare GPU image has neither)."""
+    import math
 
-    return _seeded(lambda: fid_inception_v3(init_weights=True), seed)
+    from vcbench.metrics.inception_net import FIDInceptionV3  # lazy: random_weights is tooling, loaded by tests
+
+    with torch.device("meta"):
+        shapes = {k: (v.shape, v.dtype) for k, v in FIDInceptionV3().state_dict().items()}
+    g = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for k, (shape, dtype) in shapes.items():
+        if len(shape) > 1:
+            out[k] = torch.randn(shape, generator=g) * math.sqrt(2.0 / math.prod(shape[1:]))
+        elif k == "fc.bias":
+            out[k] = torch.randn(shape, generator=g) * 0.01
+        elif k.endswith(("bn.weight", "running_var")):
+            out[k] = torch.ones(shape, dtype=dtype)
+        else:  # bn.bias, running_mean, num_batches_tracked
+            out[k] = torch.zeros(shape, dtype=dtype)
+    return out
 
 
 def raft_large_state(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -1,7 +1,8 @@
 """FID and KID on pytorch-fid's TF-ported InceptionV3 pool3 features, pooled over all frames.
 
-The network is pytorch-fid's (its patched Inception blocks, the 2015-12-05 TF weights), built here so
-that its state dict comes through vcbench's resolver instead of pytorch-fid's silent download.
+The network is pytorch-fid's (its patched Inception blocks, the 2015-12-05 TF weights), rebuilt layer
+for layer in `inception_net` without torchvision (whose import is ~3 s of start-up), so that its state
+dict comes through vcbench's resolver instead of pytorch-fid's silent download.
 Inputs follow pytorch-fid: RGB / 255, bilinear resize to 299x299 (align_corners=False), then 2x - 1.
 
 FID keeps float64 running sums (sum of features and sum of outer products) so memory stays flat in
@@ -25,9 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vcbench.errors import InputError, MissingDependencyError
+from vcbench.errors import InputError
 from vcbench.metrics.base import Metric
 from vcbench.metrics.context import FrameContext
+from vcbench.metrics.inception_net import FIDInceptionV3
 from vcbench.metrics.network import SharedNetwork, forward_in_chunks, load_network, shared_network
 from vcbench.weights import WeightFile, build_loaded
 
@@ -41,39 +43,10 @@ KID_SEED = 2020
 GT_FEATURES_KEY = "inception_pool3"
 
 
-def fid_inception_v3(init_weights: bool = False) -> torch.nn.Module:
-    """pytorch-fid's FID InceptionV3 architecture (torchvision's, with its patched blocks), unloaded."""
-    from torchvision.models import inception_v3
-
-    try:  # a missing package makes FID/KID unavailable (suite: a WeightsError), not a crash
-        from pytorch_fid import inception as pf
-    except ImportError as exc:
-        raise MissingDependencyError(f"the FID InceptionV3 blocks come from pytorch-fid, which failed to import ({exc})",
-                                     hint="pip install pytorch-fid==0.3.0") from exc
-
-    net = inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=init_weights)
-    net.Mixed_5b = pf.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = pf.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = pf.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = pf.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = pf.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = pf.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = pf.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = pf.FIDInceptionE_1(1280)
-    net.Mixed_7c = pf.FIDInceptionE_2(2048)
-    return net
-
-
 def build_fid_inception(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """pytorch-fid's FID InceptionV3 up to pool3, loaded strictly from `state_dict`."""
-    net = build_loaded(fid_inception_v3, state_dict)
-    # The same layer order as pytorch_fid.inception.InceptionV3's blocks 0..3.
-    trunk = torch.nn.Sequential(
-        net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, torch.nn.MaxPool2d(kernel_size=3, stride=2),
-        net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, torch.nn.MaxPool2d(kernel_size=3, stride=2),
-        net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a, net.Mixed_6b, net.Mixed_6c, net.Mixed_6d,
-        net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, torch.nn.AdaptiveAvgPool2d(output_size=(1, 1)),
-    )
+    """pytorch-fid's FID InceptionV3 up to pool3 (`inception_net`), loaded strictly from `state_dict`."""
+    net = build_loaded(FIDInceptionV3, state_dict)
+    trunk = net.trunk()
     trunk.requires_grad_(False)
     return trunk.eval()
 

@@ -48,20 +48,40 @@ N = TypeVar("N", bound="SharedNetwork")
 CPU_CHUNK = 4
 
 
-def fold_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
-    """Fold each Inception `BasicConv2d`'s BatchNorm into its convolution, in place (eval mode only).
+class ConvBNReLU(torch.nn.Module):
+    """relu(bn(conv(x))), torchvision's `BasicConv2d` under its attribute names (`conv` without bias,
+    `bn` with eps 1e-3), so Inception state dicts load into it; defined here so that the FID Inception
+    needs no torchvision import (`inception_net`)."""
 
-    Only torchvision's `BasicConv2d` (relu(bn(conv(x)))), which pytorch-fid's Inception also uses, is
-    folded: there the BatchNorm provably sees the convolution's output and nothing else.
+    def __init__(self, in_channels: int, out_channels: int, **conv_args: Any) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(in_channels, out_channels, bias=False, **conv_args)
+        self.bn = torch.nn.BatchNorm2d(out_channels, eps=0.001)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.relu(self.bn(self.conv(x)), inplace=True)
+
+
+def _conv_bn_relu_types() -> tuple[type[torch.nn.Module], ...]:
+    """The conv -> BatchNorm -> ReLU units: `ConvBNReLU`, and torchvision's `BasicConv2d` (pytorch-fid's
+    blocks) where torchvision is already imported (importing it costs ~3 s; unimported, none exists)."""
+    if "torchvision" not in sys.modules:
+        return (ConvBNReLU,)
+    from torchvision.models.inception import BasicConv2d
+
+    return (ConvBNReLU, BasicConv2d)
+
+
+def fold_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
+    """Fold the BatchNorm of each conv -> BatchNorm -> ReLU unit (`_conv_bn_relu_types`) into its
+    convolution, in place (eval mode only). Only those units are folded: there the BatchNorm provably
+    sees the convolution's output and nothing else.
     """
     if net.training:
         raise ValueError("fold_batchnorm needs a network in eval mode (BatchNorm's running statistics)")
-    if "torchvision" not in sys.modules:  # no BasicConv2d can exist; importing torchvision costs 1-1.7 s
-        return net
-    from torchvision.models.inception import BasicConv2d
-
+    units = _conv_bn_relu_types()
     for module in net.modules():
-        if isinstance(module, BasicConv2d) and isinstance(module.bn, torch.nn.BatchNorm2d):
+        if isinstance(module, units) and isinstance(module.bn, torch.nn.BatchNorm2d):
             module.conv = fuse_conv_bn_eval(module.conv, module.bn)
             module.bn = torch.nn.Identity()
     return net
@@ -115,18 +135,16 @@ def _fusable(conv: torch.nn.Module) -> bool:
 
 
 def fuse_conv_relu(net: torch.nn.Module) -> torch.nn.Module:
-    """Each Conv2d directly followed by a ReLU (in a Sequential, or a folded `BasicConv2d`) as one
-    `ConvReLU`, in place; a torch without oneDNN's pointwise op leaves `net` as it is."""
+    """Each Conv2d directly followed by a ReLU (in a Sequential, or a folded conv -> BatchNorm -> ReLU
+    unit) as one `ConvReLU`, in place; a torch without oneDNN's pointwise op leaves `net` as it is."""
     if _pointwise_op() is None:
         return net
-    basic = None
-    if "torchvision" in sys.modules:
-        from torchvision.models.inception import BasicConv2d as basic
+    units = _conv_bn_relu_types()
     for parent in list(net.modules()):
         names = list(parent._modules)
         for i, name in enumerate(names):
             child = parent._modules[name]
-            if basic is not None and isinstance(child, basic) and isinstance(child.bn, torch.nn.Identity) \
+            if isinstance(child, units) and isinstance(child.bn, torch.nn.Identity) \
                     and _fusable(child.conv):
                 parent._modules[name] = ConvReLU(child.conv)
             elif isinstance(parent, torch.nn.Sequential) and _fusable(child) and i + 1 < len(names) \
