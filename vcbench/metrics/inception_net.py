@@ -2,11 +2,12 @@
 layer, without importing torchvision.
 
 Why its own module: `import torchvision` imports every model family and `torchvision.ops`, which
-imports `torch._dynamo`: 2.8 s of every FID process's start-up on a 2-core EPYC (1-1.7 s on the
-earlier Xeon), more than the Inception's forward on a 24-frame clip. The modules and attribute names
-are torchvision's, so the state-dict keys are those of `pt_inception-2015-12-05-6726825d.pth` and
-the strict load refuses any other file; the forward is the same sequence of torch operations
-(tests/test_inception_net.py holds it bit-equal to pytorch-fid's blocks on the same state dict).
+imports `torch._dynamo`: 2.8 s of every FID process's start-up on the 2-core AMD EPYC of the
+2026-12-02 measurements (1-1.7 s on the development machine before it), about the Inception's
+forward on a 24-frame clip. The modules and attribute names are torchvision's, so the state-dict
+keys are those of `pt_inception-2015-12-05-6726825d.pth` and the strict load refuses any other file;
+the forward is the same sequence of torch operations (tests/test_inception_net.py holds it bit-equal
+to pytorch-fid's blocks on the same state dict).
 
 pytorch-fid's patches, which make it match the TF graph FID was defined on: the average-pool
 branches do not count the padding (`count_include_pad=False`), and the last block pools its branch
