@@ -1,8 +1,8 @@
 """A `vcbench score` process imports only what its metrics use: start-up is paid on every run.
 
-torchvision (1-3 s: it imports every model family and torch._dynamo) is needed neither by LPIPS,
-whose AlexNet trunk vcbench builds itself, nor by FID/KID, whose Inception vcbench builds too
-(`metrics.inception_net`); PyAV (0.2-0.5 s) is not needed to score frame folders.
+torchvision (1-3 s: it imports every model family and torch._dynamo) is needed by no metric: vcbench
+builds LPIPS's AlexNet trunk, FID/KID's Inception (`metrics.inception_net`) and top1/top5's VGG19
+with its input transforms itself; PyAV (0.2-0.5 s) is not needed to score frame folders.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def _score_modules(tmp_path: Path, pred: Path, gt: Path, metrics: str) -> dict:
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("metrics", ["lpips", "fid", "psnr,ssim,lpips,fid,warp_error,cdc,colorfulness", "cdc,colorfulness"])
+@pytest.mark.parametrize("metrics", ["lpips", "fid", "top1,top5", "psnr,ssim,lpips,fid,warp_error,cdc,colorfulness",
+                                     "cdc,colorfulness"])
 def test_scoring_frame_folders_imports_neither_torchvision_nor_pyav(tmp_path, gt_pred_dirs, weights_home, metrics):
     pred, gt = gt_pred_dirs
     got = _score_modules(tmp_path, pred, gt, metrics)

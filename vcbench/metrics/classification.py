@@ -7,6 +7,10 @@ asks whether it is among the prediction's five best classes. Pre-processing is t
 transforms (resize the short side to 256 with antialiased bilinear, centre crop 224, ImageNet
 mean/std), applied batched on the device. Top1 and Top5 share one `VGG19Classifier`, which
 remembers the last batch's logits, so each frame goes through the network once.
+
+The network and those transforms are built here, layer for layer and operation for operation,
+instead of imported from torchvision: its import pulls every model family and torch._dynamo (~3 s of
+start-up on 2 cores). tests/test_vgg19.py holds both bit-equal to torchvision's.
 """
 
 from __future__ import annotations
@@ -21,10 +25,63 @@ from vcbench.metrics.context import FrameContext
 from vcbench.metrics.network import SharedNetwork, forward_in_chunks, load_network, shared_network
 from vcbench.weights import WeightFile, build_loaded
 
+# torchvision's VGG "E" configuration (VGG19): conv widths, "M" a 2x2 max-pool.
+_VGG19_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+                 512, 512, 512, 512, "M")
+# IMAGENET1K_V1's evaluation transforms.
+_RESIZE, _CROP = 256, 224
+_MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 #: Per-frame true ImageNet labels (int64, 0..999) when the benchmark set has them.
 LABELS_KEY = "labels"
 #: Per-frame top-1 class of the GT frame, the label on video without labels (cached by the scorer).
 GT_TOP1_KEY = "vgg19_gt_top1"
+
+
+class VGG19(torch.nn.Module):
+    """torchvision's `vgg19` (no BatchNorm) under its attribute names and indices (`features.0` ...
+    `classifier.6`), so its state dict loads strictly; dropout is left out (inference only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        nn = torch.nn
+        layers: list[nn.Module] = []
+        cin = 3
+        for v in _VGG19_LAYERS:
+            if v == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers += [nn.Conv2d(cin, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+                cin = int(v)
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Identity(),
+                                        nn.Linear(4096, 4096), nn.ReLU(True), nn.Identity(), nn.Linear(4096, 1000))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def imagenet_eval_input(frames: torch.Tensor) -> torch.Tensor:
+    """IMAGENET1K_V1's transforms on a (N, 3, H, W) batch, as torchvision's tensor path runs them:
+    short side to 256 (long side truncated), bilinear with antialias on float32 (uint8 frames rounded
+    back to uint8), centre crop 224 (offsets rounded half to even, as Python's round), /255 for
+    integer input, then (x - mean) / std in place."""
+    h, w = int(frames.shape[-2]), int(frames.shape[-1])
+    short, long = min(h, w), max(h, w)
+    new_long = int(_RESIZE * long / short)
+    size = [new_long, _RESIZE] if w <= h else [_RESIZE, new_long]
+    x, owned = frames, False  # owned: x is a new tensor, normalised in place (else a copy is)
+    if [h, w] != size:
+        y = torch.nn.functional.interpolate(frames if frames.is_floating_point() else frames.to(torch.float32),
+                                            size=size, mode="bilinear", align_corners=False, antialias=True)
+        x, owned = (y if frames.is_floating_point() else torch.round(y).to(frames.dtype)), True
+    top, left = int(round((size[0] - _CROP) / 2.0)), int(round((size[1] - _CROP) / 2.0))
+    x = x[..., top:top + _CROP, left:left + _CROP]
+    if not x.is_floating_point():
+        x, owned = x.to(torch.float32) / float(torch.iinfo(x.dtype).max), True
+    mean = torch.as_tensor(_MEAN, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    std = torch.as_tensor(_STD, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    return (x if owned else x.clone()).sub_(mean).div_(std)
 
 
 class VGG19Classifier(SharedNetwork):
@@ -32,21 +89,18 @@ class VGG19Classifier(SharedNetwork):
 
     def __init__(self, device: str | torch.device = "cpu", *, weights_path: str | Path | None = None,
                  allow_unverified: bool = False, batch_size: int = 16) -> None:
-        from torchvision.models import VGG19_Weights, vgg19
-
         super().__init__()
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.resolved, self.net = load_network("vgg19", lambda sd: build_loaded(lambda: vgg19(weights=None), sd),
+        self.resolved, self.net = load_network("vgg19", lambda sd: build_loaded(VGG19, sd),
                                                self.device, what="a torchvision VGG19", weights_path=weights_path,
                                                allow_unverified=allow_unverified)
-        self.transforms = VGG19_Weights.IMAGENET1K_V1.transforms()
 
     @torch.inference_mode()
     def logits(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 1000) float32 logits of uint8 RGB (N, 3, H, W) frames (the last batch is remembered)."""
         return self.remembered(frames, lambda f: forward_in_chunks(self.net, f, self.device, self.batch_size,
-                                                                   self.transforms, 1000))
+                                                                   imagenet_eval_input, 1000))
 
     def top1(self, frames: torch.Tensor) -> torch.Tensor:
         return self.logits(frames).argmax(dim=1)
