@@ -223,3 +223,20 @@ def pytorch_fid_inception3() -> torch.nn.Module:
                         ("Mixed_7c", pf.FIDInceptionE_2(2048))]:
         setattr(net, attr, block)
     return net
+
+
+def assert_same_network(mine: torch.nn.Module, ref: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`mine` and the reference `ref` give the very same output on `x`, raw and both in inference form
+    (BatchNorm folded, channels-last, conv+ReLU fused on the CPU); returns (ref's raw output, the
+    inference form's)."""
+    import copy
+
+    from vcbench.metrics.network import as_input, inference_form
+
+    with torch.inference_mode():
+        want = ref(x)
+        assert torch.equal(mine(x), want)
+        cpu = torch.device("cpu")
+        got_f = inference_form(copy.deepcopy(mine), cpu)(as_input(x))
+        assert torch.equal(got_f, inference_form(copy.deepcopy(ref), cpu)(as_input(x)))
+    return want, got_f

@@ -9,16 +9,13 @@ frames: the outputs must be the very same tensors, raw and in inference form.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import pytorch_fid_inception3
+from conftest import assert_same_network, pytorch_fid_inception3
 
 from vcbench.metrics.inception import build_fid_inception
-from vcbench.metrics.network import as_input, inference_form
 from vcbench.random_weights import fid_inception_state
 
 
@@ -64,13 +61,6 @@ def test_state_dict_layout_is_pytorch_fids(state):
 
 def test_forward_is_bit_equal_to_pytorch_fids_blocks(state, frames):
     ref, mine = _pytorch_fid_trunk(state), build_fid_inception(state)
-    with torch.inference_mode():
-        want = ref(frames)
-        assert torch.equal(mine(frames), want)
-        # in inference form (BatchNorm folded, channels-last, conv+ReLU fused) on both sides
-        cpu = torch.device("cpu")
-        got_f = inference_form(copy.deepcopy(mine), cpu)(as_input(frames))
-        want_f = inference_form(copy.deepcopy(ref), cpu)(as_input(frames))
-        assert torch.equal(got_f, want_f)
+    want, got_f = assert_same_network(mine, ref, frames)
     assert want.shape == (3, 2048, 1, 1) and want.abs().max() > 0.1
     torch.testing.assert_close(got_f, want, rtol=1e-4, atol=1e-5)  # folding only moves float rounding

@@ -8,14 +8,12 @@ inference form, and `imagenet_eval_input` the very same tensor as
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_network
 
 from vcbench.metrics.classification import VGG19, imagenet_eval_input
-from vcbench.metrics.network import as_input, inference_form
 from vcbench.weights import build_loaded
 
 
@@ -60,13 +58,7 @@ def test_vgg19_is_torchvisions(batches):
     ref.eval()
     mine = build_loaded(VGG19, state).eval()
     x = imagenet_eval_input(batches[1])
-    with torch.inference_mode():
-        want = ref(x)
-        assert torch.equal(mine(x), want)
-        cpu = torch.device("cpu")
-        got_f = inference_form(copy.deepcopy(mine), cpu)(as_input(x))
-        want_f = inference_form(copy.deepcopy(ref), cpu)(as_input(x))
-        assert torch.equal(got_f, want_f)
+    want, _ = assert_same_network(mine, ref, x)
     assert want.shape == (2, 1000) and want.std() > 0
     with pytest.raises(RuntimeError, match="Missing key|Unexpected key"):
         build_loaded(VGG19, {k: v for k, v in state.items() if k != "classifier.6.bias"})
