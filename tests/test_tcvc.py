@@ -171,14 +171,22 @@ def test_colorize_real_frames(model, clip_L, colorized):
 
 def test_anchors_are_the_image_colorizer_alone(model, clip_L, colorized):
     """Of 5 frames (interval 2), 0, 3 and 4 are SIGGRAPH17's colours of that frame alone, output as the
-    official script does; 1 and 2 come from propagation between anchors 0 and 3 and differ from it."""
+    official script does; 1 and 2 come from propagation between anchors 0 and 3 and differ from it.
+
+    An anchor equals the image colouriser's output up to float32 rounding: the clip's anchors run as
+    one batch, the reference frame by frame, and which convolution kernel a batch gets depends on the
+    CPU (on an AVX2 EPYC frame 3 differs by 1 in 0.009% of its values, an exact 0 on AVX-512), so the
+    rounding may flip a uint8 level where a value sits at .5; the propagated frames differ by far more."""
     x = (F.interpolate(clip_L, size=(64, 64), mode="bilinear", align_corners=False) - 50.0) / 100.0
     with torch.inference_mode():
         alone = model.net.anchor(x)[0]
     assert torch.isfinite(alone).all() and alone.abs().max() <= 1.0  # tanh: ab / 110
     expected = _official_output(clip_L, alone)
     out = colorized[0]
-    assert [i for i in range(5) if torch.equal(out[i], expected[i])] == anchor_frames(5, 2) == [0, 3, 4]
+    assert anchor_frames(5, 2) == [0, 3, 4]
+    for i in (0, 3, 4):
+        diff = (out[i].int() - expected[i].int()).abs()
+        assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3, (i, int(diff.max()), float((diff > 0).float().mean()))
     for i in (1, 2):
         assert (out[i].float() - expected[i].float()).abs().mean() > 0.5
 
