@@ -31,6 +31,7 @@ _VGG19_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 
 # IMAGENET1K_V1's evaluation transforms.
 _RESIZE, _CROP = 256, 224
 _MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
 #: Per-frame true ImageNet labels (int64, 0..999) when the benchmark set has them.
 LABELS_KEY = "labels"
 #: Per-frame top-1 class of the GT frame, the label on video without labels (cached by the scorer).
