@@ -53,7 +53,7 @@ def fid_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
     strict loader accepts it. Weights Kaiming-normal (sqrt(2 / fan_in): activations keep their scale
     through the 94 convolutions), the fc bias small, BatchNorm the identity (unit scale and variance,
     zero shift and mean). Built on vcbench's own copy of the architecture, so neither torchvision nor
-    pytorch-fid is needed (a bare GPU image has neither)."""
+    pytorch-fid is needed (the GPU machine's image has no pytorch-fid)."""
     import math
 
     from vcbench.metrics.inception_net import FIDInceptionV3  # lazy: random_weights is tooling, loaded by tests
