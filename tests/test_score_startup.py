@@ -34,10 +34,23 @@ def _score_modules(tmp_path: Path, pred: Path, gt: Path, metrics: str) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.fixture
+def short_clips(tmp_path, sample_frames) -> tuple[Path, Path]:
+    """(pred_dir, gt_dir): one real clip of 5 frames (CDC's least), its prediction a degraded copy: what
+    a process imports does not depend on how many frames it scores, the run time does (VGG19)."""
+    from conftest import PRED_DEGRADATIONS, degrade
+    from vcbench.frames import write_frames
+
+    name, frames = next(iter(sample_frames.items()))
+    write_frames(tmp_path / "gt" / name, frames[:5])
+    write_frames(tmp_path / "pred" / name, degrade(frames[:5], PRED_DEGRADATIONS[name], seed=0))
+    return tmp_path / "pred", tmp_path / "gt"
+
+
 @pytest.mark.parametrize("metrics", ["lpips", "fid", "top1,top5", "psnr,ssim,lpips,fid,warp_error,cdc,colorfulness",
                                      "cdc,colorfulness"])
-def test_scoring_frame_folders_imports_neither_torchvision_nor_pyav(tmp_path, gt_pred_dirs, weights_home, metrics):
-    pred, gt = gt_pred_dirs
+def test_scoring_frame_folders_imports_neither_torchvision_nor_pyav(tmp_path, short_clips, weights_home, metrics):
+    pred, gt = short_clips
     got = _score_modules(tmp_path, pred, gt, metrics)
     assert got == {"rc": 0, "modules": []}
     res = json.loads((tmp_path / "res.json").read_text())
