@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
