@@ -182,7 +182,7 @@ METRIC_WEIGHTS = ("alexnet", "vgg19", "inception_fid")
 def write_random_weights(folder: str | Path, names: Iterable[str], seed: int = 0) -> dict[str, Path]:
     """Write random-init files for registry `names` (BUILDERS, plus "devc_zip") into `folder` under
     their canonical names; returns {name: path}. A builder whose package is missing raises the
-    resolver's MissingDependencyError (FlowNet2: ptlflow; FID Inception: pytorch-fid)."""
+    resolver's MissingDependencyError (FlowNet2: ptlflow); the FID Inception needs no extra package."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
